@@ -1,0 +1,445 @@
+"""The one run description, and the one way every front end builds it.
+
+``resolve()`` layers: defaults -> config file -> inline YAML -> ``key=value`` overrides.
+Every field carries help text (``field(metadata={"help": ...})``) so the CLI, the widget
+panel and the docs are generated from the same place. YAML is read with ``safe_load`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import shlex
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+TASKS = ("text-classification", "token-classification", "masked-lm", "causal-lm")
+
+
+def _f(default: Any, help: str, choices: tuple | None = None, **kw):
+    meta = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class DataConfig:
+    train: Any = _f("bbc-news", "Training data: bundled alias (bbc-news), file path or glob (csv, tsv, json, "
+                    "jsonl, parquet, txt, conll), a folder of text files per label, a hub dataset id, or in "
+                    "Python a pandas DataFrame / datasets.Dataset.")
+    validation: Any = _f(None, "Validation data (same forms as train). Split off train when absent.")
+    test: Any = _f(None, "Test data (same forms as train). Split off train when absent.")
+    text_column: str = _f("text", "Column holding the input text.")
+    label_column: str = _f("label", "Column holding the target (a class, a list of classes, a number, or tags).")
+    tokens_column: str = _f("tokens", "Token classification: column holding the list of words.")
+    tags_column: str = _f("tags", "Token classification: column holding the list of tags.")
+    prompt_column: str = _f("prompt", "Causal LM: column holding the prompt (loss is not taken on it).")
+    response_column: str = _f("response", "Causal LM: column holding the response.")
+    validation_size: float = _f(0.1, "Fraction of train split off for validation when no validation data is given.")
+    test_size: float = _f(0.1, "Fraction of train split off for testing when no test data is given.")
+    max_train_samples: int | None = _f(None, "Use at most this many training rows (stratified sample), for quick runs.")
+    max_eval_samples: int | None = _f(None, "Use at most this many validation and test rows each.")
+    duplicates: str = _f("warn", "Exact duplicate texts inside a split: warn, error, or drop (keeps the first).",
+                         choices=("warn", "error", "drop"))
+    overlap: str = _f("error", "Texts found in both train and an evaluation split (leakage): error, warn, "
+                      "or drop (removes them from the evaluation split).", choices=("error", "warn", "drop"))
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = _f(3.0, "Number of passes over the training data.")
+    max_steps: int | None = _f(None, "Stop after this many optimizer steps (overrides epochs).")
+    learning_rate: float = _f(5e-5, "Peak learning rate.")
+    batch_size: int = _f(16, "Training batch size per device.")
+    eval_batch_size: int | None = _f(None, "Evaluation batch size (default: 4 x batch_size).")
+    gradient_accumulation_steps: int = _f(1, "Accumulate gradients over this many batches per optimizer step.")
+    max_length: int = _f(256, "Maximum tokens per example; longer inputs are truncated (and reported).")
+    weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
+    lr_scheduler: str = _f("linear", "Learning-rate schedule.",
+                           choices=("linear", "cosine", "constant", "constant_with_warmup", "polynomial"))
+    warmup_ratio: float = _f(0.06, "Fraction of steps for linear warmup.")
+    seed: int = _f(42, "Seed for splits, initialisation and data order.")
+    precision: str = _f("auto", "auto picks bf16 where the CPU or GPU supports it, else fp16 on GPU, fp32 on CPU.",
+                        choices=("auto", "bf16", "fp16", "fp32"))
+    group_by_length: bool = _f(True, "Batch texts of similar length together (removes most padding).")
+    eval_strategy: str = _f("epoch", "When to evaluate on the validation split.", choices=("epoch", "steps", "no"))
+    eval_steps: int | None = _f(None, "Evaluate every N steps when eval_strategy is steps.")
+    logging_steps: int = _f(10, "Log loss and learning rate every N steps.")
+    early_stopping_patience: int | None = _f(None, "Stop after N evaluations without improvement.")
+    metric_for_best_model: str | None = _f(None, "Validation metric that selects the best checkpoint "
+                                           "(default: the task's main metric).")
+    save_checkpoints: bool = _f(True, "Keep resumable checkpoints (best and last) under checkpoints/.")
+    freeze: str | None = _f(None, "Freeze parameters: 'embeddings', 'layers:N' (embeddings and the first N "
+                             "layers), or 'all-but-head'.")
+    torch_compile: bool = _f(False, "Compile the model with torch.compile (pays off only on long GPU runs).")
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = _f(False, "Train low-rank adapters (peft) instead of all weights.")
+    method: str = _f("lora", "PEFT method.", choices=("lora", "ia3"))
+    r: int = _f(8, "LoRA rank.")
+    alpha: int = _f(16, "LoRA scaling alpha.")
+    dropout: float = _f(0.05, "Dropout on the LoRA path.")
+    target_modules: list | None = _f(None, "Module names to adapt (default: peft's choice for the architecture).")
+    merge: bool = _f(True, "Merge the adapters into the saved model (else save adapter weights only).")
+
+
+@dataclass
+class RunConfig:
+    task: str = _f("text-classification", "What to train.", choices=TASKS)
+    model: str = _f("minilm", "Bundled alias (minilm), hub id, or local folder with safetensors weights.")
+    name: str | None = _f(None, "A short name for the run (part of its directory name).")
+    runs_dir: str = _f("runs", "Folder holding run directories (env WORKBENCH_RUNS_DIR overrides the default).")
+    baseline: bool = _f(True, "Evaluate the base model on the same test split for comparison.")
+    trust_remote_code: bool = _f(False, "Allow model code from the hub (needs model_revision pinned).")
+    model_revision: str | None = _f(None, "Hub revision (commit) to load.")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Where the data comes from."})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation settings."})
+    lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "Parameter-efficient fine-tuning."})
+    task_options: dict = _f({}, "Task-specific options (see the task's documentation).")
+
+    # ---- views -----------------------------------------------------------------------------
+    def to_dict(self, portable: bool = True) -> dict:
+        """Nested dict; with ``portable`` in-memory data objects become a short description."""
+        out = dataclasses.asdict(self) if portable is False else _asdict_portable(self)
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def diff(self, other: "RunConfig | None" = None) -> dict:
+        """Flat ``{dotted.key: value}`` of fields that differ from ``other`` (default: the defaults)."""
+        a = flatten(self.to_dict())
+        b = flatten((other or RunConfig()).to_dict())
+        return {k: v for k, v in a.items() if b.get(k, object()) != v}
+
+    def to_magic(self) -> str:
+        """The run as a ``%%finetune`` cell (only what differs from the defaults)."""
+        body = yaml.safe_dump(unflatten(self.diff()), sort_keys=False, allow_unicode=True) if self.diff() else ""
+        return "%%finetune\n" + body
+
+    def to_cli(self, config_path: str | None = None) -> str:
+        parts = ["workbench", "train"]
+        if config_path:
+            parts.append(config_path)
+        for k, v in self.diff().items():
+            parts.append(f"{k}={_scalar_text(v)}")
+        return " ".join(shlex.quote(p) for p in parts)
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def in_memory_data(self) -> dict:
+        """Data fields that hold Python objects rather than references (DataFrames, Datasets)."""
+        return {k: getattr(self.data, k) for k in ("train", "validation", "test")
+                if getattr(self.data, k) is not None and not isinstance(getattr(self.data, k), str)}
+
+
+def _scalar_text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def describe_object(obj: Any) -> str:
+    """A stable, readable stand-in for an in-memory data object in config.yaml."""
+    kind = type(obj).__name__
+    n = getattr(obj, "shape", None) or (len(obj) if hasattr(obj, "__len__") else "?")
+    return f"<in-memory {kind} {n}>"
+
+
+def _asdict_portable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _asdict_portable(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [_asdict_portable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): _asdict_portable(v) for k, v in obj.items()}
+    return describe_object(obj)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and key != "task_options":
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def unflatten(d: dict) -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        node = out
+        *parents, leaf = k.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
+
+
+# ---- schema helpers ---------------------------------------------------------------------------
+
+def schema(cls: type = RunConfig, prefix: str = "") -> list[dict]:
+    """Flat list of every leaf field: key, type, default, help, choices (for CLI help and the panel)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in fields(cls):
+        t = hints[f.name]
+        key = prefix + f.name
+        if dataclasses.is_dataclass(t):
+            out.extend(schema(t, key + "."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out.append({"key": key, "type": t, "default": default, "help": f.metadata.get("help", ""),
+                    "choices": f.metadata.get("choices")})
+    return out
+
+
+def _all_keys() -> list[str]:
+    keys = []
+    for s in schema():
+        keys.append(s["key"])
+    return keys + ["data", "train", "lora"]
+
+
+def _suggest(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    if not close:
+        # also try the last component alone ("lr" -> "train.learning_rate" is too far; "epoch" -> "train.epochs")
+        leaf = key.rsplit(".", 1)[-1]
+        by_leaf = {c.rsplit(".", 1)[-1]: c for c in candidates}
+        close = [by_leaf[m] for m in difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6)]
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _coerce(value: Any, tp: Any, key: str, choices: tuple | None) -> Any:
+    """Check ``value`` against the annotation ``tp``; accept YAML's usual spellings (5e-5 as text)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, choices)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}.")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}.")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected an integer, got {value!r}.")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}.")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}.")
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected text, got {value!r}.")
+        value = str(value)
+        if choices and value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}.{_suggest(value, list(choices))}")
+        return value
+    if tp is list or origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}.")
+        return list(value)
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}.")
+        return dict(value)
+    return value
+
+
+def _build(cls: type, raw: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for k, v in raw.items():
+        key = prefix + str(k)
+        if k not in names:
+            raise ConfigError(f"Unknown config key '{key}'.{_suggest(key, _all_keys())}")
+        t = hints[k]
+        if dataclasses.is_dataclass(t):
+            if v is None:
+                continue
+            if not isinstance(v, dict):
+                raise ConfigError(f"{key}: expected a mapping of its fields, got {v!r}.")
+            kwargs[k] = _build(t, v, key + ".")
+        else:
+            kwargs[k] = _coerce(v, t, key, names[k].metadata.get("choices"))
+    return cls(**kwargs)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "task_options":
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _load_yaml_text(text: str, where: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"Invalid YAML in {where}{loc}: {problem}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a YAML mapping of config keys (like 'task: text-classification'), "
+                          f"got {type(data).__name__}.")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``train.learning_rate=3e-5`` -> ("train.learning_rate", 3e-5); the value is a YAML scalar."""
+    if "=" not in text:
+        raise ConfigError(f"Override '{text}' must look like key=value (for example train.epochs=2).")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"Override '{text}' has no key before '='.")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key, parsed
+
+
+def _as_mapping(source: Any, where: str) -> dict:
+    if source is None:
+        return {}
+    if isinstance(source, RunConfig):
+        return source.to_dict(portable=False)
+    if isinstance(source, dict):
+        return source
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and
+                                     source.strip().endswith((".yaml", ".yml", ".json"))):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"Config file not found: {path}.")
+        return _load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    if isinstance(source, str):
+        return _load_yaml_text(source, where)
+    raise ConfigError(f"{where}: expected a dict, YAML text, a path or a RunConfig, got {type(source).__name__}.")
+
+
+def resolve(file: Any = None, inline: Any = None, overrides: list[str] | dict | None = None,
+            objects: dict | None = None) -> RunConfig:
+    """Build a RunConfig: defaults -> ``file`` -> ``inline`` -> ``overrides``.
+
+    ``file``/``inline`` may be a path, YAML text, a dict or a RunConfig. ``overrides`` are
+    ``key=value`` strings (or a flat dict of dotted keys). ``objects`` resolves ``$name``
+    references in data fields to Python objects (a DataFrame in a notebook namespace).
+    """
+    merged: dict = {}
+    merged = _deep_merge(merged, _as_mapping(file, "the config file"))
+    merged = _deep_merge(merged, _as_mapping(inline, "the inline config"))
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in (overrides or []))
+    for key, value in items:
+        if key not in _all_keys():
+            raise ConfigError(f"Unknown config key '{key}'.{_suggest(key, _all_keys())}")
+        merged = _deep_merge(merged, unflatten({key: value}))
+    if "runs_dir" not in merged and os.environ.get("WORKBENCH_RUNS_DIR"):
+        merged["runs_dir"] = os.environ["WORKBENCH_RUNS_DIR"]
+    if objects is not None:
+        merged = _substitute_objects(merged, objects)
+    cfg = _build(RunConfig, merged)
+    _check(cfg)
+    return cfg
+
+
+def _substitute_objects(merged: dict, objects: dict) -> dict:
+    data = dict(merged.get("data") or {})
+    for split in ("train", "validation", "test"):
+        v = data.get(split)
+        if isinstance(v, str) and v.startswith("$") and len(v) > 1:
+            name = v[1:].strip("{}")
+            if name not in objects:
+                raise ConfigError(f"data.{split}: no variable named '{name}' in the notebook namespace.")
+            data[split] = objects[name]
+    if data:
+        merged = dict(merged, data=data)
+    return merged
+
+
+def _check(cfg: RunConfig) -> None:
+    t = cfg.train
+    for key, value, ok in (
+        ("train.epochs", t.epochs, t.epochs > 0),
+        ("train.learning_rate", t.learning_rate, 0 < t.learning_rate < 1),
+        ("train.batch_size", t.batch_size, t.batch_size >= 1),
+        ("train.max_length", t.max_length, t.max_length >= 8),
+        ("train.gradient_accumulation_steps", t.gradient_accumulation_steps, t.gradient_accumulation_steps >= 1),
+        ("train.warmup_ratio", t.warmup_ratio, 0 <= t.warmup_ratio < 1),
+        ("train.weight_decay", t.weight_decay, t.weight_decay >= 0),
+        ("data.validation_size", cfg.data.validation_size, 0 < cfg.data.validation_size < 1),
+        ("data.test_size", cfg.data.test_size, 0 < cfg.data.test_size < 1),
+    ):
+        if not ok:
+            raise ConfigError(f"{key}: {value!r} is out of range.")
+    if t.max_steps is not None and t.max_steps < 1:
+        raise ConfigError(f"train.max_steps: {t.max_steps!r} must be at least 1 (or null).")
+    if t.freeze is not None:
+        f = t.freeze
+        if not (f in ("embeddings", "all-but-head") or (f.startswith("layers:") and f[7:].isdigit())):
+            raise ConfigError(f"train.freeze: {f!r} must be 'embeddings', 'layers:N' or 'all-but-head'.")
+    if cfg.trust_remote_code and not cfg.model_revision:
+        raise ConfigError("trust_remote_code: true needs model_revision pinned to a commit, so the code you "
+                          "run is the code you reviewed.")
+    if t.eval_strategy == "steps" and not t.eval_steps:
+        raise ConfigError("train.eval_steps must be set when train.eval_strategy is 'steps'.")

@@ -1,0 +1,31 @@
+"""Errors that front ends can show as one clear message (no traceback wall)."""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class: the message is meant for the user, as is."""
+
+
+class ConfigError(WorkbenchError, ValueError):
+    """A run config has an unknown key, a bad value or a bad type."""
+
+
+class DataError(WorkbenchError, ValueError):
+    """Input data cannot be used as given.
+
+    ``problems`` is a structured report (one dict per problem, with ``kind``, ``message``
+    and where it is known ``file``, ``column``, ``rows`` and ``fix``) so a UI can render it.
+    """
+
+    def __init__(self, message: str, problems: list[dict] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class ModelError(WorkbenchError, ValueError):
+    """A model reference cannot be resolved or loaded safely."""
+
+
+class RunError(WorkbenchError, RuntimeError):
+    """A run failed or a run directory cannot be read."""

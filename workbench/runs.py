@@ -1,0 +1,309 @@
+"""The run directory: the only state shared by the core and every front end.
+
+``runs/<run_id>/``:
+  run.json        id, name, task, model, status, timestamps, pid/host, error, versions, hardware,
+                  config hash, data fingerprint, git commit, main metric
+  config.yaml     the resolved config
+  metrics.jsonl   one strict-JSON object per event (append-only)
+  eval.json       fine-tuned and baseline metrics on the same split, with deltas
+  checkpoints/    checkpoint-N/ folders; only those holding a COMPLETE marker count
+  model/          final model (safetensors), tokenizer, label maps, README.md model card
+  report.ipynb, report.html   when a report was made
+  STOP            asks a running run to stop at the next step
+
+Everything here is written atomically (temp file + ``os.replace``), and readers never
+need anything but this module and the files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import RunError
+
+STATUSES = ("pending", "running", "completed", "failed", "interrupted")
+COMPLETE_MARKER = "COMPLETE"
+
+
+# ---- strict JSON ---------------------------------------------------------------------------------
+
+def to_jsonable(obj: Any) -> tuple[Any, bool]:
+    """Replace non-finite floats by None; report whether any were replaced."""
+    flagged = False
+
+    def walk(x: Any) -> Any:
+        nonlocal flagged
+        if isinstance(x, float):
+            if math.isfinite(x):
+                return x
+            flagged = True
+            return None
+        if isinstance(x, dict):
+            return {str(k): walk(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v) for v in x]
+        if hasattr(x, "item") and callable(x.item):  # numpy / torch scalars
+            return walk(x.item())
+        if isinstance(x, (str, int, bool)) or x is None:
+            return x
+        if isinstance(x, Path):
+            return str(x)
+        return str(x)
+
+    return walk(obj), flagged
+
+
+def dumps_strict(obj: Any) -> str:
+    data, flagged = to_jsonable(obj)
+    if flagged and isinstance(data, dict):
+        data["nonfinite"] = True
+    return json.dumps(data, allow_nan=False, ensure_ascii=False)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    data, flagged = to_jsonable(obj)
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- locating runs -------------------------------------------------------------------------------
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("WORKBENCH_RUNS_DIR", "runs"))
+
+
+_ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def new_run_id(name: str | None, task: str) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", (name or task)).strip("-").lower()[:40] or "run"
+    return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def is_valid_run_id(run_id: str) -> bool:
+    return bool(_ID_OK.match(run_id)) and ".." not in run_id
+
+
+@dataclass
+class RunDir:
+    """Paths and small read/write helpers for one run directory."""
+
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def config_yaml(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_jsonl(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def stop_file(self) -> Path:
+        return self.path / "STOP"
+
+    @classmethod
+    def create(cls, root: Path | str, name: str | None, task: str) -> "RunDir":
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        for _ in range(10):
+            p = root / new_run_id(name, task)
+            try:
+                p.mkdir()
+                return cls(p)
+            except FileExistsError:
+                continue
+        raise RunError(f"Could not create a new run directory under {root}.")
+
+    # run.json ---------------------------------------------------------------------------------
+    def read_info(self) -> dict:
+        try:
+            return json.loads(self.run_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{self.path} is not a run directory (no run.json).") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{self.run_json} is corrupt: {e}.") from None
+
+    def update_info(self, **changes: Any) -> dict:
+        info = {}
+        if self.run_json.exists():
+            try:
+                info = self.read_info()
+            except RunError:
+                info = {}
+        info.update(changes)
+        info["updated_at"] = now_iso()
+        atomic_write_json(self.run_json, info)
+        return info
+
+    def set_status(self, status: str, **extra: Any) -> dict:
+        assert status in STATUSES, status
+        changes: dict[str, Any] = {"status": status, **extra}
+        if status == "running":
+            changes.setdefault("started_at", now_iso())
+        if status in ("completed", "failed", "interrupted"):
+            changes.setdefault("finished_at", now_iso())
+        return self.update_info(**changes)
+
+    # metrics.jsonl ----------------------------------------------------------------------------
+    def append_metrics(self, record: dict) -> None:
+        line = dumps_strict(record)
+        with open(self.metrics_jsonl, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
+        """Records from byte ``offset`` on, and the offset to continue from.
+
+        A partial last line (a writer mid-append) is left for the next call.
+        """
+        try:
+            with open(self.metrics_jsonl, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return [], offset
+        records = []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return [], offset
+        for raw in chunk[: end + 1].splitlines():
+            if not raw.strip():
+                continue
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError:
+                records.append({"event": "corrupt_line"})
+        return records, offset + end + 1
+
+    def read_eval(self) -> dict | None:
+        try:
+            return json.loads(self.eval_json.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def read_config_text(self) -> str:
+        try:
+            return self.config_yaml.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ""
+
+    def complete_checkpoints(self) -> list[Path]:
+        if not self.checkpoints.is_dir():
+            return []
+        found = [p for p in self.checkpoints.glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
+        return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit()
+                      else -1)
+
+    def request_stop(self) -> None:
+        atomic_write_text(self.stop_file, now_iso() + "\n")
+
+    def summary(self) -> dict:
+        """One row for listings; a corrupt directory yields an ``error`` field instead of raising."""
+        row: dict[str, Any] = {"id": self.id, "path": str(self.path)}
+        try:
+            info = self.read_info()
+        except RunError as e:
+            row.update(status="unknown", error=str(e))
+            return row
+        for k in ("name", "task", "model", "status", "created_at", "started_at", "finished_at", "error",
+                  "main_metric", "progress"):
+            if k in info:
+                row[k] = info[k]
+        ev = self.read_eval()
+        if ev:
+            main = ev.get("main_metric") or info.get("main_metric")
+            row["main_metric"] = main
+            row["value"] = (ev.get("finetuned") or {}).get(main)
+            row["baseline"] = (ev.get("baseline") or {}).get(main)
+        return row
+
+
+def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:
+    """A run by directory path, by id under ``root``, or by a unique id prefix / ``latest``."""
+    root = Path(root) if root is not None else default_runs_dir()
+    p = Path(ref)
+    if p.is_dir() and (p / "run.json").exists():
+        return RunDir(p)
+    if ref == "latest":
+        runs = list_runs(root)
+        if not runs:
+            raise RunError(f"No runs under {root}.")
+        return RunDir(Path(runs[0]["path"]))
+    if not is_valid_run_id(str(ref)):
+        raise RunError(f"'{ref}' is not a valid run id.")
+    candidates = [d for d in iter_run_dirs(root) if d.name == ref] or \
+                 [d for d in iter_run_dirs(root) if d.name.startswith(str(ref)) or str(ref) in d.name]
+    if len(candidates) == 1:
+        return RunDir(candidates[0])
+    if not candidates:
+        raise RunError(f"No run '{ref}' under {root}. `workbench runs list` shows the runs.")
+    names = ", ".join(sorted(c.name for c in candidates)[:5])
+    raise RunError(f"'{ref}' matches several runs ({names}); give more of the id.")
+
+
+def iter_run_dirs(root: Path | str) -> Iterator[Path]:
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for d in root.iterdir():
+        if d.is_dir() and not d.name.startswith(".") and (d / "run.json").exists():
+            yield d
+
+
+def list_runs(root: Path | str | None = None) -> list[dict]:
+    """Summaries of every run under ``root``, newest first."""
+    root = Path(root) if root is not None else default_runs_dir()
+    rows = [RunDir(d).summary() for d in iter_run_dirs(root)]
+    rows.sort(key=lambda r: (r.get("created_at") or "", r["id"]), reverse=True)
+    return rows
