@@ -1,0 +1,116 @@
+import pytest
+import yaml
+
+from workbench.config import RunConfig, flatten, parse_override, resolve, schema
+from workbench.errors import ConfigError
+
+
+def test_defaults_are_the_bundled_offline_ones():
+    cfg = resolve()
+    assert cfg.model == "minilm" and cfg.data.train == "bbc-news" and cfg.task == "text-classification"
+
+
+def test_layers_apply_in_order(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  epochs: 5\n  learning_rate: 1e-4\nmodel: from-file\n")
+    cfg = resolve(file=f, inline="train:\n  epochs: 2\n", overrides=["train.epochs=7", "train.batch_size=8"])
+    assert cfg.train.epochs == 7.0          # override beats inline beats file
+    assert cfg.train.learning_rate == 1e-4  # YAML "1e-4" (a string to PyYAML) is coerced to float
+    assert cfg.train.batch_size == 8
+    assert cfg.model == "from-file"
+    assert cfg.train.max_length == 256      # untouched default
+
+
+def test_unknown_key_suggests_the_nearest():
+    with pytest.raises(ConfigError, match=r"Unknown config key 'train.epoch'.*train.epochs"):
+        resolve(inline={"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"'train.lerning_rate'. Did you mean 'train.learning_rate'"):
+        resolve(overrides=["train.lerning_rate=1e-3"])
+    with pytest.raises(ConfigError, match=r"Did you mean 'model'"):
+        resolve(inline="modle: minilm")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.epochs=many", "expected a number"),
+    ("train.batch_size=1.5", "expected an integer"),
+    ("train.group_by_length=maybe", "expected true or false"),
+    ("task=summarize", "not one of"),
+    ("train.learning_rate=3", "out of range"),
+    ("train.freeze=half", "train.freeze"),
+])
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(overrides=[override])
+
+
+def test_bad_yaml_names_the_line():
+    with pytest.raises(ConfigError, match=r"line 2"):
+        resolve(inline="task: text-classification\n\tmodel: minilm\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        resolve(inline="- just\n- a list\n")
+
+
+def test_yaml_is_safe_loaded():
+    with pytest.raises(ConfigError):
+        resolve(inline="model: !!python/object/apply:os.system ['echo hacked']\n")
+
+
+def test_round_trip_through_yaml_cli_and_magic():
+    cfg = resolve(inline={"model": "some/model", "train": {"epochs": 2, "learning_rate": 3e-5},
+                          "data": {"label_column": "topic"}})
+    assert resolve(inline=cfg.to_yaml()) == cfg
+    cli = cfg.to_cli()
+    assert cli.startswith("workbench train ")
+    assert resolve(overrides=cli.split()[2:]) == cfg
+    magic = cfg.to_magic()
+    assert magic.splitlines()[0] == "%%finetune"
+    assert resolve(inline=magic.split("\n", 1)[1]) == cfg
+    assert yaml.safe_load(cfg.to_yaml())["train"]["epochs"] == 2.0
+
+
+def test_overrides_parse_yaml_scalars():
+    assert parse_override("train.epochs=2") == ("train.epochs", 2)
+    assert parse_override("model=bert-base-uncased") == ("model", "bert-base-uncased")
+    assert parse_override("data.validation=null") == ("data.validation", None)
+    with pytest.raises(ConfigError):
+        parse_override("train.epochs")
+
+
+def test_trust_remote_code_needs_a_pinned_revision():
+    with pytest.raises(ConfigError, match="model_revision"):
+        resolve(overrides=["trust_remote_code=true"])
+    assert resolve(overrides=["trust_remote_code=true", "model_revision=abc123"]).trust_remote_code
+
+
+def test_every_field_has_help():
+    for s in schema():
+        assert s["help"], s["key"]
+
+
+def test_in_memory_data_is_described_not_dumped():
+    import pandas as pd
+
+    df = pd.DataFrame({"text": ["a", "b"], "label": [0, 1]})
+    cfg = resolve(inline={"data": {"train": df}})
+    assert cfg.data.train is df
+    assert "in-memory DataFrame" in flatten(cfg.to_dict())["data.train"]
+
+
+def test_dollar_reference_resolves_from_a_namespace():
+    import pandas as pd
+
+    df = pd.DataFrame({"text": ["a"], "label": [0]})
+    cfg = resolve(inline="data:\n  train: $df\n", objects={"df": df})
+    assert cfg.data.train is df
+    with pytest.raises(ConfigError, match="no variable named 'nope'"):
+        resolve(inline="data:\n  train: $nope\n", objects={})
+
+
+def test_runs_dir_env(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", "/tmp/somewhere")
+    assert resolve().runs_dir == "/tmp/somewhere"
+    assert resolve(overrides=["runs_dir=x"]).runs_dir == "x"
+
+
+def test_dataclass_equality_default():
+    assert RunConfig() == resolve()

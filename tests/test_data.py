@@ -1,0 +1,171 @@
+import json
+
+import pandas as pd
+import pytest
+
+from workbench.config import resolve
+from workbench.data import load_frame
+from workbench.errors import DataError
+from workbench.tasks import get
+
+from conftest import make_texts
+
+
+def load(train, **data):
+    cfg = resolve(inline={"data": {"train": train, **data}})
+    task = get("text-classification")(cfg)
+    return task, task.load_data()
+
+
+def frame(n=60, seed=0):
+    return pd.DataFrame(make_texts(n, seed), columns=["text", "label"])
+
+
+# ---- loaders --------------------------------------------------------------------------------------
+
+def test_every_file_format_loads_the_same_rows(tmp_path):
+    df = frame(30)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    df.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
+    df.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    (tmp_path / "d.json").write_text(json.dumps(df.to_dict(orient="records")))
+    df.to_parquet(tmp_path / "d.parquet")
+    for name in ("d.csv", "d.tsv", "d.jsonl", "d.json", "d.parquet"):
+        got = load_frame(str(tmp_path / name))
+        assert got["text"].tolist() == df["text"].tolist(), name
+        assert got["label"].tolist() == df["label"].tolist(), name
+
+
+def test_folder_of_label_folders(tmp_path):
+    for label in ("pos", "neg"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            (tmp_path / label / f"{i}.txt").write_text(f"{label} text number {i}\n")
+    got = load_frame(str(tmp_path))
+    assert sorted(got["label"].unique()) == ["neg", "pos"] and len(got) == 6
+
+
+def test_dataframe_and_dataset_inputs():
+    import datasets
+
+    df = frame(30)
+    assert load_frame(df)["text"].tolist() == df["text"].tolist()
+    assert load_frame(datasets.Dataset.from_pandas(df))["label"].tolist() == df["label"].tolist()
+
+
+def test_bbc_news_alias():
+    bbc = load_frame("bbc-news")
+    assert len(bbc) == 2225
+    assert sorted(bbc["label"].unique()) == ["business", "entertainment", "politics", "sports", "tech"]
+    assert bbc["text"].str.len().min() > 50
+
+
+def test_hub_ids_fail_fast_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="Hub is off"):
+        load_frame("imdb")
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(DataError, match="file not found: .*nope.csv"):
+        load_frame(str(tmp_path / "nope.csv"))
+
+
+def test_bad_jsonl_line_is_named(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"text": "a", "label": 1}\n{"text": "b", label: 2}\n')
+    with pytest.raises(DataError, match=r"d.jsonl, line 2: not valid JSON"):
+        load_frame(str(p))
+
+
+# ---- splits ---------------------------------------------------------------------------------------
+
+def test_automatic_splits_are_seeded_stratified_and_disjoint():
+    _, s1 = load("bbc-news")
+    _, s2 = load("bbc-news")
+    assert s1.test["text"].tolist() == s2.test["text"].tolist()
+    assert len(s1.train) + len(s1.validation) + len(s1.test) == 2225  # nothing lost
+    train = set(s1.train["text"])
+    assert not train & set(s1.test["text"]) and not train & set(s1.validation["text"])
+    share = s1.test["label"].value_counts(normalize=True)
+    overall = load_frame("bbc-news")["label"].value_counts(normalize=True)
+    assert (share - overall).abs().max() < 0.03
+    assert any("duplicate" in w for w in s1.report["warnings"])  # BBC has duplicate articles
+
+
+# ---- validation errors ----------------------------------------------------------------------------
+
+def test_missing_column_lists_available_and_nearest(tmp_path):
+    df = frame().rename(columns={"label": "labels"})
+    p = tmp_path / "d.csv"
+    df.to_csv(p, index=False)
+    with pytest.raises(DataError) as e:
+        load(str(p))
+    msg = str(e.value)
+    assert "d.csv" in msg and "no column 'label'" in msg and "Available columns: text, labels" in msg
+    assert "nearest is 'labels'" in msg
+    assert e.value.problems[0]["kind"] == "missing_column"
+
+
+def test_empty_texts_name_the_lines(tmp_path):
+    df = frame()
+    df.loc[[3, 10], "text"] = ["", "   "]
+    p = tmp_path / "d.csv"
+    df.to_csv(p, index=False)
+    with pytest.raises(DataError, match=r"d.csv, lines 5, 12: empty text in column 'text'"):
+        load(str(p))
+    assert len(pd.read_csv(p)) == 60  # the user's file is untouched
+
+
+def test_labels_only_in_evaluation_splits(tmp_path):
+    df = frame()
+    test = df.iloc[:10].copy()
+    test["text"] = test["text"] + " extra"
+    test.loc[test.index[0], "label"] = "weather"
+    with pytest.raises(DataError, match=r"test split: labels 'weather' never occur in train"):
+        load(df, test=test)
+
+
+def test_mixed_label_types():
+    df = frame()
+    df["label"] = df["label"].astype(object)
+    df.loc[5, "label"] = 7
+    with pytest.raises(DataError, match="mixes label types"):
+        load(df)
+
+
+def test_single_class():
+    df = frame()
+    df["label"] = "sport"
+    with pytest.raises(DataError, match="single class"):
+        load(df)
+
+
+def test_duplicates_policy(tmp_path):
+    df = pd.concat([frame(), frame().iloc[:4]], ignore_index=True)
+    with pytest.raises(DataError, match="exact duplicate texts") as e:
+        load(df, duplicates="error", overlap="warn")
+    assert e.value.problems[0]["kind"] == "duplicates"
+    _, s = load(df, duplicates="drop")
+    assert sum(s.report["dropped"].values()) == 4  # copies are kept together by the split, then dropped
+    assert sum(len(f) for _, f in s.items()) == 60
+
+
+def test_train_test_overlap_is_an_error_by_default():
+    df = frame(60)
+    test = df.iloc[:6].copy()
+    val = frame(12, seed=7).assign(text=lambda d: d.text + " v")
+    with pytest.raises(DataError, match=r"6 test texts also appear in train \(DataFrame given as data.test, "
+                                        r"index 0, 1, 2") as e:
+        load(df, test=test, validation=val)
+    assert e.value.problems[0]["kind"] == "overlap"
+    _, s = load(df, validation=val, overlap="drop",
+                test=pd.concat([test, frame(9, seed=5).assign(text=lambda d: d.text + " z")]))
+    assert len(s.test) == 9 and s.report["dropped"]["test_overlap"] == 6
+
+
+def test_missing_labels_are_named():
+    df = frame()
+    df.loc[7, "label"] = None
+    with pytest.raises(DataError, match=r"index 7: no label"):
+        load(df)

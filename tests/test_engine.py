@@ -1,0 +1,143 @@
+"""End-to-end runs of the core on a tiny BERT built from a config (seconds on a CPU)."""
+
+import json
+import math
+
+import pytest
+
+from workbench import finetune
+from workbench.api import Run
+from workbench.errors import DataError
+from workbench.runs import COMPLETE_MARKER, RunDir, list_runs
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_bert, clf_csv, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    return finetune(tiny_config(tiny_bert, clf_csv, runs), progress=False)
+
+
+def test_run_directory_holds_the_whole_contract(finished):
+    d = finished.dir
+    for name in ("run.json", "config.yaml", "metrics.jsonl", "eval.json"):
+        assert (d / name).is_file(), name
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md", "workbench.json"):
+        assert (d / "model" / name).is_file(), name
+    assert not list((d / "model").glob("*.bin")) and not list(d.glob("**/*.tmp"))
+    info = json.loads((d / "run.json").read_text())
+    assert info["status"] == "completed"
+    for key in ("id", "task", "model", "created_at", "finished_at", "versions", "hardware", "config_hash",
+                "data_fingerprint", "pid", "host"):
+        assert info.get(key) is not None, key
+    assert info["versions"]["transformers"]
+    ckpts = RunDir(d).complete_checkpoints()
+    assert ckpts and all((c / COMPLETE_MARKER).exists() for c in ckpts)
+
+
+def test_metrics_jsonl_is_strict_json_with_steps_and_evals(finished):
+    lines = (finished.dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # json.loads rejects nothing, so check for NaN text too
+    assert "NaN" not in "".join(lines) and "Infinity" not in "".join(lines)
+    events = [r["event"] for r in records]
+    assert events.count("eval") == 4 and "started" in events and events[-1] == "finished"
+    losses = [r["loss"] for r in records if r["event"] == "step"]
+    assert losses and all(math.isfinite(x) for x in losses)
+    assert losses[-1] < losses[0]  # it learned
+
+
+def test_eval_json_compares_with_the_baseline(finished):
+    ev = json.loads((finished.dir / "eval.json").read_text())
+    assert ev["split"] == "test" and ev["main_metric"] == "accuracy"
+    for k in ("accuracy", "f1_macro", "precision_macro", "recall_macro"):
+        assert 0.0 <= ev["finetuned"][k] <= 1.0 and 0.0 <= ev["baseline"][k] <= 1.0
+        assert ev["delta"][k] == pytest.approx(ev["finetuned"][k] - ev["baseline"][k])
+    assert set(ev["baselines"]) == {"linear_probe", "majority_class"}
+    # keyword topics are easy: the fine-tuned tiny model must beat guessing the majority class
+    assert ev["finetuned"]["accuracy"] > ev["baselines"]["majority_class"]["accuracy"] + 0.2
+    assert ev["confusion_matrix"]["labels"] == ["money", "sport", "tech"]
+    assert sum(map(sum, ev["confusion_matrix"]["finetuned"])) == ev["num_examples"]
+    assert set(ev["per_class"]["finetuned"]) >= {"money", "sport", "tech"}
+
+
+def test_run_handle_and_predict(finished):
+    assert finished.status == "completed"
+    assert finished.metrics["accuracy"] == json.loads((finished.dir / "eval.json").read_text())["finetuned"]["accuracy"]
+    preds = finished.predict(["match goal team player coach league score", "bank market shares profit price"])
+    assert [p["label"] for p in preds] == ["sport", "money"]
+    single = finished.predict("software chip computer phone network")
+    assert single["label"] == "tech" and abs(sum(single["scores"].values()) - 1) < 1e-4
+    again = Run.load(finished.id, finished.dir.parent)
+    assert again.metrics == finished.metrics
+    assert "accuracy" in again._repr_html_()
+
+
+def test_same_seed_same_metrics(tiny_bert, clf_csv, tmp_path, finished):
+    other = finetune(tiny_config(tiny_bert, clf_csv, tmp_path), progress=False)
+    assert other.metrics == finished.metrics
+
+
+def test_bad_data_fails_the_run_with_the_message(tiny_bert, tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("text,label\nhello,a\n,b\nworld,a\n")
+    with pytest.raises(DataError, match=r"bad.csv, line 3: empty text"):
+        finetune(tiny_config(tiny_bert, p, tmp_path / "runs"), progress=False)
+    rows = list_runs(tmp_path / "runs")
+    assert rows[0]["status"] == "failed" and "line 3" in rows[0]["error"]
+
+
+def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tmp_path):
+    from workbench.events import Step
+
+    state = {}
+
+    def stop_soon(event):
+        if isinstance(event, Step) and event.step == 3 and "done" not in state:
+            state["done"] = True
+            rd = RunDir(tmp_path / "runs" / next((tmp_path / "runs").iterdir()).name)
+            rd.request_stop()
+
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=20, logging_steps=1)
+    run = finetune(cfg, progress=False, sinks=[stop_soon])
+    info = run.info
+    assert info["status"] == "interrupted"
+    ckpts = RunDir(run.dir).complete_checkpoints()
+    assert ckpts and info["resume_from"] == str(ckpts[-1])
+    assert (ckpts[-1] / "optimizer.pt").exists() or (ckpts[-1] / "optimizer.safetensors").exists()
+    assert int(ckpts[-1].name.split("-")[1]) <= 10
+
+
+def test_stop_event_from_another_thread(tiny_bert, clf_csv, tmp_path):
+    import threading
+
+    from workbench.events import Step
+
+    stop = threading.Event()
+
+    def trip(event):
+        if isinstance(event, Step) and event.step >= 2:
+            stop.set()
+
+    run = finetune(tiny_config(tiny_bert, clf_csv, tmp_path, epochs=20), progress=False, sinks=[trip],
+                   stop_event=stop)
+    assert run.status == "interrupted"
+
+
+def test_nonfinite_loss_stops_before_a_checkpoint():
+    from types import SimpleNamespace
+
+    from workbench.engine.trainer import EventBridge
+
+    bridge = EventBridge(lambda e: None, RunDir.__new__(RunDir), None, 100, 10)
+    control = SimpleNamespace(should_training_stop=False, should_save=True)
+    state = SimpleNamespace(global_step=7, epoch=0.5)
+    bridge.log(state, control, {"loss": float("nan"), "learning_rate": 1e-3})
+    assert bridge.nonfinite_step == 7 and control.should_training_stop and not control.should_save
+
+
+def test_freeze_all_but_head(tiny_bert, clf_csv, tmp_path):
+    run = finetune(tiny_config(tiny_bert, clf_csv, tmp_path, epochs=1, freeze="all-but-head"), progress=False,
+                   baseline=False)
+    params = run.info["parameters"]
+    assert params["trainable"] < params["total"] / 10

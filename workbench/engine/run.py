@@ -1,0 +1,291 @@
+"""One fine-tuning run, top to bottom.
+
+    config -> run directory -> data -> tokenizer/model -> baseline -> Trainer -> test -> save
+
+Front ends call ``execute()``; it never prints or displays. Progress leaves as events, and the
+record is the run directory (see ``workbench.runs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import tasks
+from ..config import RunConfig
+from ..data import fingerprint
+from ..errors import RunError, WorkbenchError
+from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
+from ..models import apply_freeze, count_parameters, load_tokenizer, resolve_model
+from ..runs import RunDir, atomic_write_json, atomic_write_text, now_iso
+from .device import choose_device, choose_precision, hardware, versions
+from .trainer import EventBridge, training_arguments
+
+
+def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: threading.Event | None = None,
+            run_dir: RunDir | None = None) -> RunDir:
+    """Run ``cfg`` to the end and return its run directory (status completed, failed or interrupted).
+
+    Errors are recorded in run.json and re-raised; KeyboardInterrupt leaves status ``interrupted``.
+    """
+    run_dir = run_dir or RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
+    emit = Emitter([MetricsWriter(run_dir), *(sinks or [])])
+    atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
+    run_dir.update_info(id=run_dir.id, name=cfg.name or run_dir.id, task=cfg.task, model=cfg.model,
+                        status="pending", created_at=now_iso(), pid=os.getpid(), host=socket.gethostname(),
+                        config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit())
+    try:
+        with _quiet_libraries():
+            _train(cfg, run_dir, emit, stop_event)
+    except KeyboardInterrupt:
+        run_dir.set_status("interrupted", error="interrupted by the user (KeyboardInterrupt or SIGTERM)")
+        emit(RunFailed(status="interrupted", error="interrupted by the user"))
+        raise
+    except WorkbenchError as e:
+        run_dir.set_status("failed", error=str(e))
+        emit(RunFailed(status="failed", error=str(e)))
+        raise
+    except Exception as e:
+        run_dir.set_status("failed", error=f"{type(e).__name__}: {e}")
+        atomic_write_text(run_dir.path / "error.txt", traceback.format_exc())
+        emit(RunFailed(status="failed", error=f"{type(e).__name__}: {e}"))
+        raise
+    return run_dir
+
+
+def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None) -> None:
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
+
+    t_start = time.monotonic()
+    task = tasks.get(cfg.task)(cfg)
+    set_seed(cfg.train.seed)
+
+    # 1. data: load, check, split (errors here name file, column and rows)
+    emit(Phase("loading data", str(cfg.data.train) if isinstance(cfg.data.train, str) else "in-memory data"))
+    splits = task.load_data()
+    emit(Phase("data", ", ".join(f"{n} {len(f)}" for n, f in splits.items())))
+    for warning in splits.report["warnings"]:
+        emit(Phase("data warning", warning))
+
+    # 2. tokenizer and tokens (no padding here: the collator pads each batch to its longest text)
+    resolve_model(cfg.model)
+    tokenizer = load_tokenizer(cfg)
+    datasets = task.tokenize(splits, tokenizer)
+    train_report = task.length_report.get("train", {})
+    if train_report.get("truncated"):
+        emit(Phase("truncation", f"{train_report['truncated']} of {train_report['examples']} training texts are "
+                                 f"longer than max_length {cfg.train.max_length} tokens and were cut "
+                                 f"({1 - train_report['tokens_kept'] / max(train_report['tokens_before'], 1):.0%} "
+                                 "of their tokens)"))
+    data_info = {**splits.report, "fingerprint": fingerprint(splits, [c for c in (
+        cfg.data.text_column, cfg.data.label_column, cfg.data.tokens_column, cfg.data.tags_column,
+        cfg.data.prompt_column, cfg.data.response_column)]), "lengths": task.length_report}
+    run_dir.update_info(data=data_info, data_fingerprint=data_info["fingerprint"], main_metric=task.main_metric)
+
+    device = choose_device()
+    precision = choose_precision(cfg.train.precision, device)
+
+    # 3. baseline: the base model on the same test split, before any training
+    baseline: dict = {}
+    if cfg.baseline:
+        emit(Phase("baseline", "evaluating the base model on the test split"))
+        baseline = task.baseline(splits, tokenizer, datasets, device, precision)
+
+    # 4. the model to fine-tune
+    model = task.load_model()
+    apply_freeze(model, cfg.train.freeze)
+    model = _maybe_peft(cfg, task, model)
+    total, trainable = count_parameters(model)
+
+    has_eval = len(datasets["validation"]) > 0
+    args = training_arguments(cfg, task, run_dir, device, precision, has_eval)
+    bridge = EventBridge(emit, run_dir, stop_event, tokens_per_epoch=int(sum(datasets["train"]["length"])),
+                         num_train=len(datasets["train"]))
+    callbacks: list = [bridge.callback]
+    if cfg.train.early_stopping_patience and args.load_best_model_at_end:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=datasets["train"],
+        eval_dataset=datasets["validation"] if has_eval else None,
+        processing_class=tokenizer, data_collator=task.collator(tokenizer),
+        compute_metrics=task.compute_metrics,
+        preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
+        callbacks=callbacks,
+    )
+    _drop_library_progress(trainer)
+
+    run_dir.set_status("running", device=device, precision=precision,
+                       parameters={"total": total, "trainable": trainable})
+    emit(RunStarted(run_id=run_dir.id, run_dir=str(run_dir.path), task=cfg.task, model=cfg.model,
+                    total_steps=_total_steps(args, len(datasets["train"])), num_train=len(datasets["train"]),
+                    device=device, precision=precision, main_metric=task.main_metric))
+
+    # 5. train
+    t_train = time.monotonic()
+    trainer.train()
+    train_seconds = time.monotonic() - t_train
+    if bridge.nonfinite_step is not None:
+        raise RunError(f"training loss became non-finite (NaN or inf) at step {bridge.nonfinite_step}; stopped "
+                       "before writing a checkpoint. Lower train.learning_rate or use precision: fp32.")
+    if bridge.stopped:
+        ckpts = run_dir.complete_checkpoints()
+        run_dir.set_status("interrupted", error="stopped on request",
+                           resume_from=str(ckpts[-1]) if ckpts else None)
+        emit(RunFailed(status="interrupted", error="stopped on request"))
+        return
+
+    # 6. test: the fine-tuned model on the same split as the baseline
+    emit(Phase("testing", f"{len(datasets['test'])} test examples"))
+    result = task.evaluate(trainer, datasets, splits, baseline)
+    metrics = result.pop("metrics")
+    base = baseline.get("baseline", {})
+    evaluation = {
+        "split": "test",
+        "num_examples": len(datasets["test"]),
+        "main_metric": task.main_metric,
+        "greater_is_better": task.greater_is_better,
+        "finetuned": metrics,
+        "baseline": base,
+        "delta": {k: metrics[k] - base[k] for k in metrics
+                  if isinstance(metrics.get(k), (int, float)) and isinstance(base.get(k), (int, float))},
+        "baselines": baseline.get("baselines", {}),
+        "baseline_method": baseline.get("baseline_method"),
+        **result,
+    }
+    atomic_write_json(run_dir.eval_json, evaluation)
+
+    # 7. save the final model, its tokenizer and a model card
+    emit(Phase("saving", str(run_dir.model_dir)))
+    _save_model(cfg, task, trainer, tokenizer, run_dir, evaluation)
+    elapsed = time.monotonic() - t_start
+    run_dir.set_status("completed", error=None, train_seconds=round(train_seconds, 2),
+                       elapsed_seconds=round(elapsed, 2),
+                       metrics={task.main_metric: metrics.get(task.main_metric),
+                                "baseline": base.get(task.main_metric)})
+    emit(RunFinished(status="completed", metrics=metrics, baseline=base, elapsed=elapsed,
+                     train_seconds=train_seconds))
+
+
+def _total_steps(args: Any, n_train: int) -> int:
+    if args.max_steps and args.max_steps > 0:
+        return int(args.max_steps)
+    per_epoch = -(-n_train // (args.per_device_train_batch_size * args.gradient_accumulation_steps))
+    return int(max(1, round(per_epoch * args.num_train_epochs)))
+
+
+def _maybe_peft(cfg: RunConfig, task: Any, model: Any) -> Any:
+    if not cfg.lora.enabled:
+        return model
+    from .peft_support import wrap_with_peft
+
+    return wrap_with_peft(cfg, task, model)
+
+
+def _save_model(cfg: RunConfig, task: Any, trainer: Any, tokenizer: Any, run_dir: RunDir, evaluation: dict) -> None:
+    staging = run_dir.path / ".model-staging"
+    model = trainer.model
+    if cfg.lora.enabled and cfg.lora.merge and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(str(staging), safe_serialization=True)
+    tokenizer.save_pretrained(str(staging))
+    info = {"task": cfg.task, "base_model": cfg.model, "max_length": cfg.train.max_length,
+            **getattr(task, "model_info", lambda: {})()}
+    atomic_write_json(staging / "workbench.json", info)
+    task.save_extras(staging)
+    atomic_write_text(staging / "README.md", model_card(cfg, run_dir, evaluation))
+    if run_dir.model_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir.model_dir)
+    os.replace(staging, run_dir.model_dir)
+
+
+def model_card(cfg: RunConfig, run_dir: RunDir, evaluation: dict) -> str:
+    main = evaluation["main_metric"]
+    rows = "\n".join(f"| {k} | {_fmt(v)} | {_fmt(evaluation['baseline'].get(k))} | {_fmt(evaluation['delta'].get(k))} |"
+                     for k, v in evaluation["finetuned"].items())
+    return f"""---
+library_name: transformers
+base_model: {cfg.model}
+tags: [workbench, {cfg.task}]
+---
+
+# {cfg.name or run_dir.id}
+
+Fine-tuned from `{cfg.model}` for **{cfg.task}** with workbench (run `{run_dir.id}`).
+
+## Results on the test split ({evaluation['num_examples']} examples)
+
+Main metric: **{main}**. Baseline: {evaluation.get('baseline_method') or 'the base model'}.
+
+| metric | fine-tuned | baseline | delta |
+|---|---|---|---|
+{rows}
+
+## Training configuration
+
+```yaml
+{cfg.to_yaml().strip()}
+```
+"""
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+
+def _drop_library_progress(trainer: Any) -> None:
+    """Our events drive every display; Trainer's tqdm, notebook bar and log printer must not fight them."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    try:
+        from transformers.utils.notebook import NotebookProgressCallback
+
+        trainer.remove_callback(NotebookProgressCallback)
+    except ImportError:
+        pass
+
+
+@contextmanager
+def _quiet_libraries():
+    """Silence library chatter (head-initialised warnings, progress bars) for the run's duration."""
+    import datasets
+    import transformers
+
+    old_tf = transformers.logging.get_verbosity()
+    old_ds = datasets.utils.logging.get_verbosity()
+    bars = datasets.utils.is_progress_bar_enabled()
+    tf_bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.logging.set_verbosity_error()
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(old_tf)
+        datasets.utils.logging.set_verbosity(old_ds)
+        if bars:
+            datasets.enable_progress_bars()
+        if tf_bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path.cwd())
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None

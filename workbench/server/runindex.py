@@ -1,0 +1,257 @@
+"""The runs directory as the server sees it: confined lookups and a cached, paginated listing.
+
+Pure Python over :mod:`workbench.runs`, so it is testable without a server. Every path that
+leaves this module was resolved (symlinks included) and checked to lie inside the runs root.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..runs import RunDir, is_valid_run_id
+
+SPARKLINE_POINTS = 48
+SKETCH_BUCKETS = 256
+METRICS_CHUNK_BYTES = 1 << 20
+
+
+def resolve_run(root: Path, run_id: str) -> RunDir | None:
+    """The run ``run_id`` under ``root``, or None when the id is malformed, escapes the root or is no run.
+
+    The id is checked syntactically first (no separators, no leading dot, no ``..``), then the
+    directory is resolved with symlinks followed and must sit directly inside the resolved root,
+    so ``../x``, encoded traversal, sibling roots (``runs-evil``) and symlinks out are all refused.
+    """
+    if not isinstance(run_id, str) or not is_valid_run_id(run_id):
+        return None
+    try:
+        real_root = Path(os.path.realpath(root))
+        real = Path(os.path.realpath(real_root / run_id))
+    except (OSError, ValueError):
+        return None
+    if real.parent != real_root or not (real / "run.json").is_file():
+        return None
+    return RunDir(real)
+
+
+def confined_file(run: RunDir, name: str) -> Path | None:
+    """``run.path / name`` if it is a regular file whose real path stays inside the run directory."""
+    candidate = run.path / name
+    try:
+        real = Path(os.path.realpath(candidate))
+        real_run = Path(os.path.realpath(run.path))
+    except (OSError, ValueError):
+        return None
+    if real.parent != real_run or not real.is_file():
+        return None
+    return real
+
+
+def lab_path(path: Path, contents_root: Path | None) -> str | None:
+    """``path`` relative to the Jupyter contents root (forward slashes), or None when outside it."""
+    if contents_root is None:
+        return None
+    try:
+        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(contents_root))
+    except ValueError:
+        return None
+    return rel.as_posix()
+
+
+def read_metrics_chunk(run: RunDir, offset: int, max_bytes: int = METRICS_CHUNK_BYTES) -> dict:
+    """Complete metrics records from byte ``offset``, at most about ``max_bytes`` of them.
+
+    Returns ``records``, the ``offset`` to continue from, ``size`` of the file and ``more`` when
+    whole records remain. An offset past the end (the file was replaced) restarts from 0 with
+    ``reset`` set, so a client drops what it had.
+    """
+    path = run.metrics_jsonl
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return {"records": [], "offset": 0, "size": 0, "more": False, "reset": offset != 0}
+    reset = offset > size
+    if reset:
+        offset = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read(max_bytes)
+    end = chunk.rfind(b"\n")
+    if end < 0 and len(chunk) == max_bytes:
+        # a single line longer than the cap: skip it rather than stall the client forever
+        with open(path, "rb") as f:
+            f.seek(offset)
+            skipped = 0
+            while True:
+                block = f.read(max_bytes)
+                if not block:
+                    return {"records": [], "offset": offset, "size": size, "more": False, "reset": reset}
+                nl = block.find(b"\n")
+                if nl >= 0:
+                    skipped += nl + 1
+                    break
+                skipped += len(block)
+        new_offset = offset + skipped
+        return {"records": [{"event": "oversized_line"}], "offset": new_offset, "size": size,
+                "more": new_offset < size, "reset": reset}
+    if end < 0:
+        return {"records": [], "offset": offset, "size": size, "more": False, "reset": reset}
+    records: list[Any] = []
+    for raw in chunk[: end + 1].splitlines():
+        if not raw.strip():
+            continue
+        try:
+            records.append(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            records.append({"event": "corrupt_line"})
+    new_offset = offset + end + 1
+    return {"records": records, "offset": new_offset, "size": size, "more": new_offset < size, "reset": reset}
+
+
+@dataclass
+class LossSketch:
+    """A bounded summary of a loss curve: bucket means that merge pairwise when full.
+
+    Feeding it n losses keeps at most ``SKETCH_BUCKETS`` buckets whatever n is, so a listing of
+    many long runs stays cheap, and the sparkline has the curve's shape rather than its tail.
+    """
+
+    offset: int = 0
+    stride: int = 1
+    buckets: list[float] = field(default_factory=list)
+    _acc: float = 0.0
+    _count: int = 0
+
+    def add(self, value: float) -> None:
+        self._acc += value
+        self._count += 1
+        if self._count == self.stride:
+            self.buckets.append(self._acc / self._count)
+            self._acc, self._count = 0.0, 0
+            if len(self.buckets) >= SKETCH_BUCKETS:
+                self.buckets = [(a + b) / 2 for a, b in zip(self.buckets[::2], self.buckets[1::2])]
+                self.stride *= 2
+
+    def points(self, n: int = SPARKLINE_POINTS) -> list[float]:
+        values = list(self.buckets)
+        if self._count:
+            values.append(self._acc / self._count)
+        if len(values) <= n:
+            return [round(v, 6) for v in values]
+        out = []
+        for i in range(n):
+            lo, hi = i * len(values) // n, (i + 1) * len(values) // n
+            part = values[lo:hi]
+            out.append(round(sum(part) / len(part), 6))
+        return out
+
+
+def _stat_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+class RunIndex:
+    """Summaries of the runs under one root, cached per run until its files change.
+
+    ``rows()`` re-stats each run on every call (cheap) and re-reads only runs whose run.json,
+    eval.json or report changed; loss sparklines are fed incrementally from metrics.jsonl.
+    """
+
+    def __init__(self, root: Path, contents_root: Path | None = None):
+        self.root = Path(root)
+        self.contents_root = contents_root
+        self._rows: dict[str, tuple[tuple, dict]] = {}
+        self._sketches: dict[str, LossSketch] = {}
+        self._lock = threading.Lock()
+
+    def _run_dirs(self) -> list[RunDir]:
+        try:
+            entries = list(os.scandir(self.root))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        runs = []
+        for entry in entries:
+            run = resolve_run(self.root, entry.name)
+            if run is not None:
+                runs.append(RunDir(self.root / entry.name) if run.path.name == entry.name else run)
+        return runs
+
+    def _summarize(self, run: RunDir) -> dict:
+        try:
+            row = run.summary()
+            if not isinstance(row, dict):
+                raise TypeError("summary is not an object")
+        except Exception as e:  # a run directory we cannot make sense of still gets a row
+            row = {"id": run.id, "status": "unknown", "error": f"unreadable run directory: {type(e).__name__}"}
+        row.pop("path", None)
+        if row.get("status") == "unknown" or "error" in row and not isinstance(row.get("error"), (str, type(None))):
+            row["error"] = str(row.get("error"))
+        row["lab_path"] = lab_path(run.path, self.contents_root)
+        row["has_report"] = confined_file(run, "report.html") is not None
+        notebook = confined_file(run, "report.ipynb")
+        row["notebook"] = lab_path(notebook, self.contents_root) if notebook else None
+        return row
+
+    def _sparkline(self, run: RunDir) -> list[float]:
+        sketch = self._sketches.get(run.id)
+        if sketch is None:
+            sketch = self._sketches[run.id] = LossSketch()
+        while True:
+            chunk = read_metrics_chunk(run, sketch.offset)
+            if chunk["reset"]:
+                sketch = self._sketches[run.id] = LossSketch()
+                continue
+            for rec in chunk["records"]:
+                if isinstance(rec, dict) and rec.get("event") == "step":
+                    loss = rec.get("loss")
+                    if isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss):
+                        sketch.add(float(loss))
+            sketch.offset = chunk["offset"]
+            if not chunk["more"]:
+                return sketch.points()
+
+    def row(self, run: RunDir) -> dict:
+        key = (_stat_key(run.run_json), _stat_key(run.eval_json), _stat_key(run.path / "report.html"),
+               _stat_key(run.path / "report.ipynb"))
+        with self._lock:
+            cached = self._rows.get(run.id)
+            if cached is None or cached[0] != key:
+                cached = (key, self._summarize(run))
+                self._rows[run.id] = cached
+            row = dict(cached[1])
+            try:
+                row["loss_sparkline"] = self._sparkline(run)
+            except OSError:
+                row["loss_sparkline"] = []
+        return row
+
+    def rows(self) -> list[dict]:
+        """Every run, newest first (by ``created_at``, then id)."""
+        runs = self._run_dirs()
+        rows = [self.row(run) for run in runs]
+        alive = {run.id for run in runs}
+        with self._lock:
+            for stale in set(self._rows) - alive:
+                self._rows.pop(stale, None)
+            for stale in set(self._sketches) - alive:
+                self._sketches.pop(stale, None)
+        rows.sort(key=lambda r: (str(r.get("created_at") or ""), r["id"]), reverse=True)
+        return rows
+
+    def page(self, offset: int = 0, limit: int = 100) -> dict:
+        rows = self.rows()
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
+        return {"runs": rows[offset: offset + limit], "total": len(rows), "offset": offset, "limit": limit,
+                "counts": counts}

@@ -1,0 +1,95 @@
+"""Task registry: each task knows its data, model head, collator, metrics, baseline and predictions.
+
+A task module defines a ``Task`` subclass and registers it with ``@register``. The engine only
+talks to this interface, so a new task never touches the training core.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from ..errors import ConfigError
+
+_REGISTRY: dict[str, type] = {}
+_MODULES = {
+    "text-classification": "text_classification",
+    "token-classification": "token_classification",
+    "masked-lm": "masked_lm",
+    "causal-lm": "causal_lm",
+}
+
+
+def register(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def get(name: str) -> type:
+    if name not in _REGISTRY and name in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{_MODULES[name]}")
+        except ModuleNotFoundError as e:
+            if e.name and e.name.endswith(_MODULES[name]):
+                raise ConfigError(f"task: '{name}' is not available in this version of workbench.") from None
+            raise
+    if name not in _REGISTRY:
+        raise ConfigError(f"task: unknown task '{name}'. Known tasks: {', '.join(_MODULES)}.")
+    return _REGISTRY[name]
+
+
+class Task:
+    """Interface every task implements (see text_classification for the reference implementation)."""
+
+    name = "task"
+    main_metric = "loss"
+    greater_is_better = False
+    auto_model: Any = None
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        self.length_report: dict = {}
+
+    # data
+    def load_data(self):
+        raise NotImplementedError
+
+    def tokenize(self, splits, tokenizer) -> dict:
+        raise NotImplementedError
+
+    # model
+    def load_model(self):
+        raise NotImplementedError
+
+    def collator(self, tokenizer):
+        raise NotImplementedError
+
+    def model_kwargs(self) -> dict:
+        return {}
+
+    # metrics
+    def compute_metrics(self, eval_pred) -> dict:
+        raise NotImplementedError
+
+    def preprocess_logits_for_metrics(self, logits, labels):
+        return logits
+
+    def baseline(self, splits, tokenizer, datasets, device, precision) -> dict:
+        """Metrics of the base model on the test split: {"baseline": {...}, "baselines": {...}, ...}."""
+        return {}
+
+    def evaluate(self, trainer, datasets, splits, baseline: dict) -> dict:
+        """Final test metrics and the task's detail tables: {"metrics": ..., "per_class": ..., ...}."""
+        raise NotImplementedError
+
+    # saving and using the model
+    def save_extras(self, model_dir) -> None:
+        pass
+
+    @classmethod
+    def predict(cls, model, tokenizer, inputs: list, info: dict, **kw) -> list:
+        raise NotImplementedError

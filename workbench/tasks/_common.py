@@ -1,0 +1,84 @@
+"""Pieces several tasks share: tokenizing with a truncation report, batched inference, label maps."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any, Iterable
+
+import numpy as np
+
+
+def encode_texts(tokenizer: Any, texts: list[str], max_length: int) -> tuple[list[list[int]], dict]:
+    """Tokenize without padding; truncate to ``max_length`` keeping the closing special token.
+
+    Returns the ids and a report: how many texts were cut, and token-length statistics before
+    cutting (the report a user needs to choose max_length).
+    """
+    enc = tokenizer(list(texts), truncation=False, add_special_tokens=True, verbose=False)
+    ids = enc["input_ids"]
+    special = set(tokenizer.all_special_ids)
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    cut = 0
+    out = []
+    for x in ids:
+        if len(x) > max_length:
+            cut += 1
+            x = x[: max_length - 1] + [x[-1]] if x[-1] in special else x[:max_length]
+        out.append(x)
+    report = {
+        "examples": int(len(ids)),
+        "truncated": int(cut),
+        "truncated_fraction": float(cut / max(len(ids), 1)),
+        "tokens_before": int(lengths.sum()),
+        "tokens_kept": int(sum(len(x) for x in out)),
+        "length_mean": float(lengths.mean()) if len(lengths) else 0.0,
+        "length_p50": float(np.percentile(lengths, 50)) if len(lengths) else 0.0,
+        "length_p90": float(np.percentile(lengths, 90)) if len(lengths) else 0.0,
+        "length_max": int(lengths.max()) if len(lengths) else 0,
+        "max_length": int(max_length),
+    }
+    return out, report
+
+
+def autocast(device: str, precision: str):
+    import torch
+
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+    return nullcontext()
+
+
+def length_sorted_batches(lengths: Iterable[int], batch_size: int) -> list[np.ndarray]:
+    order = np.argsort(np.asarray(list(lengths)), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def mean_pooled_embeddings(model: Any, tokenizer: Any, ids: list[list[int]], device: str, precision: str,
+                           batch_size: int = 64) -> np.ndarray:
+    """Frozen-encoder sentence embeddings (masked mean of the last hidden state), length-sorted batches."""
+    import torch
+
+    model.eval().to(device)
+    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
+    pad = tokenizer.pad_token_id or 0
+    with torch.inference_mode(), autocast(device, precision):
+        for batch in length_sorted_batches((len(x) for x in ids), batch_size):
+            width = max(len(ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            hidden = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            m = mask.to(device).unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+            out[batch] = pooled.float().cpu().numpy()
+    return out
+
+
+def json_label(value: Any) -> Any:
+    """Labels as JSON-able values (numpy ints become ints)."""
+    if hasattr(value, "item"):
+        return value.item()
+    return value
