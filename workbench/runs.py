@@ -173,7 +173,7 @@ class RunDir:
         except FileNotFoundError:
             raise RunError(f"{self.path} is not a run directory (no run.json).") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RunError(f"{self.run_json} is corrupt: {e}.") from None
+            raise RunError(f"corrupt run.json ({e}); the directory is {self.path}.") from None
 
     def update_info(self, **changes: Any) -> dict:
         info = {}

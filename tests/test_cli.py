@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from workbench.cli import main
+
+from conftest import tiny_config
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, clf_csv, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("cli-runs")
+    cfg = tmp_path_factory.mktemp("cfg") / "run.yaml"
+    import yaml
+
+    c = tiny_config(tiny_bert, clf_csv, runs, epochs=2)
+    cfg.write_text(yaml.safe_dump(c))
+    proc = run_cli("train", str(cfg), "train.epochs=3", "name=cli-test")
+    return proc, runs
+
+
+def test_train_prints_metrics_vs_baseline_and_the_run_dir(trained):
+    proc, runs = trained
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "fine-tuned" in out and "baseline" in out and "accuracy" in out
+    run_dir = out.strip().splitlines()[-1].split("Run directory: ")[1]
+    assert run_dir.startswith(str(runs)) and "cli-test" in run_dir
+    cfg = (runs / run_dir.split("/")[-1] / "config.yaml").read_text()
+    assert "epochs: 3.0" in cfg  # the key=value override won over the file
+    assert "step" in proc.stderr or "eval" in proc.stderr  # progress went to stderr
+
+
+def test_runs_list_and_show(trained, capsys):
+    _, runs = trained
+    assert main(["runs", "--dir", str(runs), "list"]) == 0
+    out = capsys.readouterr().out
+    header, row = out.splitlines()[:2]
+    for col in ("id", "task", "model", "status", "main metric", "created"):
+        assert col in header
+    assert "completed" in row and "accuracy" in row and "(base" in row
+    assert main(["runs", "--dir", str(runs), "show", "cli-test"]) == 0
+    out = capsys.readouterr().out
+    assert "status:  completed" in out and "config:" in out and "delta" in out
+
+
+def test_runs_list_survives_a_corrupt_run(tmp_path, capsys):
+    bad = tmp_path / "20260101-000000-broken-abcd"
+    bad.mkdir()
+    (bad / "run.json").write_text("{not json")
+    assert main(["runs", "--dir", str(tmp_path), "list"]) == 0
+    assert "corrupt" in capsys.readouterr().out
+
+
+def test_unknown_key_is_a_clear_error(capsys):
+    assert main(["train", "train.epoch=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Unknown config key 'train.epoch'") and "train.epochs" in err
+    assert "Traceback" not in err
+
+
+def test_bad_data_is_a_clear_error(tmp_path, tiny_bert, capsys):
+    p = tmp_path / "d.csv"
+    p.write_text("body,label\nx,a\n")
+    code = main(["train", f"model={tiny_bert}", f"data.train={p}", f"runs_dir={tmp_path / 'runs'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no column 'text'" in err and "Available columns: body, label" in err
+
+
+def test_dry_run_reports_data_without_training(tmp_path, clf_csv, capsys):
+    assert main(["train", f"data.train={clf_csv}", f"runs_dir={tmp_path}", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "task: text-classification" in out and "train:" in out and "labels (train)" in out
+    assert not (tmp_path).exists() or not any(tmp_path.iterdir())
+
+
+def test_config_formats(capsys):
+    assert main(["config", "train.epochs=2", "--format", "cli"]) == 0
+    assert capsys.readouterr().out.strip() == "workbench train train.epochs=2.0"
+    assert main(["config", "--format", "magic", "model=x"]) == 0
+    assert capsys.readouterr().out.startswith("%%finetune\nmodel: x")
+
+
+def test_runs_stop_writes_the_stop_file(trained):
+    _, runs = trained
+    run = next(runs.iterdir())
+    assert main(["runs", "--dir", str(runs), "stop", run.name]) == 0
+    assert (run / "STOP").exists()
+    (run / "STOP").unlink()
+
+
+def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "train", f"model={tiny_bert}",
+                             f"data.train={clf_csv}", f"runs_dir={tmp_path}", "train.epochs=5000",
+                             "baseline=false", "train.max_length=64"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    status = None
+    while time.time() < deadline and status != "running":
+        runs = list(tmp_path.glob("*/run.json"))
+        status = json.loads(runs[0].read_text()).get("status") if runs else None
+        time.sleep(0.5)
+    assert status == "running"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode == 130, proc.stderr.read()[-2000:]
+    assert json.loads(runs[0].read_text())["status"] == "interrupted"
