@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunError
 from ..runs import RunDir, is_valid_run_id
 
 SPARKLINE_POINTS = 48
@@ -181,21 +182,30 @@ class RunIndex:
             return []
         runs = []
         for entry in entries:
+            if entry.is_symlink():  # reachable by its own name; listing it would show the run twice
+                continue
             run = resolve_run(self.root, entry.name)
             if run is not None:
-                runs.append(RunDir(self.root / entry.name) if run.path.name == entry.name else run)
+                runs.append(run)
         return runs
 
     def _summarize(self, run: RunDir) -> dict:
         try:
-            row = run.summary()
-            if not isinstance(row, dict):
-                raise TypeError("summary is not an object")
-        except Exception as e:  # a run directory we cannot make sense of still gets a row
-            row = {"id": run.id, "status": "unknown", "error": f"unreadable run directory: {type(e).__name__}"}
+            info = run.read_info()
+        except RunError:
+            info = {}  # summary() reports it
+        if not isinstance(info, dict):
+            row = {"id": run.id, "status": "unknown", "error": "run.json is not a JSON object"}
+        else:
+            try:
+                row = run.summary()
+            except Exception as e:  # a run directory we cannot make sense of still gets a row
+                row = {"id": run.id, "status": "unknown", "error": f"unreadable run directory: {type(e).__name__}"}
         row.pop("path", None)
-        if row.get("status") == "unknown" or "error" in row and not isinstance(row.get("error"), (str, type(None))):
-            row["error"] = str(row.get("error"))
+        if row.get("error") is not None and not isinstance(row["error"], str):
+            row["error"] = str(row["error"])
+        if row.get("status") == "unknown" and row.get("error"):
+            row["error"] = row["error"].replace(str(run.path), run.id)  # no server paths in responses
         row["lab_path"] = lab_path(run.path, self.contents_root)
         row["has_report"] = confined_file(run, "report.html") is not None
         notebook = confined_file(run, "report.ipynb")

@@ -1,0 +1,417 @@
+"""The workbench server extension's routes through a real jupyter_server (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import JupyterServerAuthWarning, url_path_join
+from tornado.httpclient import HTTPClientError
+
+from runs_seed import seed_runs
+from workbench.server.handlers import setup_handlers
+
+RUN = "20261124-101500-bbc-news-minilm-a1b2"
+RUNNING = "20261124-150200-support-tickets-c3d4"
+FAILED = "20261124-094000-legal-ner-e5f6"
+CORRUPT = "20261122-120000-broken-0c0d"
+
+ROUTES = [
+    ("GET", "info"),
+    ("GET", "runs"),
+    ("GET", f"runs/{RUN}"),
+    ("GET", f"runs/{RUN}/metrics"),
+    ("POST", f"runs/{RUNNING}/stop"),
+    ("GET", f"runs/{RUN}/report"),
+    ("GET", "templates"),
+    ("POST", "notebooks"),
+]
+
+
+async def fetch_json(jp_fetch, *parts, **kw):
+    r = await jp_fetch("workbench", "api", *parts, **kw)
+    return r, json.loads(r.body.decode())
+
+
+async def raw(http_server_client, jp_base_url, path, headers=None, method="GET", body=None):
+    """Fetch an unescaped path (jp_fetch would percent-encode it), never raising on error codes."""
+    url = url_path_join(jp_base_url, "workbench/api") + "/" + path
+    if method == "POST" and body is None:
+        body = "{}"
+    return await http_server_client.fetch(url, method=method, headers=headers or {}, body=body,
+                                          follow_redirects=False, raise_error=False)
+
+
+# ---- authentication, XSRF, origin -------------------------------------------------------------------
+
+@pytest.mark.parametrize("method,path", ROUTES)
+async def test_anonymous_requests_are_refused(seeded, jp_serverapp, http_server_client, jp_base_url, method, path):
+    r = await raw(http_server_client, jp_base_url, path, method=method,
+                  headers={"Authorization": "", "Cookie": ""})
+    if method == "GET" and path.endswith("report"):
+        assert r.code == 302 and "/login" in r.headers["Location"]
+    else:
+        assert r.code == 403, (path, r.code)
+    assert b"bbc-news" not in (r.body or b"")
+    assert not (seeded["running"].stop_file).exists()
+
+
+@pytest.mark.parametrize("jp_server_config", [
+    {"ServerApp": {"jpserver_extensions": {"workbench.server": True, "jupyter_server_terminals": False},
+                   "allow_unauthenticated_access": True}}])
+@pytest.mark.parametrize("method,path", ROUTES)
+async def test_anonymous_refused_even_when_server_allows_unauthenticated(
+        seeded, jp_serverapp, http_server_client, jp_base_url, method, path):
+    r = await raw(http_server_client, jp_base_url, path, method=method,
+                  headers={"Authorization": "", "Cookie": ""})
+    assert r.code in (302, 403), (path, r.code)
+    assert not (seeded["running"].stop_file).exists()
+
+
+@pytest.mark.parametrize("method,path", ROUTES)
+async def test_token_requests_are_accepted(seeded, templates_root, jp_serverapp, http_server_client, jp_base_url,
+                                           jp_auth_header, method, path):
+    body = json.dumps({"template": "notes"}) if path == "notebooks" else None
+    r = await raw(http_server_client, jp_base_url, path, method=method, headers=dict(jp_auth_header), body=body)
+    assert r.code in (200, 201, 202), (path, r.code, r.body[:200])
+
+
+def test_every_verb_is_decorated(jp_serverapp):
+    """jupyter_server flags handlers without @authenticated; ours raise no such warning, a bare one does."""
+
+    class Bare(APIHandler):
+        def get(self):
+            self.finish("{}")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        setup_handlers(jp_serverapp)
+    assert not [w for w in caught if issubclass(w.category, JupyterServerAuthWarning)]
+    with pytest.warns(JupyterServerAuthWarning, match="bare"):
+        jp_serverapp.web_app.add_handlers(".*$", [(r"/bare", Bare)])
+
+
+async def _login_cookie(http_server_client, jp_base_url, token) -> str:
+    """Log in with the token the way a browser does, returning the Cookie header it would send."""
+    r = await http_server_client.fetch(url_path_join(jp_base_url, "login"), raise_error=False)
+    xsrf = [c for c in r.headers.get_list("Set-Cookie") if c.startswith("_xsrf=")][0].split(";")[0]
+    r = await http_server_client.fetch(
+        url_path_join(jp_base_url, "login"), method="POST", follow_redirects=False, raise_error=False,
+        headers={"Cookie": xsrf}, body=f"password={token}&{xsrf}")
+    assert r.code == 302, r.code
+    session = [c.split(";")[0] for c in r.headers.get_list("Set-Cookie") if c.startswith("username-")]
+    assert session
+    return "; ".join([xsrf, *session]), xsrf.split("=", 1)[1]
+
+
+async def test_cookie_session_post_needs_xsrf_token(seeded, jp_serverapp, http_server_client, jp_base_url):
+    cookie, xsrf = await _login_cookie(http_server_client, jp_base_url, jp_serverapp.identity_provider.token)
+    anon = {"Authorization": ""}
+    r = await raw(http_server_client, jp_base_url, "runs", headers={**anon, "Cookie": cookie})
+    assert r.code == 200  # the session cookie authenticates
+    r = await raw(http_server_client, jp_base_url, f"runs/{RUNNING}/stop", method="POST",
+                  headers={**anon, "Cookie": cookie})
+    assert r.code == 403
+    assert not seeded["running"].stop_file.exists()
+    r = await raw(http_server_client, jp_base_url, f"runs/{RUNNING}/stop", method="POST",
+                  headers={**anon, "Cookie": cookie, "X-XSRFToken": xsrf})
+    assert r.code == 202
+    assert seeded["running"].stop_file.exists()
+
+
+async def test_cross_origin_requests_are_refused(seeded, jp_serverapp, http_server_client, jp_base_url):
+    """A page on another origin riding the user's session cookie gets nothing, even with the XSRF token."""
+    cookie, xsrf = await _login_cookie(http_server_client, jp_base_url, jp_serverapp.identity_provider.token)
+    session = {"Authorization": "", "Cookie": cookie, "X-XSRFToken": xsrf}
+    r = await raw(http_server_client, jp_base_url, "runs", headers={**session, "Origin": "https://evil.example"})
+    assert r.code == 404 and b"bbc-news" not in r.body
+    r = await raw(http_server_client, jp_base_url, f"runs/{RUNNING}/stop", method="POST",
+                  headers={**session, "Origin": "https://evil.example"})
+    assert r.code == 404
+    assert not seeded["running"].stop_file.exists()
+
+
+# ---- path confinement -------------------------------------------------------------------------------
+
+TRAVERSAL = [
+    "..", "%2e%2e", ".%2e", "..%2f..%2fsecret", "%2e%2e%2f%2e%2e%2fsecret", "....%2f%2f",
+    "..%5c..%5csecret", "%5c%5cserver%5cshare", "C:%5csecret", "%00", "run%00.json", ".hidden", "%2ehidden",
+    "..%2fruns-evil%2f20260101-000000-evil", "linked-out", "20261124-101500-BBC-NEWS-MINILM-A1B2-missing",
+    "%252e%252e%252fsecret", "runs%2f..%2f..%2fsecret",
+]
+
+
+@pytest.fixture
+def outside(jp_root_dir: Path, runs_root: Path, seeded) -> Path:
+    """A sibling root (runs-evil) and a symlink from inside the runs root to a run-shaped folder outside it."""
+    evil_run = jp_root_dir / "runs-evil" / "20260101-000000-evil"
+    evil_run.mkdir(parents=True)
+    secret = {"id": "evil", "name": "TOP-SECRET", "status": "running"}
+    (evil_run / "run.json").write_text(json.dumps(secret), encoding="utf-8")
+    (evil_run / "report.html").write_text("TOP-SECRET", encoding="utf-8")
+    (evil_run / "metrics.jsonl").write_text('{"event": "step", "note": "TOP-SECRET"}\n', encoding="utf-8")
+    (jp_root_dir / "secret").write_text("TOP-SECRET", encoding="utf-8")
+    hidden = runs_root / ".hidden"
+    hidden.mkdir()
+    (hidden / "run.json").write_text(json.dumps(secret), encoding="utf-8")
+    os.symlink(evil_run, runs_root / "linked-out")
+    return evil_run
+
+
+@pytest.mark.parametrize("suffix", ["", "/metrics", "/report", "/stop"])
+@pytest.mark.parametrize("run_id", TRAVERSAL)
+async def test_traversal_is_refused(outside, jp_serverapp, http_server_client, jp_base_url, jp_auth_header,
+                                    run_id, suffix):
+    method = "POST" if suffix == "/stop" else "GET"
+    r = await raw(http_server_client, jp_base_url, f"runs/{run_id}{suffix}", method=method,
+                  headers=dict(jp_auth_header))
+    assert r.code in (400, 404), (run_id, suffix, r.code)
+    assert b"TOP-SECRET" not in (r.body or b"")
+    assert not (outside / "STOP").exists()
+
+
+async def test_symlink_out_of_root_is_not_listed(outside, jp_fetch):
+    r, page = await fetch_json(jp_fetch, "runs")
+    assert "TOP-SECRET" not in r.body.decode()
+    assert "linked-out" not in {row["id"] for row in page["runs"]}
+
+
+async def test_symlinked_report_is_refused(seeded, outside, jp_fetch):
+    run = seeded["running"]
+    os.symlink(outside / "report.html", run.path / "report.html")
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", run.id, "report")
+    assert e.value.code == 404
+
+
+# ---- listing, one run, metrics ----------------------------------------------------------------------
+
+async def test_list_runs_newest_first_with_summaries(seeded, jp_fetch):
+    r, page = await fetch_json(jp_fetch, "runs")
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    ids = [row["id"] for row in page["runs"]]
+    assert ids == [RUNNING, RUN, FAILED, "20261123-180000-clinical-mlm-0a0b", CORRUPT]
+    assert page["total"] == 5 and page["counts"]["running"] == 1
+    done = page["runs"][1]
+    assert (done["status"], done["main_metric"], done["value"], done["baseline"]) == \
+        ("completed", "accuracy", 0.9685, 0.2135)
+    assert done["has_report"] is True and done["notebook"] == f"runs/{RUN}/report.ipynb"
+    assert done["lab_path"] == f"runs/{RUN}"
+    assert 2 <= len(done["loss_sparkline"]) <= 48
+    assert done["loss_sparkline"][0] > done["loss_sparkline"][-1]
+    running = page["runs"][0]
+    assert running["progress"]["step"] == 60 and running["progress"]["total_steps"] == 200
+    failed = page["runs"][2]
+    assert failed["status"] == "failed" and "expected 2 columns" in failed["error"]
+
+
+async def test_corrupt_run_gets_an_error_field_not_a_500(seeded, jp_fetch, jp_root_dir):
+    r, page = await fetch_json(jp_fetch, "runs")
+    row = next(row for row in page["runs"] if row["id"] == CORRUPT)
+    assert row["status"] == "unknown" and "corrupt" in row["error"]
+    assert str(jp_root_dir) not in r.body.decode()  # no server paths in responses
+    r, detail = await fetch_json(jp_fetch, "runs", CORRUPT)
+    assert detail["info"] is None and detail["run"]["error"]
+
+
+async def test_run_json_that_is_not_an_object_gets_an_error_row(seeded, jp_fetch):
+    odd = seeded["failed"]
+    odd.run_json.write_text("[1, 2, 3]", encoding="utf-8")
+    (odd.path / "eval.json").write_text('{"main_metric": "f1", "finetuned": {"f1": 0.5}}', encoding="utf-8")
+    r, page = await fetch_json(jp_fetch, "runs")
+    row = next(row for row in page["runs"] if row["id"] == odd.id)
+    assert row["status"] == "unknown" and row["error"]
+
+
+async def test_pagination(seeded, jp_fetch):
+    _, page = await fetch_json(jp_fetch, "runs", params={"offset": "1", "limit": "2"})
+    assert [r["id"] for r in page["runs"]] == [RUN, FAILED]
+    assert (page["total"], page["offset"], page["limit"]) == (5, 1, 2)
+    _, page = await fetch_json(jp_fetch, "runs", params={"offset": "10"})
+    assert page["runs"] == [] and page["total"] == 5
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "abc"}, {"offset": "-1"}, {"limit": "100000"}])
+async def test_bad_pagination_is_a_400(seeded, jp_fetch, params):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", params=params)
+    assert e.value.code == 400
+    assert json.loads(e.value.response.body)["message"]
+
+
+async def test_listing_follows_changes(seeded, jp_fetch):
+    _, page = await fetch_json(jp_fetch, "runs")
+    before = next(r for r in page["runs"] if r["id"] == RUNNING)
+    run = seeded["running"]
+    run.update_info(progress={"step": 90, "total_steps": 200, "epoch": 0.45})
+    for step in range(62, 91):
+        run.append_metrics({"event": "step", "step": step, "loss": 0.01})
+    _, page = await fetch_json(jp_fetch, "runs")
+    after = next(r for r in page["runs"] if r["id"] == RUNNING)
+    assert after["progress"]["step"] == 90
+    assert after["loss_sparkline"][-1] < before["loss_sparkline"][-1]
+
+
+async def test_no_runs_directory_is_an_empty_list(jp_fetch):
+    _, page = await fetch_json(jp_fetch, "runs")
+    assert page["runs"] == [] and page["total"] == 0
+    _, info = await fetch_json(jp_fetch, "info")
+    assert info["runs_dir"] == "runs" and info["runs_dir_exists"] is False
+
+
+async def test_one_run(seeded, jp_fetch):
+    _, detail = await fetch_json(jp_fetch, "runs", RUN)
+    assert detail["run"]["id"] == RUN
+    assert detail["info"]["model"] == "minilm"
+    assert detail["config"].startswith("task: text-classification")
+    assert detail["eval"]["finetuned"]["accuracy"] == 0.9685
+
+
+async def test_metrics_are_strict_json(seeded, jp_fetch):
+    r, chunk = await fetch_json(jp_fetch, "runs", RUNNING, "metrics")
+    text = r.body.decode()
+    assert "NaN" not in text
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in response"))
+    last = chunk["records"][-1]
+    assert last["step"] == 61 and last["loss"] is None and chunk["nonfinite"] is True
+
+
+async def test_metrics_are_incremental(seeded, jp_fetch):
+    run = seeded["running"]
+    _, first = await fetch_json(jp_fetch, "runs", RUNNING, "metrics")
+    assert first["offset"] == run.metrics_jsonl.stat().st_size and first["more"] is False
+    steps = [r for r in first["records"] if r["event"] == "step"]
+    assert len(steps) == 61
+    with open(run.metrics_jsonl, "a", encoding="utf-8") as f:
+        f.write('{"event": "step", "step": 62, "loss": 0.5}\n{"event": "step", "st')  # a writer mid-append
+    _, second = await fetch_json(jp_fetch, "runs", RUNNING, "metrics", params={"offset": str(first["offset"])})
+    assert [r["step"] for r in second["records"]] == [62]
+    with open(run.metrics_jsonl, "a", encoding="utf-8") as f:
+        f.write('ep": 63, "loss": 0.4}\n')
+    _, third = await fetch_json(jp_fetch, "runs", RUNNING, "metrics", params={"offset": str(second["offset"])})
+    assert [r["step"] for r in third["records"]] == [63] and third["reset"] is False
+
+
+async def test_metrics_offset_past_the_end_restarts(seeded, jp_fetch):
+    _, chunk = await fetch_json(jp_fetch, "runs", RUN, "metrics", params={"offset": str(10**9)})
+    assert chunk["reset"] is True and chunk["records"][0]["event"] == "started"
+
+
+async def test_metrics_corrupt_line_is_marked_not_fatal(seeded, jp_fetch):
+    with open(seeded["running"].metrics_jsonl, "a", encoding="utf-8") as f:
+        f.write("garbage{\n")
+    _, chunk = await fetch_json(jp_fetch, "runs", RUNNING, "metrics")
+    assert chunk["records"][-1] == {"event": "corrupt_line"}
+
+
+# ---- stop and report --------------------------------------------------------------------------------
+
+async def test_stop_writes_the_stop_file(seeded, jp_fetch):
+    r, body = await fetch_json(jp_fetch, "runs", RUNNING, "stop", method="POST", body="")
+    assert r.code == 202 and body == {"id": RUNNING, "stop_requested": True}
+    assert seeded["running"].stop_file.exists()
+
+
+@pytest.mark.parametrize("which", ["completed", "failed", "corrupt"])
+async def test_stop_of_a_finished_run_is_a_409(seeded, jp_fetch, which):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", seeded[which].id, "stop", method="POST", body="")
+    assert e.value.code == 409
+    assert not seeded[which].stop_file.exists()
+
+
+async def test_report_is_served_sandboxed(seeded, jp_fetch):
+    r = await jp_fetch("workbench", "api", "runs", RUN, "report")
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    csp = r.headers["Content-Security-Policy"]
+    assert "sandbox allow-scripts" in csp and "default-src 'none'" in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert b"bbc-news-minilm report" in r.body
+
+
+async def test_run_without_report_is_a_404(seeded, jp_fetch):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", RUNNING, "report")
+    assert e.value.code == 404
+
+
+# ---- templates and new notebooks --------------------------------------------------------------------
+
+async def test_templates_are_listed(jp_fetch):
+    _, body = await fetch_json(jp_fetch, "templates")
+    by_name = {t["name"]: t for t in body["templates"]}
+    assert set(by_name) == {"text-classification", "notes"}
+    tc = by_name["text-classification"]
+    assert tc["title"] == "Text classification"
+    assert tc["description"] == "Fine-tune a classifier on your labelled texts."
+    assert [(p["name"], p["default"], p["help"]) for p in tc["parameters"]] == \
+        [("model", '"minilm"', "bundled alias or hub id"), ("epochs", "1", "")]
+
+
+async def test_notebook_from_template_without_parameters_is_a_clean_copy(jp_fetch, jp_root_dir):
+    r, body = await fetch_json(jp_fetch, "notebooks", method="POST",
+                               body=json.dumps({"template": "text-classification"}))
+    assert r.code == 201 and body["path"] == "text-classification.ipynb"
+    nb = json.loads((jp_root_dir / body["path"]).read_text())
+    assert [c["cell_type"] for c in nb["cells"]] == ["markdown", "code", "code"]
+    assert nb["cells"][2]["outputs"] == [] and nb["cells"][2]["execution_count"] is None
+    _, again = await fetch_json(jp_fetch, "notebooks", method="POST",
+                                body=json.dumps({"template": "text-classification"}))
+    assert again["path"] == "text-classification-1.ipynb"
+
+
+async def test_notebook_parameters_are_injected_like_papermill(jp_fetch, jp_root_dir):
+    (jp_root_dir / "work").mkdir()
+    params = {"model": 'x"\n__import__("os").system("id")#', "epochs": 3}
+    _, body = await fetch_json(jp_fetch, "notebooks", method="POST",
+                               body=json.dumps({"template": "text-classification", "path": "work",
+                                                "parameters": params}))
+    assert body["path"] == "work/text-classification.ipynb"
+    nb = json.loads((jp_root_dir / body["path"]).read_text())
+    injected = nb["cells"][2]
+    assert injected["metadata"]["tags"] == ["injected-parameters"]
+    tree = ast.parse("".join(injected["source"]))
+    assert all(isinstance(node, ast.Assign) for node in tree.body)
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    namespace: dict = {}
+    exec(compile(tree, "injected", "exec"), namespace)  # literals only, as asserted above
+    assert namespace["model"] == params["model"] and namespace["epochs"] == 3
+
+
+@pytest.mark.parametrize("payload,code", [
+    ({"template": "text-classification", "parameters": {"bogus": 1}}, 400),
+    ({"template": "text-classification", "parameters": {"x = 1\nimport os\ny": 1}}, 400),
+    ({"template": "text-classification", "parameters": {"epochs": [1, {"a": float("inf")}]}}, 400),
+    ({"template": "../templates/text-classification"}, 404),
+    ({"template": "missing"}, 404),
+    ({"template": 3}, 400),
+    ({"template": "notes", "path": "../outside"}, 400),
+    ({"template": "notes", "path": "a\\..\\..\\b"}, 400),
+    ({"template": "notes", "path": "no/such/folder"}, 404),
+    ([1, 2], 400),
+])
+async def test_bad_notebook_requests(jp_fetch, jp_root_dir, payload, code):
+    body = json.dumps(payload) if not (isinstance(payload, dict) and "inf" in repr(payload)) \
+        else json.dumps(payload).replace("Infinity", "1e999")
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "notebooks", method="POST", body=body)
+    assert e.value.code == code
+    assert json.loads(e.value.response.body)["message"]
+    assert not list(jp_root_dir.rglob("*.ipynb"))
+
+
+def test_runs_dir_setting_is_honoured(jp_configurable_serverapp, jp_server_config, tmp_path):
+    elsewhere = tmp_path / "elsewhere-runs"
+    seed_runs(elsewhere)
+    jp_server_config["WorkbenchServer"]["runs_dir"] = str(elsewhere)
+    app = jp_configurable_serverapp(config=jp_server_config)
+    state = app.web_app.settings["workbench"]
+    assert state.runs_root == elsewhere
+    assert len(state.index.rows()) == 5
+    assert state.index.rows()[0]["lab_path"] is None  # outside the contents root: not openable in Lab

@@ -1,0 +1,294 @@
+"""JSON routes under ``<base_url>/workbench/api/`` for the JupyterLab sidebar and launcher.
+
+Every verb is ``@tornado.web.authenticated`` and ``@authorized``; ``APIHandler`` adds jupyter_server's
+XSRF and origin checks for cookie-authenticated requests. Responses are strict JSON
+(non-finite numbers become null), and no response carries a server-side absolute path.
+
+  GET  info                      version and the runs directory shown
+  GET  runs?offset=&limit=       one page of run summaries, newest first
+  GET  runs/<id>                 one run: summary, run.json, config.yaml text, eval.json
+  GET  runs/<id>/metrics?offset= metrics.jsonl records from a byte offset (incremental)
+  POST runs/<id>/stop            write the run's STOP file
+  GET  runs/<id>/report          report.html, sandboxed by its Content-Security-Policy
+  GET  templates                 the template notebooks
+  POST notebooks                 a new notebook from a template: {template, path, parameters}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import tornado.web
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.utils import url_path_join
+from traitlets import Int, Unicode
+from traitlets.config import Configurable
+
+from .._version import __version__
+from ..paths import templates_dir as default_templates_dir
+from ..runs import RunDir, default_runs_dir, dumps_strict
+from .runindex import RunIndex, confined_file, lab_path, read_metrics_chunk, resolve_run
+from .templates import TemplateError, describe, instantiate, read_notebook
+
+AUTH_RESOURCE = "workbench"
+ACTIVE = ("pending", "running")
+
+
+class WorkbenchServer(Configurable):
+    """Settings of the workbench server extension (``c.WorkbenchServer.<name>`` in jupyter_server_config)."""
+
+    runs_dir = Unicode(
+        "", config=True,
+        help="Runs directory shown in the sidebar. A relative path is taken from the server's root "
+             "directory. Empty: $WORKBENCH_RUNS_DIR, else runs/.")
+    templates_dir = Unicode(
+        "", config=True, help="Folder of template notebooks (*.ipynb). Empty: the templates bundled with workbench.")
+    page_size = Int(100, config=True, help="Runs per page when a request gives no limit.")
+    max_page_size = Int(1000, config=True, help="Largest page of runs one request may ask for.")
+
+
+@dataclass
+class State:
+    root_dir: Path
+    runs_root: Path
+    templates_root: Path
+    index: RunIndex
+    settings: WorkbenchServer
+
+
+class _Base(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def wb(self) -> State:
+        return self.settings["workbench"]
+
+    def reply(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(dumps_strict(obj))
+
+    def int_argument(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise tornado.web.HTTPError(400, f"'{name}' must be an integer") from None
+        if not lo <= value <= hi:
+            raise tornado.web.HTTPError(400, f"'{name}' must be between {lo} and {hi}")
+        return value
+
+    def run_or_404(self, run_id: str) -> RunDir:
+        run = resolve_run(self.wb.runs_root, run_id)
+        if run is None:
+            raise tornado.web.HTTPError(404, "no such run")
+        return run
+
+
+class InfoHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        wb = self.wb
+        self.reply({"version": __version__, "runs_dir": lab_path(wb.runs_root, wb.root_dir) or str(wb.runs_root),
+                    "runs_dir_exists": wb.runs_root.is_dir()})
+
+
+class RunsHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        conf = self.wb.settings
+        offset = self.int_argument("offset", 0, 0, 10**9)
+        limit = self.int_argument("limit", conf.page_size, 1, conf.max_page_size)
+        page = await asyncio.to_thread(self.wb.index.page, offset, limit)
+        self.reply(page)
+
+
+def _run_detail(index: RunIndex, run: RunDir) -> dict:
+    detail: dict[str, Any] = {"run": index.row(run), "info": None, "config": "", "eval": None}
+    try:
+        info = run.read_info()
+        detail["info"] = info if isinstance(info, dict) else None
+    except Exception:
+        pass  # the summary row already carries the error
+    try:
+        detail["config"] = run.read_config_text()
+    except (OSError, UnicodeDecodeError):
+        detail["config"] = ""
+    try:
+        ev = run.read_eval()
+        detail["eval"] = ev if isinstance(ev, dict) else None
+    except (OSError, UnicodeDecodeError):
+        detail["eval"] = None
+    return detail
+
+
+class RunHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        run = self.run_or_404(run_id)
+        self.reply(await asyncio.to_thread(_run_detail, self.wb.index, run))
+
+
+class MetricsHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        run = self.run_or_404(run_id)
+        offset = self.int_argument("offset", 0, 0, 2**62)
+        chunk = await asyncio.to_thread(read_metrics_chunk, run, offset)
+        self.reply(chunk)
+
+
+class StopHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, run_id: str) -> None:
+        run = self.run_or_404(run_id)
+        try:
+            status = run.read_info().get("status")
+        except Exception:
+            raise tornado.web.HTTPError(409, "run.json cannot be read; the run cannot be stopped from here") from None
+        if status not in ACTIVE:
+            raise tornado.web.HTTPError(409, f"the run is {status}; only pending or running runs can be stopped")
+        await asyncio.to_thread(run.request_stop)
+        self.log.info("workbench: stop requested for run %s", run.id)
+        self.reply({"id": run.id, "stop_requested": True}, status=202)
+
+
+class ReportHandler(JupyterHandler):
+    """report.html under a CSP sandbox, like jupyter_server's own file handler for HTML."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def content_security_policy(self) -> str:
+        return "; ".join([
+            super().content_security_policy,
+            "sandbox allow-scripts",
+            "default-src 'none'",
+            "img-src data: blob:",
+            "style-src 'unsafe-inline' data:",
+            "font-src data:",
+            "script-src 'unsafe-inline'",
+        ])
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        self.check_xsrf_cookie()
+        wb: State = self.settings["workbench"]
+        run = resolve_run(wb.runs_root, run_id)
+        path = confined_file(run, "report.html") if run is not None else None
+        if path is None:
+            raise tornado.web.HTTPError(404, "this run has no report")
+        body = await asyncio.to_thread(path.read_bytes)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(body)
+
+
+class TemplatesHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply({"templates": await asyncio.to_thread(list_templates, self.wb.templates_root)})
+
+
+def list_templates(root: Path) -> list[dict]:
+    out = []
+    for path in sorted(Path(root).glob("*.ipynb")):
+        try:
+            out.append(describe(path))
+        except TemplateError as e:
+            out.append({"name": path.stem, "title": path.stem, "description": "", "parameters": [],
+                        "error": str(e)})
+    return out
+
+
+def _template_path(root: Path, name: Any) -> Path:
+    if not isinstance(name, str):
+        raise tornado.web.HTTPError(400, "'template' must be a template name")
+    by_name = {p.stem: p for p in Path(root).glob("*.ipynb")}
+    if name not in by_name:
+        raise tornado.web.HTTPError(404, f"no template named '{name}'" if len(name) < 100 else "no such template")
+    return by_name[name]
+
+
+def _api_dir(path: Any) -> str:
+    """A contents-API directory path, refusing anything that could leave the root."""
+    if path is None:
+        return ""
+    if not isinstance(path, str):
+        raise tornado.web.HTTPError(400, "'path' must be a string")
+    if "\\" in path or "\x00" in path or ".." in PurePosixPath(path).parts:
+        raise tornado.web.HTTPError(400, "'path' must be a folder inside the server root")
+    return path.strip("/")
+
+
+class NotebooksHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.get_json_body()
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, "expected a JSON object {template, path, parameters}")
+        template = _template_path(self.wb.templates_root, body.get("template"))
+        directory = _api_dir(body.get("path"))
+        cm = self.contents_manager
+        if not await ensure_async(cm.dir_exists(directory)):
+            raise tornado.web.HTTPError(404, "no such folder")
+        try:
+            nb = instantiate(await asyncio.to_thread(read_notebook, template), body.get("parameters"))
+        except TemplateError as e:
+            raise tornado.web.HTTPError(400, str(e)) from None
+        name = await ensure_async(cm.increment_filename(f"{template.stem}.ipynb", directory, insert="-"))
+        path = f"{directory}/{name}" if directory else name
+        model = await ensure_async(cm.save({"type": "notebook", "format": "json", "content": nb}, path))
+        self.log.info("workbench: created %s from template %s", path, template.stem)
+        self.set_header("Location", url_path_join(self.base_url, "api", "contents", path))
+        self.reply({"path": model["path"], "name": model["name"], "template": template.stem}, status=201)
+
+
+def _resolve_dir(configured: str, root_dir: Path, fallback: Path) -> Path:
+    path = Path(os.path.expanduser(configured)) if configured else fallback
+    return path if path.is_absolute() else root_dir / path
+
+
+def setup_handlers(server_app: Any) -> State:
+    """Register the routes on ``server_app`` and return the shared state they use."""
+    conf = WorkbenchServer(parent=server_app)
+    root_dir = Path(os.path.expanduser(server_app.root_dir)).resolve()
+    runs_root = _resolve_dir(conf.runs_dir, root_dir, default_runs_dir())
+    templates_root = _resolve_dir(conf.templates_dir, root_dir, default_templates_dir())
+    state = State(root_dir=root_dir, runs_root=runs_root, templates_root=templates_root,
+                  index=RunIndex(runs_root, contents_root=root_dir), settings=conf)
+    web_app = server_app.web_app
+    web_app.settings["workbench"] = state
+    base = url_path_join(web_app.settings["base_url"], "workbench", "api")
+    run = r"/runs/([^/]+)"
+    routes = [
+        (r"/info", InfoHandler),
+        (r"/runs", RunsHandler),
+        (run, RunHandler),
+        (run + r"/metrics", MetricsHandler),
+        (run + r"/stop", StopHandler),
+        (run + r"/report", ReportHandler),
+        (r"/templates", TemplatesHandler),
+        (r"/notebooks", NotebooksHandler),
+    ]
+    web_app.add_handlers(".*$", [(base + pattern, handler) for pattern, handler in routes])
+    server_app.log.info("workbench: runs from %s", runs_root)
+    return state
+
+
+__all__ = ["WorkbenchServer", "setup_handlers"]
