@@ -92,3 +92,46 @@ def tiny_config(model: Path, data: Path | str, runs: Path, **train) -> dict:
     t.update(train)
     return {"task": "text-classification", "model": str(model), "runs_dir": str(runs),
             "data": {"train": str(data) if isinstance(data, Path) else data}, "train": t}
+
+
+# ---- tiny models for the other tasks ----------------------------------------------------------------
+
+DECODER_SPECIAL = ["<pad>", "<unk>", "<s>", "</s>"]
+
+
+def build_tiny_decoder(path: Path, arch: str = "gpt2", words: list[str] | None = None) -> Path:
+    """A 2-layer decoder (gpt2, llama or qwen2; hidden 32) with a word-level tokenizer, built offline."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
+                              Qwen2Config, Qwen2ForCausalLM)
+
+    vocab = DECODER_SPECIAL + sorted(set(words or make_vocab()[len(SPECIAL):]) | {str(d) for d in range(10)}
+                                     | {":", ".", "topic", "say", "answer"})
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                  pad_token="<pad>")
+    common = dict(vocab_size=len(vocab), bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    torch.manual_seed(0)
+    if arch == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=128, **common))
+    elif arch == "llama":
+        model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=2, num_key_value_heads=1,
+                                             max_position_embeddings=128, **common))
+    elif arch == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=2, num_key_value_heads=1,
+                                             max_position_embeddings=128, **common))
+    else:
+        raise ValueError(arch)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path), safe_serialization=True)
+    tok.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    return build_tiny_decoder(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")

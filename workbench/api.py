@@ -87,6 +87,19 @@ class Run:
         out = self._task_cls.predict(model, tok, [inputs] if single else list(inputs), self._model_info, **kw)
         return out[0] if single else out
 
+    def generate(self, prompt: str | list, max_new_tokens: int = 50, **kw: Any) -> str | list[str]:
+        """Continue a prompt with a causal-LM run's model (greedy unless do_sample=True is passed)."""
+        model, tok = self._load()
+        if not hasattr(self._task_cls, "generate"):
+            from .errors import RunError
+
+            raise RunError(f"run {self.id} is a {self._model_info.get('task')} run; generate() needs a causal-lm "
+                           "run. Use predict().")
+        single = isinstance(prompt, str)
+        out = self._task_cls.generate(model, tok, [prompt] if single else list(prompt), self._model_info,
+                                      max_new_tokens=max_new_tokens, **kw)
+        return out[0] if single else out
+
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
         m = self.evaluation.get("main_metric")
@@ -105,6 +118,10 @@ def _load_trained(task_cls: Any, model_dir: Path):
     auto = getattr(task_cls, "auto_model_name", "AutoModelForSequenceClassification")
     import transformers
 
+    from .engine.peft_support import is_adapter_dir, load_adapter_model
+
+    if is_adapter_dir(model_dir):  # saved with lora.merge: false
+        return load_adapter_model(getattr(transformers, auto), model_dir)
     return getattr(transformers, auto).from_pretrained(str(model_dir), use_safetensors=True)
 
 

@@ -109,19 +109,21 @@ def _group_split(frame: pd.DataFrame, size: float, key_col: str, stratify_col: s
 
 def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
                 check: Callable[[str, pd.DataFrame], None] | None = None,
-                columns: dict[str, str] | None = None) -> Splits:
+                columns: dict[str, str] | None = None,
+                loader: Callable[[Any, str], pd.DataFrame] = load_frame) -> Splits:
     """Load train/validation/test for ``cfg.data``, check them, and split off what is missing.
 
     ``key_column`` holds the text used for duplicate and overlap checks; ``label_column`` (if
     any, and hashable) stratifies automatic splits; ``check(split_name, frame)`` runs the task's
-    own checks on each split before anything is split or dropped.
+    own checks on each split before anything is split or dropped; ``loader(ref, field)`` reads one
+    reference (a task with its own file formats passes its reader, falling back to ``load_frame``).
     """
     d = cfg.data
     seed = cfg.train.seed
     frames: dict[str, pd.DataFrame | None] = {}
     for name in SPLITS:
         ref = getattr(d, name)
-        frames[name] = None if ref is None else load_frame(ref, f"data.{name}")
+        frames[name] = None if ref is None else loader(ref, f"data.{name}")
     for name, frame in frames.items():
         if frame is None:
             continue

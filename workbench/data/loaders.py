@@ -17,6 +17,7 @@ import pandas as pd
 from ..errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".text", ".md")
+CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2", ".bioes", ".iobes")
 
 
 def _bbc_news() -> pd.DataFrame:
@@ -75,6 +76,47 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def read_conll(path: Path) -> pd.DataFrame:
+    """CoNLL-style tagging data: one ``token ... tag`` line per word, a blank line between sentences.
+
+    The first column is the word and the last the tag (extra columns, such as CoNLL-2003's POS and
+    chunk tags, are ignored); ``-DOCSTART-`` lines are skipped. Each row is one sentence; its
+    ``location`` column names the line it starts on, which error messages quote.
+    """
+    rows: list[dict] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+
+    def close() -> None:
+        if tokens:
+            rows.append({"tokens": list(tokens), "tags": list(tags), "location": f"line {start}"})
+        tokens.clear()
+        tags.clear()
+
+    for i, line in enumerate(read_text_file(path).splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            close()
+            continue
+        if parts[0] == "-DOCSTART-":
+            close()
+            continue
+        if len(parts) < 2:
+            raise DataError(f"{path}, line {i}: expected a word and its tag separated by a space or tab, got "
+                            f"{line.strip()!r}. Each line is 'word TAG'; a blank line ends a sentence.",
+                            [{"kind": "bad_conll_line", "file": str(path), "rows": [i]}])
+        if not tokens:
+            start = i
+        tokens.append(parts[0])
+        tags.append(parts[-1])
+    close()
+    frame = pd.DataFrame(rows, columns=["tokens", "tags", "location"])
+    frame.attrs.update(source=str(path), row_offset=1, row_word="sentence", location_column="location",
+                       format="conll")
+    return frame
+
+
 def read_file(path: Path) -> pd.DataFrame:
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     offset, word = 1, "row"
@@ -101,13 +143,15 @@ def read_file(path: Path) -> pd.DataFrame:
             frame = pd.DataFrame(data)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
+        elif suffix in CONLL_SUFFIXES:
+            return read_conll(path)
         elif suffix in TEXT_SUFFIXES:
             lines = [ln.rstrip("\n") for ln in read_text_file(path).splitlines()]
             frame = pd.DataFrame({"text": lines})
             word = "line"
         else:
             raise DataError(f"{path}: unsupported file type '{path.suffix}'. Use csv, tsv, json, jsonl, parquet, "
-                            "txt, or a folder of text files per label.")
+                            "txt, conll, or a folder of text files per label.")
     except (pd.errors.ParserError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
         if isinstance(e, DataError):
             raise
@@ -182,6 +226,10 @@ def where(frame: pd.DataFrame, rows: list[int], limit: int = 8) -> str:
     word = frame.attrs.get("row_word", "row")
     shown = [str(int(r) + offset) for r in rows[:limit]]
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    location = frame.attrs.get("location_column")
+    if location and location in frame.columns:  # rows that know their own place ("line 57", "a.txt line 3")
+        shown = [str(frame[location].iloc[int(r)]) for r in rows[:limit]]
+        return f"{frame.attrs.get('source', 'data')}: {', '.join(shown)}{more}"
     if "file" in frame.columns and word == "document":
         root = frame.attrs.get("root", "")
         shown = [str(frame["file"].iloc[int(r)]).removeprefix(root).lstrip("/") for r in rows[:limit]]

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .. import tasks
 from ..config import RunConfig
 from ..data import fingerprint
-from ..errors import RunError, WorkbenchError
+from ..errors import ConfigError, RunError, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, count_parameters, load_tokenizer, resolve_model
 from ..runs import RunDir, atomic_write_json, atomic_write_text, now_iso
@@ -104,6 +104,10 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     apply_freeze(model, cfg.train.freeze)
     model = _maybe_peft(cfg, task, model)
     total, trainable = count_parameters(model)
+    if trainable == 0:
+        raise ConfigError(f"train.freeze: {cfg.train.freeze!r} leaves no trainable parameters in this model "
+                          "(its output layer shares weights with the frozen embeddings). Use 'embeddings' or "
+                          "'layers:N', or lora.enabled: true.")
 
     has_eval = len(datasets["validation"]) > 0
     args = training_arguments(cfg, task, run_dir, device, precision, has_eval)
@@ -195,6 +199,8 @@ def _save_model(cfg: RunConfig, task: Any, trainer: Any, tokenizer: Any, run_dir
     if cfg.lora.enabled and cfg.lora.merge and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.save_pretrained(str(staging), safe_serialization=True)
+    if cfg.lora.enabled and not cfg.lora.merge:  # adapter weights only: keep the config that rebuilds the head
+        model.get_base_model().config.save_pretrained(str(staging))
     tokenizer.save_pretrained(str(staging))
     info = {"task": cfg.task, "base_model": cfg.model, "max_length": cfg.train.max_length,
             **getattr(task, "model_info", lambda: {})()}
@@ -270,10 +276,14 @@ def _quiet_libraries():
     transformers.logging.set_verbosity_error()
     datasets.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+    modeling_logger = logging.getLogger("transformers.modeling_utils")
+    old_modeling = modeling_logger.level
+    modeling_logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
+        # a level left at ERROR makes later from_pretrained calls print a tensor-parallel notice
+        modeling_logger.setLevel(old_modeling)
         transformers.logging.set_verbosity(old_tf)
         datasets.utils.logging.set_verbosity(old_ds)
         if bars:

@@ -57,7 +57,8 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         dataloader_num_workers=0,  # on few CPU cores the workers would steal compute; data is pre-tokenized
         dataloader_pin_memory=device == "cuda",
         torch_compile=t.torch_compile,
-        remove_unused_columns=True,
+        # a task whose collator reads extra columns (word offsets for whole-word masking) keeps them
+        remove_unused_columns=getattr(task, "remove_unused_columns", True),
         optim="adamw_torch_fused" if device == "cuda" or _fused_cpu_ok() else "adamw_torch",
     )
 

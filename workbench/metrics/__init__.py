@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BUNDLED = ("accuracy", "precision", "recall", "f1")
+BUNDLED = ("accuracy", "precision", "recall", "f1", "seqeval", "mse", "pearsonr")
 
 
 @lru_cache(maxsize=None)
@@ -31,3 +31,36 @@ def classification_metrics(predictions, references, num_labels: int) -> dict:
                                    labels=labels)[name]
         out[f"{name}_macro"] = value
     return out
+
+
+def multilabel_metrics(predictions, references) -> dict:
+    """For 0/1 indicator rows: micro and macro F1 / precision / recall, and exact-match accuracy."""
+    import numpy as np
+
+    preds = np.asarray(predictions, dtype=np.int64)
+    refs = np.asarray(references, dtype=np.int64)
+    out = {"subset_accuracy": float((preds == refs).all(axis=1).mean()) if len(refs) else 0.0}
+    for average in ("micro", "macro"):
+        for name in ("f1", "precision", "recall"):
+            out[f"{name}_{average}"] = load(name).compute(predictions=preds.tolist(), references=refs.tolist(),
+                                                          average=average)[name]
+    return out
+
+
+def regression_metrics(predictions, references) -> dict:
+    """mse, rmse, mae and Pearson's r of numeric predictions."""
+    import numpy as np
+
+    preds = np.asarray(predictions, dtype=np.float64).reshape(-1)
+    refs = np.asarray(references, dtype=np.float64).reshape(-1)
+    mse = load("mse").compute(predictions=preds, references=refs)["mse"]
+    return {"mse": mse, "rmse": float(mse ** 0.5), "mae": float(np.abs(preds - refs).mean()) if len(refs) else 0.0,
+            "pearson": load("pearsonr").compute(predictions=preds, references=refs)["pearsonr"]}
+
+
+def entity_metrics(predictions: list[list[str]], references: list[list[str]]) -> tuple[dict, dict]:
+    """seqeval scores of word-level tag sequences: (overall metrics, per-entity-type table)."""
+    scores = load("seqeval").compute(predictions=predictions, references=references)
+    overall = {"f1": scores.pop("overall_f1"), "precision": scores.pop("overall_precision"),
+               "recall": scores.pop("overall_recall"), "accuracy": scores.pop("overall_accuracy")}
+    return overall, scores

@@ -82,3 +82,22 @@ def json_label(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return value
+
+
+def task_options(cfg: Any, task: str, defaults: dict, choices: dict | None = None) -> dict:
+    """``cfg.task_options`` over the task's ``defaults``; an unknown key or a bad choice is a ConfigError."""
+    import difflib
+
+    from ..errors import ConfigError
+
+    given = dict(cfg.task_options or {})
+    for key in given:
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), list(defaults), n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"task_options.{key}: not an option of {task} (options: {', '.join(defaults)}).{hint}")
+    out = {**defaults, **given}
+    for key, allowed in (choices or {}).items():
+        if out[key] not in allowed:
+            raise ConfigError(f"task_options.{key}: {out[key]!r} is not one of {', '.join(map(str, allowed))}.")
+    return out

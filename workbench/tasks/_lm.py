@@ -1,0 +1,213 @@
+"""What the two language-modelling tasks share: reading domain text, packing it, and perplexity.
+
+Perplexity is ``exp`` of the mean negative log-likelihood over every scored token of a split
+(token-weighted, not a mean of batch means), computed the same way for the base and the
+fine-tuned model: through ``Trainer.predict`` with the per-token loss taken on the device.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..data import DataError, load_frame
+from ..data.loaders import TEXT_SUFFIXES, read_text_file
+
+SAMPLE_BY = ("line", "paragraph", "document")
+
+
+# ---- reading domain text ------------------------------------------------------------------------
+
+def _text_files(ref: Any) -> list[Path] | None:
+    """The text files behind ``ref`` when it names .txt files (a file, a flat folder, a glob); else None."""
+    if not isinstance(ref, (str, Path)):
+        return None
+    p = Path(ref).expanduser()
+    if p.is_file():
+        return [p] if p.suffix.lower() in TEXT_SUFFIXES else None
+    if p.is_dir():
+        entries = [e for e in p.iterdir() if not e.name.startswith((".", "_"))]
+        if entries and all(e.is_file() and e.suffix.lower() in TEXT_SUFFIXES for e in entries):
+            return sorted(entries)
+        return None
+    matches = [Path(m) for m in sorted(glob.glob(str(ref)))]
+    if matches and all(m.is_file() and m.suffix.lower() in TEXT_SUFFIXES for m in matches):
+        return matches
+    return None
+
+
+def _documents(path: Path, sample_by: str, name: str) -> tuple[list[dict], int]:
+    """(rows with text and location, number of blank lines skipped) for one text file."""
+    text = read_text_file(path)
+    lines = text.splitlines()
+    where = f"{name} " if name else ""
+    if not text.strip():
+        raise DataError(f"{path}: the file holds no text (empty document). Remove it or fill it in.",
+                        [{"kind": "empty_text", "file": str(path)}])
+    if sample_by == "document":
+        return [{"text": text.strip(), "location": name or path.name}], 0
+    rows: list[dict] = []
+    blank = 0
+    block: list[str] = []
+    start = 0
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            blank += 1
+            if block:
+                rows.append({"text": "\n".join(block), "location": f"{where}line {start}"})
+                block = []
+            continue
+        if sample_by == "line":
+            rows.append({"text": line.strip(), "location": f"{where}line {i}"})
+        else:
+            start = start if block else i
+            block.append(line.strip())
+    if block:
+        rows.append({"text": "\n".join(block), "location": f"{where}line {start}"})
+    return rows, blank
+
+
+def text_loader(text_column: str, sample_by: str, skipped: dict) -> Callable[[Any, str], pd.DataFrame]:
+    """A ``load_splits`` loader: .txt files become one row per line/paragraph/file, blank lines skipped.
+
+    A blank line separates text; it is not a document, so it is counted in ``skipped`` rather than
+    reported as an empty document. Anything else (csv, jsonl, bbc-news, DataFrames) goes to
+    ``load_frame`` and keeps its own empty-text checks.
+    """
+
+    def load(ref: Any, field: str) -> pd.DataFrame:
+        files = _text_files(ref)
+        if files is None:
+            return load_frame(ref, field)
+        rows: list[dict] = []
+        for f in files:
+            found, blank = _documents(f, sample_by, f.name if len(files) > 1 else "")
+            rows.extend(found)
+            skipped[field] = skipped.get(field, 0) + blank
+        frame = pd.DataFrame(rows, columns=["text", "location"]).rename(columns={"text": text_column})
+        frame.attrs.update(source=str(ref), row_offset=0, row_word=sample_by, location_column="location")
+        return frame
+
+    return load
+
+
+# ---- blocks -------------------------------------------------------------------------------------
+
+def pack(columns: dict[str, list[list]], block: int) -> dict[str, list[list]]:
+    """Concatenate every example and cut the stream into ``block``-token pieces (the last may be shorter).
+
+    All columns are cut at the same places, so labels stay aligned with their tokens. Nothing is
+    dropped: the short last block is padded by the collator.
+    """
+    out: dict[str, list[list]] = {}
+    for name, rows in columns.items():
+        stream = [x for row in rows for x in row]
+        out[name] = [stream[i:i + block] for i in range(0, len(stream), block)]
+    return out
+
+
+def length_report(examples: int, lengths: list[int], kept: list[int], max_length: int, packed: bool) -> dict:
+    arr = np.asarray(lengths, dtype=np.int64) if lengths else np.zeros(0, dtype=np.int64)
+    return {
+        "examples": int(examples),
+        "truncated": 0 if packed else int(sum(1 for a, b in zip(lengths, kept) if b < a)),
+        "truncated_fraction": 0.0 if packed or not examples else
+        float(sum(1 for a, b in zip(lengths, kept) if b < a) / examples),
+        "tokens_before": int(arr.sum()),
+        "tokens_kept": int(sum(kept)),
+        "length_mean": float(arr.mean()) if len(arr) else 0.0,
+        "length_p50": float(np.percentile(arr, 50)) if len(arr) else 0.0,
+        "length_p90": float(np.percentile(arr, 90)) if len(arr) else 0.0,
+        "length_max": int(arr.max()) if len(arr) else 0,
+        "max_length": int(max_length),
+        "packed": bool(packed),
+    }
+
+
+# ---- perplexity -----------------------------------------------------------------------------------
+
+def token_losses(logits: Any, labels: Any, causal: bool) -> tuple[Any, Any]:
+    """Per-position negative log-likelihood and top-1 prediction, aligned with ``labels``.
+
+    Runs on the device inside ``preprocess_logits_for_metrics`` so only two B x T arrays reach the
+    host, never the B x T x vocabulary logits. For a causal model position t scores ``labels[t]``
+    from the logits at t - 1 (position 0 is never scored).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    nll = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
+    top1 = torch.full(labels.shape, -100, dtype=torch.long, device=labels.device)
+    for i in range(labels.shape[0]):  # one row at a time: the fp32 copy of the logits stays small
+        row = logits[i, :-1] if causal else logits[i]
+        target = labels[i, 1:] if causal else labels[i]
+        loss = F.cross_entropy(row.float(), target, ignore_index=-100, reduction="none")
+        if causal:
+            nll[i, 1:] = loss
+            top1[i, 1:] = row.argmax(-1)
+        else:
+            nll[i] = loss
+            top1[i] = row.argmax(-1)
+    return nll, top1
+
+
+def scored_mask(labels: np.ndarray, causal: bool) -> np.ndarray:
+    mask = labels != -100
+    if causal and mask.ndim == 2:
+        mask[:, 0] = False
+    return mask
+
+
+def perplexity_metrics(predictions: Any, labels: np.ndarray, causal: bool) -> dict:
+    nll, top1 = predictions
+    labels = np.asarray(labels)
+    mask = scored_mask(labels, causal)
+    n = int(mask.sum())
+    mean = float(np.asarray(nll, dtype=np.float64)[mask].sum() / n) if n else float("nan")
+    # "nll", not "loss": Trainer writes its own batch-mean loss under that name
+    return {"perplexity": float(math.exp(min(mean, 700.0))) if n else float("nan"), "nll": mean,
+            "accuracy": float((np.asarray(top1)[mask] == labels[mask]).mean()) if n else float("nan")}
+
+
+def base_trainer(task: Any, model: Any, tokenizer: Any, device: str, precision: str, workdir: str,
+                 train_dataset: Any = None):
+    """A Trainer over the base model with the run's own settings, for the baseline (no files kept).
+
+    Using the run's TrainingArguments gives the base model the same evaluation batches and, where a
+    head has to be trained first, the same optimisation budget as the fine-tuning.
+    """
+    from transformers import Trainer
+
+    from ..engine.run import _drop_library_progress
+    from ..engine.trainer import training_arguments
+
+    args = training_arguments(task.cfg, task, SimpleNamespace(checkpoints=Path(workdir)), device, precision,
+                              has_eval=False)
+    args.logging_strategy = "no"
+    args.save_strategy = "no"
+    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
+                      data_collator=task.collator(tokenizer), compute_metrics=task.compute_metrics,
+                      preprocess_logits_for_metrics=task.preprocess_logits_for_metrics)
+    _drop_library_progress(trainer)
+    return trainer
+
+
+def predict_split(trainer: Any, dataset: Any) -> tuple[dict, Any]:
+    """Test metrics (without Trainer's prefixes and timings) and the raw (nll, top1) predictions."""
+    out = trainer.predict(dataset, metric_key_prefix="test")
+    metrics = {k.removeprefix("test_"): v for k, v in out.metrics.items()
+               if k.startswith("test_") and not k.endswith(("_runtime", "_per_second", "_loss", "_time"))}
+    return metrics, out
+
+
+def workdir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="workbench-baseline-")
