@@ -7,6 +7,14 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
+# The JupyterLab extension is built with the jlpm that jupyterlab installs into .venv; its browser
+# test drives Debian's Chromium (never a downloaded browser).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+JLPM := PATH="$(abspath $(VENV))/bin:$$PATH" jlpm
+LABEXT := workbench/labextension/package.json
+LABEXT_SOURCES := $(wildcard extension/src/*.ts extension/src/*.tsx extension/style/*) \
+	extension/package.json extension/yarn.lock extension/tsconfig.json
 
 .PHONY: install install-test demo test test-fast clean
 
@@ -29,7 +37,15 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/.torch
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test $(LABEXT) $(CHROMIUM)
+
+$(LABEXT): $(LABEXT_SOURCES) | $(VENV)/.installed-test
+	cd extension && $(JLPM) install && $(JLPM) build:prod
+	touch $@
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/workbench demo
@@ -42,3 +58,4 @@ test-fast: install-test
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+	rm -rf extension/node_modules extension/lib extension/tsconfig.tsbuildinfo workbench/labextension

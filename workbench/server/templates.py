@@ -67,17 +67,19 @@ def declared_parameters(nb: dict) -> list[dict]:
     for node in tree.body:
         targets: list[ast.expr] = []
         value = None
+        annotation = None
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             targets, value = [node.target], node.value
+            annotation = ast.get_source_segment(source, node.annotation)
         for target in targets:
             if isinstance(target, ast.Name):
                 line = lines[node.lineno - 1] if node.lineno - 1 < len(lines) else ""
                 comment = line.split("#", 1)[1].strip() if "#" in line else ""
                 found[target.id] = {"name": target.id,
                                     "default": ast.get_source_segment(source, value) if value is not None else None,
-                                    "help": comment}
+                                    "help": comment, "type": annotation}
     return list(found.values())
 
 

@@ -1,0 +1,63 @@
+import { extent, linePath, RunSeries, sparklinePath, ticks } from '../series';
+
+describe('RunSeries', () => {
+  it('collects finite losses, learning rates and eval metrics across chunks', () => {
+    const s = new RunSeries();
+    s.add([
+      { event: 'started' },
+      { event: 'step', step: 1, loss: 1.5, learning_rate: 5e-5 },
+      { event: 'step', step: 2, loss: null, learning_rate: 4e-5 },
+      { event: 'corrupt_line' }
+    ]);
+    s.add([
+      { event: 'step', step: 3, loss: 0.9 },
+      { event: 'eval', step: 3, split: 'validation', metrics: { accuracy: 0.8, loss: null } }
+    ]);
+    expect(s.loss).toEqual([
+      [1, 1.5],
+      [3, 0.9]
+    ]);
+    expect(s.learningRate).toEqual([
+      [1, 5e-5],
+      [2, 4e-5]
+    ]);
+    expect(Array.from(s.evals.keys())).toEqual(['validation/accuracy']);
+    expect(s.corruptLines).toBe(1);
+    s.clear();
+    expect(s.loss).toEqual([]);
+    expect(s.evals.size).toBe(0);
+  });
+});
+
+describe('paths', () => {
+  it('maps the extremes onto the box edges, y pointing down', () => {
+    const d = linePath(
+      [
+        [0, 0],
+        [10, 1]
+      ],
+      100,
+      50,
+      undefined,
+      0
+    );
+    expect(d).toBe('M0.0,50.0L100.0,0.0');
+  });
+  it('draws a flat series at mid height', () => {
+    const d = sparklinePath([2, 2, 2], 84, 26);
+    const ys = d.match(/,([\d.]+)/g)!.map(m => Number(m.slice(1)));
+    expect(new Set(ys)).toEqual(new Set([13]));
+  });
+  it('is empty without data', () => {
+    expect(sparklinePath([], 84, 26)).toBe('');
+    expect(extent([])).toBeNull();
+  });
+  it('picks round ticks inside the range', () => {
+    expect(ticks(0, 1)).toEqual([0, 0.5, 1]);
+    const t = ticks(0.13, 1.62);
+    expect(t[0]).toBeGreaterThanOrEqual(0.13);
+    expect(t[t.length - 1]).toBeLessThanOrEqual(1.62);
+    expect(t.length).toBeGreaterThanOrEqual(3);
+    expect(ticks(1, 1)).toEqual([]);
+  });
+});

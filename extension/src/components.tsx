@@ -1,0 +1,364 @@
+/**
+ * React views: the runs list (sidebar) and one run's details (main area). They render a
+ * model's state and call back for actions; every user string is rendered as text.
+ */
+import * as React from 'react';
+
+import { IEval, IRunDetail, IRunSummary } from './api';
+import {
+  displayName,
+  formatAge,
+  formatDelta,
+  formatDuration,
+  formatMetric,
+  formatProgress,
+  isActive,
+  metricVsBaseline,
+  progressFraction
+} from './format';
+import { extent, linePath, Point, RunSeries, sparklinePath, ticks } from './series';
+
+export function StatusBadge(props: { status: string }): JSX.Element {
+  return (
+    <span className={`jp-wb-status jp-wb-status-${props.status}`} title={props.status}>
+      {props.status}
+    </span>
+  );
+}
+
+export function ProgressBar(props: { fraction: number | null; label?: string }): JSX.Element | null {
+  if (props.fraction === null) {
+    return null;
+  }
+  return (
+    <div className="jp-wb-progress" title={props.label}>
+      <div className="jp-wb-progress-fill" style={{ width: `${Math.round(props.fraction * 100)}%` }} />
+    </div>
+  );
+}
+
+export function Sparkline(props: { values: number[]; width?: number; height?: number }): JSX.Element | null {
+  const width = props.width ?? 84;
+  const height = props.height ?? 26;
+  const d = sparklinePath(props.values, width, height);
+  if (!d) {
+    return null;
+  }
+  return (
+    <svg className="jp-wb-sparkline" width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
+      <title>training loss</title>
+      <path d={d} />
+    </svg>
+  );
+}
+
+export interface IRunRowProps {
+  run: IRunSummary;
+  selected: boolean;
+  now: Date;
+  onSelect: (id: string) => void;
+}
+
+export function RunRow(props: IRunRowProps): JSX.Element {
+  const { run, now } = props;
+  const metric = metricVsBaseline(run);
+  const delta = formatDelta(run.value, run.baseline);
+  const active = isActive(run.status);
+  const subtitle = [run.task, run.model].filter(Boolean).join(' · ');
+  return (
+    <li
+      className={`jp-wb-run${props.selected ? ' jp-mod-selected' : ''}`}
+      data-run-id={run.id}
+      data-status={run.status}
+      tabIndex={0}
+      onClick={() => props.onSelect(run.id)}
+      onKeyDown={e => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          props.onSelect(run.id);
+        }
+      }}
+    >
+      <div className="jp-wb-run-title">
+        <span className="jp-wb-run-name">{displayName(run)}</span>
+        <StatusBadge status={run.status} />
+      </div>
+      <div className="jp-wb-run-sub">
+        <span className="jp-wb-run-what">{subtitle}</span>
+        <span className="jp-wb-run-age" title={run.created_at || ''}>
+          {formatAge(run.created_at, now)}
+        </span>
+      </div>
+      <div className="jp-wb-run-body">
+        <div className="jp-wb-run-facts">
+          {active && (
+            <div className="jp-wb-run-progress">
+              <ProgressBar fraction={progressFraction(run.progress)} />
+              <span className="jp-wb-run-progress-text">{formatProgress(run.progress)}</span>
+            </div>
+          )}
+          {metric && (
+            <div className="jp-wb-run-metric">
+              {metric}
+              {delta && <span className="jp-wb-delta"> ({delta})</span>}
+            </div>
+          )}
+          {run.error && run.status !== 'completed' && <div className="jp-wb-run-error">{run.error}</div>}
+        </div>
+        <Sparkline values={run.loss_sparkline || []} />
+      </div>
+    </li>
+  );
+}
+
+export interface IRunsListProps {
+  runs: ReadonlyArray<IRunSummary>;
+  total: number;
+  loaded: boolean;
+  error: string | null;
+  runsDir: string;
+  selected: string | null;
+  now?: Date;
+  onSelect: (id: string) => void;
+  onRefresh: () => void;
+  onShowMore: () => void;
+}
+
+export function RunsList(props: IRunsListProps): JSX.Element {
+  const now = props.now ?? new Date();
+  let body: JSX.Element;
+  if (!props.loaded && !props.error) {
+    body = <div className="jp-wb-empty">Loading runs…</div>;
+  } else if (!props.runs.length) {
+    body = (
+      <div className="jp-wb-empty">
+        No runs yet in <code>{props.runsDir || 'runs/'}</code>. Start one from a fine-tuning notebook (File → New
+        Launcher → Fine-tuning) or with <code>%%finetune</code>.
+      </div>
+    );
+  } else {
+    body = (
+      <ul className="jp-wb-runs">
+        {props.runs.map(run => (
+          <RunRow key={run.id} run={run} now={now} selected={run.id === props.selected} onSelect={props.onSelect} />
+        ))}
+      </ul>
+    );
+  }
+  const more = props.total - props.runs.length;
+  return (
+    <div className="jp-wb-panel">
+      <header className="jp-wb-header">
+        <h2>Fine-tuning runs</h2>
+        <button className="jp-wb-button jp-wb-refresh" title="Refresh" onClick={props.onRefresh}>
+          ↻
+        </button>
+      </header>
+      <div className="jp-wb-subheader">
+        <span>
+          {props.total} run{props.total === 1 ? '' : 's'} in <code>{props.runsDir || 'runs/'}</code>
+        </span>
+      </div>
+      {props.error && <div className="jp-wb-error">Cannot list runs: {props.error}</div>}
+      {body}
+      {more > 0 && (
+        <button className="jp-wb-button jp-wb-more" onClick={props.onShowMore}>
+          Show {Math.min(more, 100)} more of {more}
+        </button>
+      )}
+    </div>
+  );
+}
+
+export interface IChartProps {
+  title: string;
+  series: { name: string; points: Point[] }[];
+  width?: number;
+  height?: number;
+}
+
+/** A small line chart with axis ticks; several series share one scale. */
+export function LineChart(props: IChartProps): JSX.Element | null {
+  const width = props.width ?? 420;
+  const height = props.height ?? 170;
+  const m = { left: 48, right: 10, top: 8, bottom: 22 };
+  const all = props.series.flatMap(s => s.points);
+  const scale = extent(all);
+  if (!scale) {
+    return null;
+  }
+  const w = width - m.left - m.right;
+  const h = height - m.top - m.bottom;
+  const x = (v: number) => m.left + ((v - scale.x0) / (scale.x1 - scale.x0)) * w;
+  const y = (v: number) => m.top + h - ((v - scale.y0) / (scale.y1 - scale.y0)) * h;
+  return (
+    <figure className="jp-wb-chart">
+      <figcaption>{props.title}</figcaption>
+      <svg width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
+        {ticks(scale.y0, scale.y1).map(t => (
+          <g key={`y${t}`} className="jp-wb-tick">
+            <line x1={m.left} x2={width - m.right} y1={y(t)} y2={y(t)} />
+            <text x={m.left - 4} y={y(t) + 3} textAnchor="end">
+              {formatMetric(t)}
+            </text>
+          </g>
+        ))}
+        {ticks(scale.x0, scale.x1).map(t => (
+          <text key={`x${t}`} className="jp-wb-tick" x={x(t)} y={height - 6} textAnchor="middle">
+            {formatMetric(t)}
+          </text>
+        ))}
+        <g transform={`translate(${m.left},${m.top})`}>
+          {props.series.map((s, i) => (
+            <path key={s.name} className={`jp-wb-line jp-wb-series-${i % 4}`} d={linePath(s.points, w, h, scale, 0)} />
+          ))}
+        </g>
+      </svg>
+      {props.series.length > 1 && (
+        <div className="jp-wb-legend">
+          {props.series.map((s, i) => (
+            <span key={s.name} className={`jp-wb-series-${i % 4}`}>
+              {s.name}
+            </span>
+          ))}
+        </div>
+      )}
+    </figure>
+  );
+}
+
+export function MetricsTable(props: { evaluation: IEval }): JSX.Element | null {
+  const ev = props.evaluation;
+  const finetuned = ev.finetuned || {};
+  const baseline = ev.baseline || {};
+  const names = Array.from(new Set([...Object.keys(finetuned), ...Object.keys(baseline)])).filter(
+    n => typeof finetuned[n] === 'number' || typeof baseline[n] === 'number'
+  );
+  if (!names.length) {
+    return null;
+  }
+  names.sort((a, b) => (a === ev.main_metric ? -1 : b === ev.main_metric ? 1 : a.localeCompare(b)));
+  return (
+    <table className="jp-wb-metrics">
+      <thead>
+        <tr>
+          <th>{ev.split ? `metric (${ev.split})` : 'metric'}</th>
+          <th>fine-tuned</th>
+          <th>baseline</th>
+          <th>Δ</th>
+        </tr>
+      </thead>
+      <tbody>
+        {names.map(n => (
+          <tr key={n} className={n === ev.main_metric ? 'jp-wb-main-metric' : ''}>
+            <td>{n}</td>
+            <td>{formatMetric(finetuned[n])}</td>
+            <td>{formatMetric(baseline[n])}</td>
+            <td>{formatDelta(finetuned[n], baseline[n])}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function seconds(a?: string, b?: string): number {
+  if (!a) {
+    return NaN;
+  }
+  const end = b ? new Date(b).getTime() : Date.now();
+  return (end - new Date(a).getTime()) / 1000;
+}
+
+export interface IRunDetailProps {
+  detail: IRunDetail | null;
+  series: RunSeries;
+  error: string | null;
+  stopRequested: boolean;
+  now?: Date;
+  onOpenReport: () => void;
+  onOpenNotebook: () => void;
+  onStop: () => void;
+  onCopyConfig: () => void;
+  onRefresh: () => void;
+}
+
+export function RunDetailView(props: IRunDetailProps): JSX.Element {
+  const { detail, series } = props;
+  if (!detail) {
+    return (
+      <div className="jp-wb-detail">
+        {props.error ? <div className="jp-wb-error">{props.error}</div> : <div className="jp-wb-empty">Loading…</div>}
+      </div>
+    );
+  }
+  const run = detail.run;
+  const active = isActive(run.status);
+  const duration = formatDuration(seconds(run.started_at, active ? undefined : run.finished_at));
+  const facts = [
+    run.task,
+    run.model,
+    run.created_at && `started ${formatAge(run.created_at, props.now)}`,
+    duration && (active ? `running for ${duration}` : `took ${duration}`)
+  ].filter(Boolean);
+  const main = detail.eval?.main_metric || run.main_metric || '';
+  const evalCurves = Array.from(series.evals.entries())
+    .filter(([key]) => key.endsWith(`/${main}`))
+    .map(([key, points]) => ({ name: key, points }));
+  return (
+    <div className="jp-wb-detail">
+      <header className="jp-wb-detail-header">
+        <h1>{displayName(run)}</h1>
+        <StatusBadge status={run.status} />
+      </header>
+      <div className="jp-wb-facts">{facts.join(' · ')}</div>
+      <div className="jp-wb-id">{run.id}</div>
+      <div className="jp-wb-actions">
+        <button className="jp-wb-button" disabled={!run.has_report} onClick={props.onOpenReport}>
+          Open report
+        </button>
+        <button className="jp-wb-button" disabled={!run.notebook} onClick={props.onOpenNotebook}>
+          Open notebook
+        </button>
+        <button
+          className="jp-wb-button jp-wb-stop"
+          disabled={!active || props.stopRequested}
+          onClick={props.onStop}
+        >
+          {props.stopRequested ? 'Stopping…' : 'Stop'}
+        </button>
+        <button className="jp-wb-button" disabled={!detail.config} onClick={props.onCopyConfig}>
+          Copy as %%finetune
+        </button>
+        <button className="jp-wb-button" onClick={props.onRefresh}>
+          Refresh
+        </button>
+      </div>
+      {props.error && <div className="jp-wb-error">{props.error}</div>}
+      {run.error && <div className="jp-wb-error jp-wb-run-failure">{run.error}</div>}
+      {active && (
+        <div className="jp-wb-detail-progress">
+          <ProgressBar fraction={progressFraction(run.progress)} />
+          <span>{formatProgress(run.progress)}</span>
+        </div>
+      )}
+      {detail.eval && (
+        <section>
+          <h3>Final metrics vs baseline</h3>
+          <MetricsTable evaluation={detail.eval} />
+        </section>
+      )}
+      <section className="jp-wb-curves">
+        <h3>Curves</h3>
+        {!series.loss.length && !evalCurves.length && <div className="jp-wb-empty">No training steps logged yet.</div>}
+        <LineChart title="training loss" series={[{ name: 'loss', points: series.loss }]} />
+        {evalCurves.length > 0 && <LineChart title={`${main} during training`} series={evalCurves} />}
+        <LineChart title="learning rate" series={[{ name: 'learning rate', points: series.learningRate }]} />
+      </section>
+      <section>
+        <h3>Config</h3>
+        <pre className="jp-wb-config">{detail.config || '(config.yaml missing)'}</pre>
+      </section>
+    </div>
+  );
+}

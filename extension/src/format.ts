@@ -1,0 +1,118 @@
+/**
+ * Pure formatting helpers shared by the sidebar and the detail view (no DOM, no JupyterLab).
+ */
+import { IProgress, IRunSummary, RunStatus } from './api';
+
+export const ACTIVE_STATUSES: ReadonlyArray<RunStatus> = ['pending', 'running'];
+
+export function isActive(status: RunStatus | undefined): boolean {
+  return status !== undefined && ACTIVE_STATUSES.includes(status);
+}
+
+/** "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago", or the date for older runs. */
+export function formatAge(iso: string | undefined, now: Date = new Date()): string {
+  if (!iso) {
+    return '';
+  }
+  const then = new Date(iso);
+  if (isNaN(then.getTime())) {
+    return '';
+  }
+  const seconds = Math.round((now.getTime() - then.getTime()) / 1000);
+  if (seconds < 5) {
+    return 'just now';
+  }
+  if (seconds < 60) {
+    return `${seconds} s ago`;
+  }
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)} min ago`;
+  }
+  if (seconds < 86400) {
+    return `${Math.floor(seconds / 3600)} h ago`;
+  }
+  if (seconds < 86400 * 30) {
+    return `${Math.floor(seconds / 86400)} d ago`;
+  }
+  return then.toISOString().slice(0, 10);
+}
+
+/** Seconds as "45 s", "3 min 20 s", "2 h 05 min". */
+export function formatDuration(seconds: number): string {
+  if (!isFinite(seconds) || seconds < 0) {
+    return '';
+  }
+  const s = Math.round(seconds);
+  if (s < 60) {
+    return `${s} s`;
+  }
+  if (s < 3600) {
+    return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  }
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+/** A metric value: 4 significant digits, or an em dash when absent. */
+export function formatMetric(value: unknown): string {
+  if (typeof value !== 'number' || !isFinite(value)) {
+    return '—';
+  }
+  if (value !== 0 && Math.abs(value) < 1e-3) {
+    return Number(value.toPrecision(3)).toExponential();
+  }
+  return Number(value.toPrecision(4)).toString();
+}
+
+/** The signed difference, e.g. "+0.755"; empty when either side is missing. */
+export function formatDelta(value: unknown, baseline: unknown): string {
+  if (
+    typeof value !== 'number' ||
+    typeof baseline !== 'number' ||
+    !isFinite(value) ||
+    !isFinite(baseline)
+  ) {
+    return '';
+  }
+  const d = value - baseline;
+  const text = formatMetric(Math.abs(d));
+  return d >= 0 ? `+${text}` : `−${text}`;
+}
+
+/** "accuracy 0.9685 vs 0.2135 baseline" for a list row; empty when the run has no result yet. */
+export function metricVsBaseline(run: IRunSummary): string {
+  if (!run.main_metric || typeof run.value !== 'number') {
+    return '';
+  }
+  const base =
+    typeof run.baseline === 'number'
+      ? ` vs ${formatMetric(run.baseline)} baseline`
+      : '';
+  return `${run.main_metric} ${formatMetric(run.value)}${base}`;
+}
+
+/** Fraction of training done in [0, 1], or null when the run reports no total. */
+export function progressFraction(progress: IProgress | undefined): number | null {
+  if (!progress || !progress.total_steps || progress.step === undefined) {
+    return null;
+  }
+  return Math.max(0, Math.min(1, progress.step / progress.total_steps));
+}
+
+export function formatProgress(progress: IProgress | undefined): string {
+  const f = progressFraction(progress);
+  if (f === null || !progress) {
+    return '';
+  }
+  return `step ${progress.step}/${progress.total_steps} (${Math.round(f * 100)} %)`;
+}
+
+/** The resolved config as a notebook cell that reproduces the run. */
+export function toFinetuneCell(configYaml: string): string {
+  const body = configYaml.replace(/\s+$/, '');
+  return `%%finetune\n${body}\n`;
+}
+
+/** A display name: the run's name, else its id. */
+export function displayName(run: IRunSummary): string {
+  return run.name || run.id;
+}

@@ -1,0 +1,231 @@
+/**
+ * Polling models behind the views: the runs list (sidebar) and one run (detail tab).
+ *
+ * Views only render what a model holds and listen to `changed`. Polls run a few seconds apart,
+ * back off on errors, and stand by while their view is hidden or the browser tab is.
+ */
+import { IDisposable } from '@lumino/disposable';
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IRunDetail, IRunSummary, IWorkbenchAPI } from './api';
+import { isActive } from './format';
+import { RunSeries } from './series';
+
+export interface IPollOptions {
+  /** Milliseconds between polls (default 3000). */
+  interval?: number;
+  /** Start polling on construction (default true). */
+  autoStart?: boolean;
+}
+
+abstract class PollingModel implements IDisposable {
+  constructor(options: IPollOptions = {}) {
+    const interval = options.interval ?? 3000;
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this.fetch(),
+      frequency: { interval, backoff: true, max: Math.max(interval * 10, 30000) },
+      name: `workbench:${this.constructor.name}`,
+      standby: () => (this._visible && !this._finished ? 'when-hidden' : true)
+    });
+    if (options.autoStart ?? true) {
+      void this._poll.start();
+    }
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get error(): string | null {
+    return this._error;
+  }
+
+  get visible(): boolean {
+    return this._visible;
+  }
+
+  get isDisposed(): boolean {
+    return this._poll.isDisposed;
+  }
+
+  /** False once the model has seen everything it will (a finished run); refresh() still works. */
+  get polling(): boolean {
+    return !this._finished && !this._poll.isDisposed;
+  }
+
+  /** Views call this when shown or hidden; a hidden view's model does not poll. */
+  setVisible(visible: boolean): void {
+    const was = this._visible;
+    this._visible = visible;
+    if (visible && !was && !this._poll.isDisposed) {
+      void this._poll.refresh();
+    }
+  }
+
+  /** Load now, outside the schedule. */
+  async refresh(): Promise<void> {
+    if (this._poll.isDisposed) {
+      return;
+    }
+    if (this._finished) {
+      await this.fetch();
+      return;
+    }
+    await this._poll.refresh();
+    await this._poll.tick;
+  }
+
+  dispose(): void {
+    this._poll.dispose();
+    Signal.clearData(this);
+  }
+
+  protected async fetch(): Promise<void> {
+    try {
+      await this.load();
+      this._error = null;
+    } catch (error) {
+      this._error = error instanceof Error ? error.message : String(error);
+      this._changed.emit();
+      throw error; // lets the poll back off
+    }
+    this._changed.emit();
+  }
+
+  /** Stand the poll by for good: what it watches no longer changes. */
+  protected stopPolling(): void {
+    this._finished = true;
+  }
+
+  protected abstract load(): Promise<void>;
+
+  protected readonly _changed = new Signal<this, void>(this);
+  private _error: string | null = null;
+  private _visible = true;
+  private _finished = false;
+  private readonly _poll: Poll;
+}
+
+/** The runs listing shown in the sidebar. */
+export class RunsListModel extends PollingModel {
+  constructor(
+    readonly api: IWorkbenchAPI,
+    options: IPollOptions & { pageSize?: number } = {}
+  ) {
+    super(options);
+    this._limit = options.pageSize ?? 100;
+    this._pageSize = this._limit;
+  }
+
+  get runs(): ReadonlyArray<IRunSummary> {
+    return this._runs;
+  }
+
+  get total(): number {
+    return this._total;
+  }
+
+  get counts(): Readonly<Record<string, number>> {
+    return this._counts;
+  }
+
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
+  get selected(): string | null {
+    return this._selected;
+  }
+
+  set selected(id: string | null) {
+    this._selected = id;
+    this._changed.emit();
+  }
+
+  /** Show another page of older runs. */
+  showMore(): Promise<void> {
+    this._limit += this._pageSize;
+    return this.refresh();
+  }
+
+  protected async load(): Promise<void> {
+    const page = await this.api.listRuns(0, this._limit);
+    this._runs = page.runs;
+    this._total = page.total;
+    this._counts = page.counts ?? {};
+    this._loaded = true;
+  }
+
+  private _runs: IRunSummary[] = [];
+  private _total = 0;
+  private _counts: Record<string, number> = {};
+  private _loaded = false;
+  private _limit: number;
+  private readonly _pageSize: number;
+  private _selected: string | null = null;
+}
+
+/** One run: its details and its curves, read incrementally from metrics.jsonl. */
+export class RunDetailModel extends PollingModel {
+  constructor(
+    readonly api: IWorkbenchAPI,
+    readonly id: string,
+    options: IPollOptions = {}
+  ) {
+    super(options);
+  }
+
+  get detail(): IRunDetail | null {
+    return this._detail;
+  }
+
+  get run(): IRunSummary | null {
+    return this._detail?.run ?? null;
+  }
+
+  get series(): RunSeries {
+    return this._series;
+  }
+
+  get offset(): number {
+    return this._offset;
+  }
+
+  /** Ask the server to stop this run; the next poll shows the outcome. */
+  async stop(): Promise<void> {
+    await this.api.stopRun(this.id);
+    this._stopRequested = true;
+    this._changed.emit();
+  }
+
+  get stopRequested(): boolean {
+    return this._stopRequested;
+  }
+
+  protected async load(): Promise<void> {
+    const detail = await this.api.getRun(this.id);
+    for (let i = 0; i < 50; i++) {
+      const chunk = await this.api.getMetrics(this.id, this._offset);
+      if (chunk.reset) {
+        this._series.clear();
+      }
+      this._series.add(chunk.records);
+      this._offset = chunk.offset;
+      if (!chunk.more) {
+        break;
+      }
+    }
+    this._detail = detail;
+    if (!isActive(detail.run.status)) {
+      this._stopRequested = false;
+      this.stopPolling(); // finished runs do not change; the view can still refresh by hand
+    }
+  }
+
+  private _detail: IRunDetail | null = null;
+  private readonly _series = new RunSeries();
+  private _offset = 0;
+  private _stopRequested = false;
+}
