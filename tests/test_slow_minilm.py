@@ -9,8 +9,8 @@ from workbench import finetune
 def test_minilm_on_bbc_news_beats_the_baseline(tmp_path):
     run = finetune({
         "model": "minilm", "runs_dir": str(tmp_path),
-        "data": {"train": "bbc-news", "max_train_samples": 600, "max_eval_samples": 200},
-        "train": {"epochs": 1, "max_length": 128, "learning_rate": 1.0e-4, "batch_size": 16},
+        "data": {"train": "bbc-news", "max_train_samples": 1000, "max_eval_samples": 300},
+        "train": {"epochs": 2, "max_length": 128, "learning_rate": 1.0e-4, "batch_size": 16},
     }, progress=False)
     ev = run.evaluation
     assert run.status == "completed"
