@@ -1,4 +1,4 @@
-"""The ``workbench`` command line: train, demo, runs list/show (and report, new when available)."""
+"""The ``workbench`` command line: train, demo, runs list/show/stop, config, report, new."""
 
 from __future__ import annotations
 
@@ -72,7 +72,49 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="print the default config, or a resolved one")
     c.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value")
     c.add_argument("--format", choices=("yaml", "magic", "cli"), default="yaml")
+
+    rep = sub.add_parser("report", help="run a template notebook headless and write report.ipynb + report.html",
+                         description="Run a template with papermill and export a self-contained HTML report "
+                                     "into the run directory (or --output DIR).")
+    rep.add_argument("template", nargs="?", help="template name (see --list) or a notebook path")
+    rep.add_argument("--list", action="store_true", help="list the templates and their parameters")
+    _parameter_args(rep)
+    rep.add_argument("--output", "-o", metavar="DIR", help="write report.ipynb and report.html here instead")
+    rep.add_argument("--no-input", action="store_true", help="leave the code out of report.html")
+    rep.add_argument("--timeout", type=int, default=3600, metavar="SECONDS",
+                     help="stop a cell that runs longer than this (default 3600)")
+
+    new = sub.add_parser("new", help="copy a template for interactive use, with parameters filled in")
+    new.add_argument("template", help="template name (see `workbench report --list`) or a notebook path")
+    new.add_argument("path", help="where to write the notebook (a .ipynb path or a folder)")
+    _parameter_args(new)
+    new.add_argument("--force", action="store_true", help="overwrite an existing notebook")
     return p
+
+
+def _parameter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a template parameter (typed as the template declares it)")
+    p.add_argument("-f", "--parameters-file", action="append", default=[], metavar="PARAMS.yaml",
+                   help="YAML mapping of parameters (before -p, which wins)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    if args.list:
+        print(report.templates_text())
+        return 0
+    if not args.template:
+        raise WorkbenchError("report needs a template name; `workbench report --list` shows them.")
+    params = report.collect_parameters(args.template, args.parameter, args.parameters_file)
+    result = report.run_report(args.template, params, output=args.output, no_input=args.no_input,
+                               timeout=args.timeout, progress=sys.stderr.isatty())
+    print(f"Report: {result.html}\nNotebook: {result.notebook}")
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
@@ -225,6 +267,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"asked {rd.id} to stop at its next step")
                 return 0
             return cmd_runs_list(args.dir)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "new":
+            from . import report
+
+            params = report.collect_parameters(args.template, args.parameter, args.parameters_file)
+            path = report.new_notebook(args.template, args.path, params, force=args.force)
+            print(f"Wrote {path}; open it in Jupyter and run all cells.")
+            return 0
         if args.command == "config":
             from .config import resolve
 

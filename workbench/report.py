@@ -1,0 +1,316 @@
+"""Reports: run a template notebook headless with papermill, then export a self-contained HTML page.
+
+``workbench report TEMPLATE -p NAME VALUE`` and ``workbench new TEMPLATE PATH`` land here. A front
+end: the training core never imports this module (papermill and nbconvert load on use).
+
+Parameters are injected the safe way (``workbench.server.templates.instantiate``): names must be
+declared in the template's parameters cell and values are JSON, written as Python literals, so
+no value can become code. The executed ``report.ipynb`` and ``report.html`` go into the run
+directory the notebook trained (or ``--output DIR``); a failing cell still leaves both, and the
+error of that cell is what the command reports.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import WorkbenchError
+from .paths import PACKAGE_DIR, list_templates
+from .report_sections import (RUN_MIMETYPE, ParameterError, allowed_types, check_values, parameter_spec,
+                              template_path)
+from .runs import RunDir, atomic_write_text
+
+KERNEL = "python3"
+DEFAULT_TIMEOUT = 3600  # seconds per cell; a real run on 2 CPU cores takes minutes, a hung kernel forever
+HTML_TEMPLATE_DIR = PACKAGE_DIR / "report_html"
+HTML_TEMPLATE = "workbench_report"
+
+
+class ReportError(WorkbenchError):
+    """A report that could not be made; ``path`` points at what was written anyway."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass
+class ReportResult:
+    notebook: Path
+    html: Path | None
+    run_dirs: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# ---- parameters from the command line ------------------------------------------------------------
+
+def parse_cli_value(name: str, text: str, annotation: str | None) -> Any:
+    """``-p NAME VALUE`` text -> a value of the declared type (``str`` parameters keep the text as is)."""
+    allowed = allowed_types(annotation)
+    if allowed is None:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    low = text.strip().lower()
+    if "None" in allowed and low in ("none", "null", "~"):
+        return None
+    if "bool" in allowed and low in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+        return low in ("true", "yes", "on", "1")
+    if "int" in allowed:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if "float" in allowed:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if allowed & {"list", "dict"}:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = None
+        if isinstance(value, (list, dict)):
+            return value
+    if "str" in allowed:
+        return text
+    raise ParameterError(f"-p {name} {text}: '{name}' is declared {annotation}, and {text!r} is not one "
+                         f"(write a list or mapping as JSON, e.g. -p {name} '[\"a\"]'; none as null).")
+
+
+def collect_parameters(template: str | Path, pairs: list[tuple[str, str]] | None = None,
+                       files: list[str] | None = None) -> dict:
+    """Parameters from ``-f params.yaml`` files, then ``-p NAME VALUE`` pairs (later wins), checked."""
+    spec = parameter_spec(template)
+    name = template_path(template).stem
+    values: dict[str, Any] = {}
+    for f in files or []:
+        path = Path(f)
+        if not path.is_file():
+            raise ParameterError(f"-f {f}: file not found.")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark else ""
+            raise ParameterError(f"-f {f}: invalid YAML{where}: {getattr(e, 'problem', e)}.") from None
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise ParameterError(f"-f {f}: expected a mapping of parameter names to values, "
+                                 f"got {type(data).__name__}.")
+        values.update({str(k): v for k, v in data.items()})
+    for key, text in pairs or []:
+        if key not in spec:
+            values[key] = text  # reported as unknown below, with the declared names
+        else:
+            values[key] = parse_cli_value(key, text, spec[key].get("type"))
+    check_values(values, spec, name)
+    return values
+
+
+# ---- running -------------------------------------------------------------------------------------
+
+def prepared_notebook(template: str | Path, parameters: dict) -> dict:
+    """The template with parameters injected after its parameters cell, and where it came from."""
+    from .server.templates import instantiate, read_notebook
+
+    path = template_path(template)
+    nb = instantiate(read_notebook(path), parameters)
+    meta = nb.setdefault("metadata", {})
+    meta["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
+    meta.setdefault("workbench", {}).update({"template": path.stem, "parameters": parameters})
+    return nb
+
+
+def run_markers(nb: Any) -> list[dict]:
+    """Run directories the notebook announced (``report_sections.mark_run``), in order."""
+    found = []
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            data = out.get("data") or {}
+            if RUN_MIMETYPE in data and isinstance(data[RUN_MIMETYPE], dict):
+                found.append(data[RUN_MIMETYPE])
+    return found
+
+
+def _primary(markers: list[dict]) -> Path | None:
+    if not markers:
+        return None
+    chosen = next((m for m in markers if m.get("role") == "primary"), markers[-1])
+    path = Path(str(chosen.get("run_dir", "")))
+    return path if (path / "run.json").is_file() else None
+
+
+def failed_cell_error(nb: Any) -> str | None:
+    """'In [n]: Name: message' for the first cell whose output is an error."""
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") == "error":
+                count = cell.get("execution_count")
+                return f"cell In [{count}] failed: {out.get('ename')}: {out.get('evalue')}"
+    return None
+
+
+def _check_kernel() -> None:
+    """Warn when the python3 kernel would not be this interpreter (a user-level kernelspec shadows it)."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    except Exception as e:  # no kernelspec at all: papermill reports it with its own message
+        print(f"warning: no '{KERNEL}' kernel found ({e}); install ipykernel in this environment.", file=sys.stderr)
+        return
+    exe = spec.argv[0] if spec.argv else ""
+    if exe not in ("python", "python3") and Path(exe).resolve() != Path(sys.executable).resolve():
+        print(f"warning: the '{KERNEL}' kernel at {spec.resource_dir} runs {exe}, not {sys.executable}; the "
+              "report may not see this environment's packages. Remove that kernelspec or set JUPYTER_PATH.",
+              file=sys.stderr)
+
+
+def run_report(template: str | Path, parameters: dict | None = None, output: str | Path | None = None,
+               no_input: bool = False, timeout: int = DEFAULT_TIMEOUT, cwd: str | Path | None = None,
+               progress: bool = False) -> ReportResult:
+    """Execute ``template`` with ``parameters`` and write report.ipynb and report.html.
+
+    The destination is ``output`` if given, else the run directory the notebook marked as its
+    primary run, else ``reports/<template>-<time>/``. A failing cell gives a result whose
+    ``error`` names that cell; both files are still written.
+    """
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    parameters = dict(parameters or {})
+    check_values(parameters, parameter_spec(template), template_path(template).stem)
+    name = template_path(template).stem
+    cwd = Path(cwd or Path.cwd()).resolve()
+    _check_kernel()
+    staging = Path(tempfile.mkdtemp(prefix=f"workbench-report-{name}-"))
+    try:
+        source = staging / "input.ipynb"
+        executed = staging / "report.ipynb"
+        nbformat.write(nbformat.from_dict(prepared_notebook(template, parameters)), str(source))
+        error = None
+        try:
+            papermill.execute_notebook(str(source), str(executed), parameters=None, kernel_name=KERNEL,
+                                       execution_timeout=timeout, cwd=str(cwd), progress_bar=progress,
+                                       log_output=False, request_save_on_cell_execute=True)
+        except PapermillExecutionError as e:
+            error = f"cell In [{e.exec_count}] failed: {e.ename}: {e.evalue}"
+        except Exception as e:  # dead kernel, timeout, missing kernelspec: still export what ran
+            error = f"{type(e).__name__}: {e}"
+        if not executed.is_file():
+            raise ReportError(f"the notebook did not start: {error}")
+        nb = nbformat.read(str(executed), as_version=4)
+        error = error or failed_cell_error(nb)
+        markers = run_markers(nb)
+        dest = Path(output) if output else _primary(markers)
+        if dest is None:
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            dest = cwd / "reports" / f"{name}-{stamp}"
+        dest = dest if dest.is_absolute() else cwd / dest
+        dest.mkdir(parents=True, exist_ok=True)
+        notebook_path = dest / "report.ipynb"
+        atomic_write_text(notebook_path, nbformat.writes(nb))
+        html_path = dest / "report.html"
+        atomic_write_text(html_path, export_html(nb, no_input=no_input, title=_title(nb, name)))
+        for marker in markers:
+            run_dir = Path(str(marker.get("run_dir", "")))
+            if (run_dir / "run.json").is_file():
+                RunDir(run_dir).update_info(report={"template": name, "notebook": str(notebook_path),
+                                                    "html": str(html_path), "error": error})
+        return ReportResult(notebook=notebook_path, html=html_path, run_dirs=markers, error=error)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _title(nb: Any, default: str) -> str:
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            first = str(cell.get("source", "")).strip().splitlines()[:1]
+            if first and first[0].startswith("#"):
+                return first[0].lstrip("#").strip()
+    return default
+
+
+def export_html(nb: Any, no_input: bool = False, title: str | None = None) -> str:
+    """One self-contained HTML page: no external scripts or styles, images as data URIs.
+
+    nbconvert's lab template with its CDN script tags removed and a Content-Security-Policy that
+    forbids any script or network load; text outputs are escaped by nbconvert, and the report
+    sections escape every user string in their HTML.
+    """
+    import copy
+
+    from nbconvert import HTMLExporter
+
+    nb = copy.deepcopy(nb)
+    if title:
+        nb.setdefault("metadata", {})["title"] = title
+    exporter = HTMLExporter(template_name=HTML_TEMPLATE, extra_template_basedirs=[str(HTML_TEMPLATE_DIR)],
+                            embed_images=True, exclude_input=no_input, exclude_input_prompt=no_input,
+                            exclude_output_prompt=no_input)
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+# ---- new notebook from a template ----------------------------------------------------------------
+
+def new_notebook(template: str | Path, path: str | Path, parameters: dict | None = None,
+                 force: bool = False) -> Path:
+    """Copy a template for interactive use, parameters injected (papermill's ``--prepare-only``)."""
+    import nbformat
+    import papermill
+
+    target = Path(path)
+    if target.suffix != ".ipynb":
+        target = target / f"{template_path(template).stem}.ipynb" if target.is_dir() else \
+            target.with_suffix(".ipynb")
+    if target.exists() and not force:
+        raise ReportError(f"{target} already exists; choose another path or pass --force to overwrite it.")
+    parameters = dict(parameters or {})
+    check_values(parameters, parameter_spec(template), template_path(template).stem)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="workbench-new-") as tmp:
+        source = Path(tmp) / "input.ipynb"
+        nbformat.write(nbformat.from_dict(prepared_notebook(template, parameters)), str(source))
+        papermill.execute_notebook(str(source), str(target), parameters=None, kernel_name=KERNEL,
+                                   prepare_only=True, progress_bar=False)
+    return target
+
+
+# ---- listing -------------------------------------------------------------------------------------
+
+def describe_templates() -> list[dict]:
+    from .server.templates import describe
+
+    return [describe(p) for p in list_templates()]
+
+
+def templates_text() -> str:
+    lines = []
+    for t in describe_templates():
+        lines.append(f"{t['name']}: {t['title']}")
+        if t["description"]:
+            lines.append(f"    {t['description']}")
+        for p in t["parameters"]:
+            kind = f": {p['type']}" if p.get("type") else ""
+            lines.append(f"    -p {p['name']}{kind} = {p['default']}" + (f"  # {p['help']}" if p["help"] else ""))
+        lines.append("")
+    return "\n".join(lines).rstrip() or "No templates found."

@@ -1,0 +1,624 @@
+"""What the report templates' cells call: parameter checks, the data summary, results, reproducibility.
+
+A front end (it displays through IPython); the training core never imports it. Every string that
+comes from the user or the data is escaped before it reaches HTML, and every chart is a PNG, so
+a report survives papermill and ``nbconvert --to html`` with no widget state and no network.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import hashlib
+import html
+import json
+import math
+import shlex
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .paths import list_templates, templates_dir
+from .render import fmt, fmt_delta, metrics_table_html
+from .runs import RunDir
+
+RUN_MIMETYPE = "application/vnd.workbench.run+json"
+KERNEL_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+JSON_TYPES = {type(None): "None", bool: "bool", int: "int", float: "float", str: "str", list: "list",
+              dict: "dict"}
+EXAMPLE_TEXT_CHARS = 300
+
+
+class ParameterError(ConfigError):
+    """A template parameter that is not declared, or whose value has the wrong type."""
+
+
+# ---- parameters ----------------------------------------------------------------------------------
+
+def template_path(template: str | Path) -> Path:
+    """A template by name (``text_classification``, ``text-classification``) or by notebook path."""
+    p = Path(template)
+    if p.suffix == ".ipynb":
+        if p.is_file():
+            return p
+        raise ParameterError(f"Template notebook not found: {p}.")
+    candidate = templates_dir() / f"{str(template).replace('-', '_')}.ipynb"
+    if candidate.is_file():
+        return candidate
+    names = [t.stem for t in list_templates()]
+    close = difflib.get_close_matches(str(template).replace("-", "_"), names, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ParameterError(f"No template named '{template}'.{hint} Templates: {', '.join(names) or '(none)'} "
+                         "(`workbench report --list` shows their parameters).")
+
+
+def parameter_spec(template: str | Path) -> dict[str, dict]:
+    """The template's parameters cell: ``{name: {name, type, default, help, value}}`` in order."""
+    from .server.templates import TemplateError, declared_parameters, read_notebook
+
+    path = template_path(template)
+    try:
+        nb = read_notebook(path)
+    except TemplateError as e:
+        raise ParameterError(str(e)) from None
+    spec = {}
+    for p in declared_parameters(nb):
+        try:
+            value = ast.literal_eval(p["default"]) if p["default"] is not None else None
+        except (ValueError, SyntaxError):
+            value = p["default"]
+        spec[p["name"]] = {**p, "value": value}
+    return spec
+
+
+def allowed_types(annotation: str | None) -> set[str] | None:
+    """JSON type names an annotation such as ``int | None`` or ``list[str]`` admits; None admits any."""
+    if not annotation:
+        return None
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return None
+    out: set[str] = set()
+
+    def walk(n: ast.AST) -> bool:
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr):
+            return walk(n.left) and walk(n.right)
+        if isinstance(n, ast.Constant) and n.value is None:
+            out.add("None")
+            return True
+        if isinstance(n, ast.Name) and n.id in JSON_TYPES.values():
+            out.add(n.id)
+            return True
+        if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name):
+            if n.value.id == "Optional":
+                out.add("None")
+                return walk(n.slice)
+            if n.value.id in ("list", "dict"):
+                out.add(n.value.id)
+                return True
+        return False
+
+    return out if walk(node) else None
+
+
+def type_matches(value: Any, allowed: set[str] | None) -> bool:
+    if allowed is None:
+        return is_json_value(value)
+    kind = JSON_TYPES.get(type(value))
+    if kind is None or not is_json_value(value):
+        return False
+    return kind in allowed or (kind == "int" and "float" in allowed)
+
+
+def is_json_value(value: Any, depth: int = 0) -> bool:
+    if depth > 20:
+        return False
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(is_json_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_json_value(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _example(annotation: str | None, name: str) -> str:
+    allowed = allowed_types(annotation) or set()
+    for kind, sample in (("int", "2"), ("float", "0.5"), ("bool", "true"), ("list", "'[\"a\", \"b\"]'"),
+                         ("dict", "'{\"key\": 1}'"), ("str", "text")):
+        if kind in allowed:
+            return f"-p {name} {sample}"
+    return f"-p {name} VALUE"
+
+
+def _unknown_message(names: list[str], spec: dict, template: str) -> str:
+    parts = []
+    for n in names:
+        close = difflib.get_close_matches(n, list(spec), n=1, cutoff=0.6)
+        parts.append(f"'{n}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return (f"Unknown parameter{'s' if len(names) > 1 else ''} {', '.join(parts)} for template {template}. "
+            f"It declares: {', '.join(spec)}. Papermill only warns about unknown names; this report stops "
+            "so a typo cannot silently fall back to a default.")
+
+
+def check_values(values: dict, spec: dict, template: str) -> None:
+    """Names must be declared and values of the declared JSON type; raises ParameterError listing all."""
+    unknown = [n for n in values if n not in spec]
+    if unknown:
+        raise ParameterError(_unknown_message(unknown, spec, template))
+    problems = []
+    for name, value in values.items():
+        annotation = spec[name].get("type")
+        if not type_matches(value, allowed_types(annotation)):
+            want = annotation or "a JSON value (text, number, true/false, null, list or mapping)"
+            problems.append(f"'{name}' must be {want}, got {value!r} ({type(value).__name__}); "
+                            f"for example {_example(annotation, name)}")
+    if problems:
+        raise ParameterError(f"Bad parameter value{'s' if len(problems) > 1 else ''} for template {template}: "
+                             + "; ".join(problems) + ".")
+
+
+def injected_names(namespace: dict) -> set[str] | None:
+    """Names set by the parameters papermill injected in this kernel (its cell starts '# Parameters').
+
+    Read from the kernel's input history, so names created later in an interactive session are
+    never mistaken for parameters; None when there is no history to read.
+    """
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return None
+    for source in reversed(history[:-1]):
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                return set()
+            return {t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    return set()
+
+
+def check_parameters(namespace: dict, template: str) -> dict:
+    """Validate the notebook's parameters against the template's declaration; return ``{name: value}``.
+
+    Call it in the cell right after the parameters cell: papermill only warns on unknown names and
+    never checks types, so ``-p epoch 3`` or ``-p epochs three`` would otherwise run with defaults.
+    """
+    spec = parameter_spec(template)
+    injected = injected_names(namespace) or set()
+    unknown = sorted(n for n in injected if n not in spec)
+    if unknown:
+        raise ParameterError(_unknown_message(unknown, spec, template))
+    missing = [n for n in spec if n not in namespace]
+    if missing:
+        raise ParameterError(f"Parameters {', '.join(missing)} are not defined: run the parameters cell first.")
+    values = {n: namespace[n] for n in spec}
+    check_values(values, spec, template)
+    return values
+
+
+def changed_parameters(params: dict, template: str) -> dict:
+    """The parameters that differ from the template's defaults (what a reproduce command needs)."""
+    spec = parameter_spec(template)
+    return {k: v for k, v in params.items() if k not in spec or spec[k]["value"] != v}
+
+
+# ---- small display helpers -----------------------------------------------------------------------
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def show_html(text: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(text))
+
+
+def show_png(png: bytes) -> None:
+    from IPython.display import Image, display
+
+    display(Image(data=png, format="png"))
+
+
+def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table") -> str:
+    """An HTML table; every cell is escaped (numbers formatted with 4 decimals)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure_png(fig: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def length_histogram_png(lengths: dict[str, list[int]], max_length: int | None, unit: str = "tokens") -> bytes:
+    """Overlaid histograms of example lengths per split, with the truncation limit marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.0, 3.0))
+    every = [x for v in lengths.values() for x in v]
+    top = max(every) if every else 1
+    bins = np.linspace(0, top + 1, min(50, top + 2))
+    for name, values in lengths.items():
+        if values:
+            ax.hist(values, bins=bins, alpha=0.55, label=f"{name} ({len(values)})")
+    if max_length:
+        ax.axvline(max_length, color="#c62828", linestyle="--", linewidth=1.2, label=f"max_length {max_length}")
+    ax.set_xlabel(f"length ({unit})")
+    ax.set_ylabel("examples")
+    ax.legend(frameon=False, fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _figure_png(fig)
+
+
+def distribution_png(counts: dict[str, dict[str, int]], what: str = "label") -> bytes:
+    """Grouped horizontal bars: how often each label (or entity type) occurs in each split."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = sorted({k for c in counts.values() for k in c}, key=str)
+    splits = [s for s in counts if counts[s]]
+    height = 0.8 / max(len(splits), 1)
+    fig, ax = plt.subplots(figsize=(7.0, max(1.6, 0.38 * len(labels) * max(1, len(splits)) ** 0.5 + 0.8)))
+    y = np.arange(len(labels))
+    for i, split in enumerate(splits):
+        total = sum(counts[split].values()) or 1
+        shares = [counts[split].get(k, 0) / total for k in labels]
+        ax.barh(y + i * height, shares, height=height, label=split)
+    ax.set_yticks(y + height * (len(splits) - 1) / 2, [str(k)[:30] for k in labels])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"share of {what}s in the split")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    return _figure_png(fig)
+
+
+# ---- the question and the data -------------------------------------------------------------------
+
+def show_question(question: str, cfg: Any) -> None:
+    data = cfg.data.train if isinstance(cfg.data.train, str) else "in-memory data"
+    show_html(f"<blockquote style='font-size:110%'>{esc(question)}</blockquote>"
+              f"<p>Task <b>{esc(cfg.task)}</b>, base model <code>{esc(cfg.model)}</code>, "
+              f"data <code>{esc(data)}</code>.</p>")
+
+
+def _token_lengths(cfg: Any, frame: Any, tokenizer: Any) -> list[int]:
+    d = cfg.data
+    if cfg.task == "token-classification":
+        words = [list(w) for w in frame[d.tokens_column]]
+        enc = tokenizer(words, is_split_into_words=True, truncation=False, verbose=False)
+    elif cfg.task == "causal-lm" and d.prompt_column in frame.columns and d.response_column in frame.columns:
+        texts = (frame[d.prompt_column].astype(str) + frame[d.response_column].astype(str)).tolist()
+        enc = tokenizer(texts, truncation=False, verbose=False)
+    else:
+        enc = tokenizer(frame[d.text_column].astype(str).tolist(), truncation=False, verbose=False)
+    return [len(x) for x in enc["input_ids"]]
+
+
+def _class_counts(cfg: Any, frame: Any) -> dict[str, int] | None:
+    d = cfg.data
+    if cfg.task == "text-classification" and d.label_column in frame.columns:
+        counts: dict[str, int] = {}
+        for v in frame[d.label_column]:
+            for label in (v if isinstance(v, (list, tuple)) else [v]):
+                counts[str(label)] = counts.get(str(label), 0) + 1
+        return counts
+    if cfg.task == "token-classification" and d.tags_column in frame.columns:
+        counts = {}
+        for tags in frame[d.tags_column]:
+            for tag in tags:
+                tag = str(tag)
+                if tag != "O":
+                    kind = tag.split("-", 1)[-1]
+                    counts[kind] = counts.get(kind, 0) + 1
+        return counts
+    return None
+
+
+def data_summary(cfg: Any) -> dict:
+    """Load the data exactly as the run will, and show sizes, classes, lengths, truncation and leakage.
+
+    Returns the figures shown (sizes, per-split counts, length statistics, warnings).
+    """
+    from . import tasks
+    from .models import load_tokenizer
+
+    task = tasks.get(cfg.task)(cfg)
+    splits = task.load_data()
+    tokenizer = load_tokenizer(cfg)
+    task.tokenize(splits, tokenizer)  # the engine's own truncation figures, per split
+    lengths = {name: _token_lengths(cfg, frame, tokenizer) for name, frame in splits.items()}
+    counts = {name: _class_counts(cfg, frame) for name, frame in splits.items()}
+    report = splits.report
+    rows = []
+    for name, frame in splits.items():
+        rep = task.length_report.get(name, {})
+        cut = rep.get("truncated", 0)
+        trunc = "packed into blocks (nothing cut)" if rep.get("packed") else \
+            f"{cut} ({rep.get('truncated_fraction', 0):.1%})"
+        rows.append([name, len(frame), rep.get("tokens_before", sum(lengths[name])),
+                     f"{rep.get('length_mean', 0.0):.1f}", int(rep.get("length_p90", 0)), rep.get("length_max", 0),
+                     trunc, (report.get("sources") or {}).get(name) or report.get(f"{name}_from", "split off train")])
+    show_html(table_html(["split", "examples", "tokens", "mean length", "p90 length", "longest",
+                          f"cut at max_length {cfg.train.max_length}", "from"], rows))
+    origin = [f"{esc(k.replace('_from', ''))}: {esc(v)}" for k, v in report.items() if k.endswith("_from")]
+    if origin:
+        show_html("<p>Splits made here: " + "; ".join(origin) + ".</p>")
+    if any(counts.values()):
+        what = "entity-tagged word" if cfg.task == "token-classification" else "label"
+        labels = sorted({k for c in counts.values() if c for k in c}, key=str)
+        show_html(table_html([what] + [n for n, c in counts.items() if c],
+                             [[k] + [c.get(k, 0) for c in counts.values() if c] for k in labels]))
+        show_png(distribution_png({n: c for n, c in counts.items() if c}, what))
+    show_png(length_histogram_png(lengths, cfg.train.max_length))
+    findings = list(report.get("warnings") or [])
+    for key, n in (report.get("dropped") or {}).items():
+        findings.append(f"{n} rows dropped ({key.replace('_', ' ')})")
+    for key, n in (report.get("blank_lines_skipped") or {}).items():
+        findings.append(f"{n} blank lines skipped in {key}")
+    if findings:
+        show_html("<p><b>Duplicates and leakage found:</b></p><ul>"
+                  + "".join(f"<li>{esc(f)}</li>" for f in findings) + "</ul>")
+    else:
+        show_html("<p><b>Duplicates and leakage:</b> no exact duplicate texts inside a split, and no "
+                  "validation or test text that also occurs in train.</p>")
+    return {"sizes": {n: len(f) for n, f in splits.items()}, "counts": counts, "lengths": task.length_report,
+            "warnings": findings}
+
+
+def show_config(cfg: Any) -> None:
+    """The resolved config as YAML, and the same run as a CLI line."""
+    show_html(f"<pre>{esc(cfg.to_yaml())}</pre>"
+              f"<p>The same run from a terminal:</p><pre>{esc(cfg.to_cli())}</pre>")
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+def mark_run(run_dir: RunDir, role: str = "primary") -> None:
+    """A hidden output naming the run directory, so ``workbench report`` knows where the report belongs."""
+    from IPython.display import display
+
+    display({RUN_MIMETYPE: {"run_id": run_dir.id, "run_dir": str(Path(run_dir.path).resolve()), "role": role}},
+            raw=True)
+
+
+def train(cfg: Any, role: str = "primary") -> Any:
+    """Fine-tune ``cfg`` with live progress in this cell; the run directory is marked before training,
+    so a failed run still gets its report. Returns the finished :class:`workbench.api.Run`."""
+    from .api import Run
+    from .engine.run import execute
+    from .ui.live import NotebookProgress
+
+    run_dir = RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
+    mark_run(run_dir, role)
+    execute(cfg, sinks=[NotebookProgress()], run_dir=run_dir)
+    run = Run(run_dir)
+    if run.status != "completed":
+        raise ConfigError(f"run {run.id} ended {run.status}: {run.info.get('error') or 'no error recorded'}")
+    return run
+
+
+def history(run: Any) -> list[dict]:
+    return run.run_dir.read_metrics(0)[0]
+
+
+def show_curves(runs: dict[str, Any]) -> None:
+    """Training loss and validation metrics against steps, one line per run."""
+    from .plots import curves_png
+
+    show_png(curves_png({name: history(run) for name, run in runs.items()}))
+
+
+# ---- results -------------------------------------------------------------------------------------
+
+def show_results(run: Any) -> dict:
+    """Test metrics of the fine-tuned model against the base-model baseline, with deltas."""
+    ev = run.evaluation
+    if not ev:
+        raise ConfigError(f"run {run.id} has no eval.json; it did not finish ({run.status}).")
+    main = ev.get("main_metric")
+    better = "higher" if ev.get("greater_is_better", True) else "lower"
+    show_html(f"<p>Test split: {esc(ev.get('num_examples'))} examples. Main metric <b>{esc(main)}</b> "
+              f"({better} is better). Baseline: {esc(ev.get('baseline_method') or 'none')}.</p>"
+              + metrics_table_html(ev))
+    others = ev.get("baselines") or {}
+    if len(others) > 1 or (others and main not in ev.get("baseline", {})):
+        rows = [[name.replace("_", " "), m.get(main), (ev["finetuned"].get(main) - m[main])
+                 if isinstance(m.get(main), (int, float)) and isinstance(ev["finetuned"].get(main), (int, float))
+                 else None] for name, m in others.items()]
+        show_html("<p>Every baseline on the same test split:</p>"
+                  + table_html(["baseline", main, "fine-tuned minus baseline"],
+                               [[r[0], r[1], fmt_delta(r[2])] for r in rows]))
+    return ev
+
+
+def _report_rows(report: dict, base: dict | None) -> list[list[Any]]:
+    rows = []
+    for name, m in report.items():
+        if not isinstance(m, dict) or name in ("accuracy",):
+            continue
+        b = (base or {}).get(name) or {}
+        f1 = m.get("f1-score", m.get("f1"))
+        bf1 = b.get("f1-score", b.get("f1"))
+        rows.append([name, m.get("precision"), m.get("recall"), f1, bf1,
+                     fmt_delta(f1 - bf1) if isinstance(f1, (int, float)) and isinstance(bf1, (int, float)) else "",
+                     m.get("support", m.get("number"))])
+    return rows
+
+
+def show_details(run: Any, max_examples: int = 8) -> None:
+    """Per-class (or per-entity) table, confusion matrix, and test examples where the models disagree."""
+    ev = run.evaluation
+    tables = ev.get("per_class") or ev.get("per_entity") or {}
+    if tables.get("finetuned"):
+        what = "class" if "per_class" in ev else "entity type"
+        show_html(f"<h4>Per {what}</h4>" + table_html(
+            [what, "precision", "recall", "F1", "baseline F1", "F1 delta", "support"],
+            _report_rows(tables["finetuned"], tables.get("baseline"))))
+    if ev.get("confusion_matrix"):
+        from .plots import confusion_png
+
+        show_html("<h4>Confusion matrix (test split)</h4>")
+        show_png(confusion_png(ev))
+    examples = (ev.get("examples") or [])[:max_examples]
+    if examples:
+        keys = [k for k in examples[0] if k not in ("finetuned", "baseline")]
+        header = [k.replace("_", " ") for k in keys] + ["fine-tuned model", "base model"]
+        rows = [[_short(ex.get(k)) for k in keys] + [_short(ex.get("finetuned")), _short(ex.get("baseline"))]
+                for ex in examples]
+        show_html("<h4>Test examples where the fine-tuned and the base model disagree</h4>"
+                  + table_html(header, rows))
+    elif ev:
+        show_html("<p>The fine-tuned and the base model agree on every test example shown.</p>")
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        value = " ".join(map(str, value))
+    if isinstance(value, str) and len(value) > EXAMPLE_TEXT_CHARS:
+        return value[:EXAMPLE_TEXT_CHARS] + "…"
+    return value
+
+
+# ---- reproducibility -----------------------------------------------------------------------------
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def reproduce_commands(template: str, params: dict) -> dict[str, str]:
+    """The exact commands that re-run this report: workbench, plain papermill."""
+    changed = changed_parameters(params, template)
+    name = template_path(template).stem
+    wb = ["workbench", "report", name]
+    pm = ["papermill", f"templates/{name}.ipynb", "report.ipynb", "-k", "python3"]
+    for k, v in changed.items():
+        text = v if isinstance(v, str) else json.dumps(v)
+        wb += ["-p", k, text]
+        pm += (["-r", k, v] if isinstance(v, str) else ["-y", f"{k}: {json.dumps(v)}"])
+    return {"workbench": shlex.join(wb), "papermill": shlex.join(pm)}
+
+
+def show_reproducibility(runs: dict[str, Any], template: str, params: dict) -> dict:
+    """Config hash, data fingerprint, seed, versions, hardware, git commit, and the command to re-run."""
+    rows = []
+    for label, run in runs.items():
+        info = run.info
+        cfg = run.config
+        hw = info.get("hardware") or {}
+        hw_text = ", ".join(f"{k} {v}" for k, v in hw.items() if v not in (None, "", [], {})) \
+            if isinstance(hw, dict) else hw
+        rows += [[label, "run directory", str(run.dir)],
+                 [label, "config hash", info.get("config_hash")],
+                 [label, "data fingerprint", info.get("data_fingerprint")],
+                 [label, "seed", cfg.train.seed],
+                 [label, "device, precision", f"{info.get('device', '?')}, {info.get('precision', '?')}"],
+                 [label, "hardware", hw_text],
+                 [label, "git commit", info.get("git_commit") or "(not in a git repository)"],
+                 [label, "status", info.get("status")]]
+    versions = {}
+    for run in runs.values():
+        versions.update(run.info.get("versions") or {})
+    path = template_path(template)
+    cmds = reproduce_commands(template, params)
+    show_html(table_html(["run", "what", "value"], rows)
+              + "<p>Package versions: " + ", ".join(f"{esc(k)} {esc(v)}" for k, v in sorted(versions.items()))
+              + f"</p><p>Template <code>{esc(path.name)}</code> (sha256 {esc(_file_sha256(path))}).</p>"
+              + f"<p>Re-run this report:</p><pre>{esc(cmds['workbench'])}</pre>"
+              + f"<p>or with papermill alone:</p><pre>{esc(cmds['papermill'])}</pre>"
+              + "<p>Re-train one run from its saved config: "
+              + "".join(f"<pre>{esc(shlex.join(['workbench', 'train', str(run.dir / 'config.yaml')]))}</pre>"
+                        for run in runs.values()) + "</p>")
+    return {"commands": cmds, "versions": versions}
+
+
+# ---- comparing runs ------------------------------------------------------------------------------
+
+def load_runs(refs: list, latest: int, runs_dir: str) -> dict[str, Any]:
+    """Runs by id or directory, or the ``latest`` newest under ``runs_dir``; keyed by a short label."""
+    from .api import Run
+    from .runs import find_run, list_runs
+
+    if refs:
+        found = [Run(find_run(str(r), runs_dir)) for r in refs]
+    else:
+        rows = list_runs(runs_dir)[:latest]
+        if not rows:
+            raise ConfigError(f"No runs under {runs_dir}. Train some first (`workbench demo`, "
+                              "`workbench report text_classification`), or pass -p runs_dir DIR.")
+        found = [Run(Path(r["path"])) for r in rows]
+    out: dict[str, Any] = {}
+    for run in found:
+        label = str(run.info.get("name") or run.id)
+        out[label if label not in out else run.id] = run
+    return out
+
+
+def show_comparison(runs: dict[str, Any]) -> list[list[Any]]:
+    """One row per run: status, main metric of the fine-tuned model, its baseline and the delta."""
+    rows = []
+    for label, run in runs.items():
+        info, ev = run.info, run.evaluation
+        main = ev.get("main_metric") or info.get("main_metric")
+        value = (ev.get("finetuned") or {}).get(main)
+        base = (ev.get("baseline") or {}).get(main)
+        delta = value - base if isinstance(value, (int, float)) and isinstance(base, (int, float)) else None
+        rows.append([label, info.get("task"), info.get("model"), info.get("status"), main, value, base,
+                     fmt_delta(delta), ev.get("num_examples"), info.get("train_seconds")])
+    show_html(table_html(["run", "task", "model", "status", "main metric", "fine-tuned", "baseline", "delta",
+                          "test examples", "training s"], rows))
+    keys = sorted({k for run in runs.values() for k, v in (run.evaluation.get("finetuned") or {}).items()
+                   if isinstance(v, (int, float))})
+    if keys:
+        show_html("<p>Every test metric of the fine-tuned models:</p>" + table_html(
+            ["metric"] + list(runs), [[k] + [(run.evaluation.get("finetuned") or {}).get(k) for run in runs.values()]
+                                      for k in keys]))
+    return rows
+
+
+def config_diff(runs: dict[str, Any]) -> dict[str, list]:
+    """``{dotted key: [value per run]}`` for the config keys on which the runs differ."""
+    import yaml
+
+    from .config import flatten
+
+    flat = []
+    for run in runs.values():
+        try:
+            loaded = yaml.safe_load(run.run_dir.read_config_text()) or {}
+        except yaml.YAMLError:
+            loaded = {}
+        flat.append(flatten(loaded) if isinstance(loaded, dict) else {})
+    keys = sorted({k for f in flat for k in f})
+    absent = "(absent)"
+    return {k: [f.get(k, absent) for f in flat] for k in keys
+            if len({json.dumps(v, sort_keys=True, default=str) for v in (f.get(k, absent) for f in flat)}) > 1}
+
+
+def show_config_diff(runs: dict[str, Any]) -> dict[str, list]:
+    diff = config_diff(runs)
+    if not diff:
+        show_html("<p>The runs share one configuration.</p>")
+        return diff
+    rows = [[k] + [json.dumps(v, default=str) if not isinstance(v, str) else v for v in values]
+            for k, values in diff.items()]
+    show_html(table_html(["config key"] + list(runs), rows))
+    return diff
