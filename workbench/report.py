@@ -261,6 +261,9 @@ def export_html(nb: Any, no_input: bool = False, title: str | None = None) -> st
     from nbconvert import HTMLExporter
 
     nb = copy.deepcopy(nb)
+    for cell in nb.get("cells", []):  # run markers are for `workbench report`, not for readers
+        if cell.get("outputs"):
+            cell["outputs"] = [o for o in cell["outputs"] if RUN_MIMETYPE not in (o.get("data") or {})]
     if title:
         nb.setdefault("metadata", {})["title"] = title
     exporter = HTMLExporter(template_name=HTML_TEMPLATE, extra_template_basedirs=[str(HTML_TEMPLATE_DIR)],

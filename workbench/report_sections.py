@@ -218,10 +218,11 @@ def show_html(text: str) -> None:
     display(HTML(text))
 
 
-def show_png(png: bytes) -> None:
+def show_png(png: bytes, alt: str) -> None:
+    """A chart as a plain PNG output; ``alt`` describes it for readers who cannot see it."""
     from IPython.display import Image, display
 
-    display(Image(data=png, format="png"))
+    display(Image(data=png, format="png", metadata={"alt": alt}))
 
 
 def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table") -> str:
@@ -367,8 +368,9 @@ def data_summary(cfg: Any) -> dict:
         labels = sorted({k for c in counts.values() if c for k in c}, key=str)
         show_html(table_html([what] + [n for n, c in counts.items() if c],
                              [[k] + [c.get(k, 0) for c in counts.values() if c] for k in labels]))
-        show_png(distribution_png({n: c for n, c in counts.items() if c}, what))
-    show_png(length_histogram_png(lengths, cfg.train.max_length))
+        show_png(distribution_png({n: c for n, c in counts.items() if c}, what), f"share of each {what} per split")
+    show_png(length_histogram_png(lengths, cfg.train.max_length),
+             f"histogram of example lengths in tokens per split; max_length {cfg.train.max_length}")
     findings = list(report.get("warnings") or [])
     for key, n in (report.get("dropped") or {}).items():
         findings.append(f"{n} rows dropped ({key.replace('_', ' ')})")
@@ -424,7 +426,8 @@ def show_curves(runs: dict[str, Any]) -> None:
     """Training loss and validation metrics against steps, one line per run."""
     from .plots import curves_png
 
-    show_png(curves_png({name: history(run) for name, run in runs.items()}))
+    show_png(curves_png({name: history(run) for name, run in runs.items()}),
+             "training loss and validation metrics against steps for " + ", ".join(runs))
 
 
 # ---- results -------------------------------------------------------------------------------------
@@ -477,7 +480,7 @@ def show_details(run: Any, max_examples: int = 8) -> None:
         from .plots import confusion_png
 
         show_html("<h4>Confusion matrix (test split)</h4>")
-        show_png(confusion_png(ev))
+        show_png(confusion_png(ev), "confusion matrix of the fine-tuned model on the test split")
     examples = (ev.get("examples") or [])[:max_examples]
     if examples:
         keys = [k for k in examples[0] if k not in ("finetuned", "baseline")]

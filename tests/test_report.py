@@ -1,0 +1,159 @@
+"""Report plumbing without a kernel: parameter checks, safe injection, the HTML export, the CLI's errors."""
+
+import json
+import re
+
+import nbformat
+import pytest
+
+from workbench import cli
+from workbench import report
+from workbench import report_sections as rs
+from workbench.paths import list_templates
+
+
+def test_every_template_declares_typed_commented_parameters_and_validates_next():
+    names = [t.stem for t in list_templates()]
+    assert {"text_classification", "compare_runs"} <= set(names)
+    for path in list_templates():
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.kernelspec.name == "python3"
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name} has outputs"
+        index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+        assert f'check_parameters(globals(), "{path.stem}")' in nb.cells[index + 1].source
+        spec = rs.parameter_spec(path.stem)
+        for p in spec.values():
+            assert p["type"] and p["help"], f"{path.name}: {p['name']} needs a type and a comment"
+            assert rs.type_matches(p["value"], rs.allowed_types(p["type"])), (path.name, p)
+
+
+@pytest.mark.parametrize("annotation,text,expected", [
+    ("int", "3", 3), ("float", "3", 3.0), ("float", "1e-4", 1e-4), ("int | None", "null", None),
+    ("int | None", "None", None), ("bool", "true", True), ("str", "3", "3"), ("str | None", "my file.csv", "my file.csv"),
+    ("list", '["a", "b"]', ["a", "b"]), ("dict", '{"train.epochs": 2}', {"train.epochs": 2}),
+])
+def test_cli_values_take_the_declared_type(annotation, text, expected):
+    value = report.parse_cli_value("x", text, annotation)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_unknown_and_ill_typed_parameters_are_refused_with_the_fix():
+    with pytest.raises(rs.ParameterError, match=r"Unknown parameter 'epoch' \(did you mean 'epochs'\?\)"):
+        report.collect_parameters("text_classification", [("epoch", "2")])
+    with pytest.raises(rs.ParameterError, match=r"'epochs' is declared float, and 'two' is not one"):
+        report.collect_parameters("text_classification", [("epochs", "two")])
+    with pytest.raises(rs.ParameterError, match="No template named 'text_clasification'.*text_classification"):
+        report.collect_parameters("text_clasification", [])
+
+
+def test_parameters_file_then_p_pairs(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("epochs: 2\nmax_train_samples: null\nconfig: {train.warmup_ratio: 0.1}\n")
+    got = report.collect_parameters("text_classification", [("epochs", "3")], [str(f)])
+    assert got == {"epochs": 3.0, "max_train_samples": None, "config": {"train.warmup_ratio": 0.1}}
+    f.write_text("epochs: 2020-01-01\n")  # YAML reads a date: not a JSON value
+    with pytest.raises(rs.ParameterError, match="'epochs' must be float"):
+        report.collect_parameters("text_classification", files=[str(f)])
+
+
+def test_injection_is_literal_and_cannot_run_code():
+    nb = report.prepared_notebook("text_classification", {"name": '"; import os; os.system("x"); "',
+                                                          "config": {"train.epochs": 1}})
+    cell = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    ns: dict = {}
+    exec(compile(cell["source"], "injected", "exec"), {}, ns)  # only assignments of literals
+    assert ns == {"name": '"; import os; os.system("x"); "', "config": {"train.epochs": 1}}
+    assert nb["metadata"]["workbench"]["parameters"]["config"] == {"train.epochs": 1}
+
+
+def _namespace(**values):
+    """A kernel namespace after the parameters cell and papermill's injected cell ran."""
+    ns = {"In": ["", "# declared defaults", "# Parameters\n" + "\n".join(f"{k} = {v!r}" for k, v in values.items()),
+                 "params = check(...)"], "Out": {}, "get_ipython": None, "_i3": ""}
+    ns.update({k: p["value"] for k, p in rs.parameter_spec("text_classification").items()})
+    ns.update(values)
+    return ns
+
+
+def test_in_notebook_check_catches_what_papermill_only_warns_about():
+    assert rs.check_parameters(_namespace(epochs=2), "text_classification")["epochs"] == 2
+    with pytest.raises(rs.ParameterError, match="Unknown parameter 'bogus'"):
+        rs.check_parameters(_namespace(bogus=1), "text_classification")
+    with pytest.raises(rs.ParameterError, match=r"'batch_size' must be int, got 'sixteen'.*-p batch_size 2"):
+        rs.check_parameters(_namespace(batch_size="sixteen"), "text_classification")
+    # names made by later cells in an interactive session are not parameters
+    ns = _namespace()
+    ns["cfg"] = object()
+    ns["summary"] = {"a": 1}
+    assert rs.check_parameters(ns, "text_classification")
+
+
+def test_reproduce_commands_name_only_changed_parameters():
+    params = {k: p["value"] for k, p in rs.parameter_spec("text_classification").items()}
+    params.update(data="my data.csv", epochs=2.0, config={"train.warmup_ratio": 0.1})
+    cmds = rs.reproduce_commands("text_classification", params)
+    assert cmds["workbench"] == ("workbench report text_classification -p data 'my data.csv' -p epochs 2.0 "
+                                 "-p config '{\"train.warmup_ratio\": 0.1}'")
+    assert cmds["papermill"].startswith("papermill templates/text_classification.ipynb report.ipynb -k python3 "
+                                        "-r data 'my data.csv' -y 'epochs: 2.0'")
+
+
+def _notebook_with_outputs():
+    nb = nbformat.v4.new_notebook()
+    hostile = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+    code = nbformat.v4.new_code_cell("print(1)")
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text=hostile),
+                    nbformat.v4.new_output("display_data", data={"text/html": rs.table_html(["label"], [[hostile]]),
+                                                                 "text/plain": "t"}),
+                    nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "img"},
+                                            metadata={"image/png": {"alt": "a chart"}}),
+                    nbformat.v4.new_output("display_data", data={rs.RUN_MIMETYPE: {"run_dir": "/x"}})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\nSome $x$ math."), code]
+    return nb, hostile
+
+
+def test_html_export_is_self_contained_and_escapes_user_strings():
+    nb, hostile = _notebook_with_outputs()
+    page = report.export_html(nb, title="T")
+    low = page.lower()
+    assert "<script" not in low and "<link" not in low and "@import" not in low
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//""", low)
+    assert hostile not in page and page.count("&lt;script&gt;alert(") == 2  # the stream and the table cell
+    assert not re.search(r"<img[^>]*onerror", low)
+    assert "Content-Security-Policy" in page and "script-src 'none'" in page
+    assert 'src="data:image/png;base64,' in page and 'alt="a chart"' in page
+    assert ">print</span>" in page
+    no_input = report.export_html(nb, no_input=True)
+    assert ">print</span>" not in no_input and "&lt;script&gt;alert(" in no_input
+    assert report.run_markers(nb) == [{"run_dir": "/x"}]
+
+
+def test_cli_report_rejects_bad_parameters_before_starting_a_kernel(capsys):
+    assert cli.main(["report", "text_classification", "-p", "epoch", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown parameter 'epoch' (did you mean 'epochs'?)" in err
+    assert cli.main(["report"]) == 2
+    assert "workbench report --list" in capsys.readouterr().err
+
+
+def test_cli_report_list_shows_templates_with_parameters(capsys):
+    assert cli.main(["report", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "text_classification: Text classification report" in out
+    assert "-p max_train_samples: int | None = 800  # train on at most" in out
+    assert "compare_runs:" in out
+
+
+def test_new_copies_a_template_with_parameters(tmp_path, capsys):
+    target = tmp_path / "mine.ipynb"
+    assert cli.main(["new", "text_classification", str(target), "-p", "epochs", "2"]) == 0
+    nb = nbformat.read(str(target), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "epochs = 2.0" in injected[0].source
+    assert nb.metadata.papermill and all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert cli.main(["new", "text_classification", str(target)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["new", "text_classification", str(target), "--force"]) == 0
+    assert json.loads(target.read_text())["cells"]
