@@ -66,7 +66,9 @@ def make_run(root: Path, run_id: str, *, name: str, task: str, model: str, statu
     if report:
         atomic_write_text(run.path / "report.html", REPORT)
         atomic_write_text(run.path / "report.ipynb", json.dumps(
-            {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+            {"cells": [{"cell_type": "markdown", "id": "title", "metadata": {}, "source": f"# {name} report"}],
+             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+             "nbformat": 4, "nbformat_minor": 5}))
     return run
 
 

@@ -100,6 +100,9 @@ def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
     frame = page.frame_locator('iframe[src*="/workbench/api/runs/"]')
     expect(frame.locator("h1")).to_have_text("bbc-news-minilm report")
     assert page.locator('iframe[src*="/report"]').get_attribute("sandbox") == "allow-scripts"
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Run: bbc-news-minilm").click()
+    detail.get_by_role("button", name="Open notebook").click()
+    expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")).to_contain_text("report.ipynb")
 
     # stop the running run from its detail view: the server writes STOP into the run directory
     running.click()

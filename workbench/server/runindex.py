@@ -22,7 +22,7 @@ SKETCH_BUCKETS = 256
 METRICS_CHUNK_BYTES = 1 << 20
 
 
-def resolve_run(root: Path, run_id: str) -> RunDir | None:
+def resolve_run(root: Path, run_id: str, _is_real: bool = False) -> RunDir | None:
     """The run ``run_id`` under ``root``, or None when the id is malformed, escapes the root or is no run.
 
     The id is checked syntactically first (no separators, no leading dot, no ``..``), then the
@@ -32,7 +32,7 @@ def resolve_run(root: Path, run_id: str) -> RunDir | None:
     if not isinstance(run_id, str) or not is_valid_run_id(run_id):
         return None
     try:
-        real_root = Path(os.path.realpath(root))
+        real_root = Path(root) if _is_real else Path(os.path.realpath(root))
         real = Path(os.path.realpath(real_root / run_id))
     except (OSError, ValueError):
         return None
@@ -128,8 +128,10 @@ class LossSketch:
     buckets: list[float] = field(default_factory=list)
     _acc: float = 0.0
     _count: int = 0
+    _points: list[float] | None = None
 
     def add(self, value: float) -> None:
+        self._points = None
         self._acc += value
         self._count += 1
         if self._count == self.stride:
@@ -140,6 +142,12 @@ class LossSketch:
                 self.stride *= 2
 
     def points(self, n: int = SPARKLINE_POINTS) -> list[float]:
+        if self._points is not None:
+            return self._points
+        self._points = self._downsample(n)
+        return self._points
+
+    def _downsample(self, n: int) -> list[float]:
         values = list(self.buckets)
         if self._count:
             values.append(self._acc / self._count)
@@ -181,10 +189,11 @@ class RunIndex:
         except (FileNotFoundError, NotADirectoryError):
             return []
         runs = []
+        real_root = Path(os.path.realpath(self.root))
         for entry in entries:
             if entry.is_symlink():  # reachable by its own name; listing it would show the run twice
                 continue
-            run = resolve_run(self.root, entry.name)
+            run = resolve_run(real_root, entry.name, _is_real=True)
             if run is not None:
                 runs.append(run)
         return runs
@@ -216,6 +225,9 @@ class RunIndex:
         sketch = self._sketches.get(run.id)
         if sketch is None:
             sketch = self._sketches[run.id] = LossSketch()
+        size = _stat_key(run.metrics_jsonl)
+        if size is not None and size[1] == sketch.offset:
+            return sketch.points()  # nothing new since the last listing
         while True:
             chunk = read_metrics_chunk(run, sketch.offset)
             if chunk["reset"]:
@@ -230,7 +242,7 @@ class RunIndex:
             if not chunk["more"]:
                 return sketch.points()
 
-    def row(self, run: RunDir) -> dict:
+    def _summary(self, run: RunDir) -> dict:
         key = (_stat_key(run.run_json), _stat_key(run.eval_json), _stat_key(run.path / "report.html"),
                _stat_key(run.path / "report.ipynb"))
         with self._lock:
@@ -238,30 +250,42 @@ class RunIndex:
             if cached is None or cached[0] != key:
                 cached = (key, self._summarize(run))
                 self._rows[run.id] = cached
-            row = dict(cached[1])
+            return cached[1]
+
+    def _with_sparkline(self, run: RunDir, summary: dict) -> dict:
+        row = dict(summary)
+        with self._lock:
             try:
                 row["loss_sparkline"] = self._sparkline(run)
             except OSError:
                 row["loss_sparkline"] = []
         return row
 
-    def rows(self) -> list[dict]:
-        """Every run, newest first (by ``created_at``, then id)."""
+    def row(self, run: RunDir) -> dict:
+        """One run's summary with its loss sparkline."""
+        return self._with_sparkline(run, self._summary(run))
+
+    def _sorted(self) -> list[tuple[RunDir, dict]]:
         runs = self._run_dirs()
-        rows = [self.row(run) for run in runs]
+        pairs = [(run, self._summary(run)) for run in runs]
         alive = {run.id for run in runs}
         with self._lock:
             for stale in set(self._rows) - alive:
                 self._rows.pop(stale, None)
             for stale in set(self._sketches) - alive:
                 self._sketches.pop(stale, None)
-        rows.sort(key=lambda r: (str(r.get("created_at") or ""), r["id"]), reverse=True)
-        return rows
+        pairs.sort(key=lambda p: (str(p[1].get("created_at") or ""), p[1]["id"]), reverse=True)
+        return pairs
+
+    def rows(self) -> list[dict]:
+        """Every run, newest first (by ``created_at``, then id)."""
+        return [self._with_sparkline(run, summary) for run, summary in self._sorted()]
 
     def page(self, offset: int = 0, limit: int = 100) -> dict:
-        rows = self.rows()
+        """One page of rows; only the page's runs read their metrics for a sparkline."""
+        pairs = self._sorted()
         counts: dict[str, int] = {}
-        for r in rows:
-            counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
-        return {"runs": rows[offset: offset + limit], "total": len(rows), "offset": offset, "limit": limit,
-                "counts": counts}
+        for _, summary in pairs:
+            counts[str(summary.get("status"))] = counts.get(str(summary.get("status")), 0) + 1
+        runs = [self._with_sparkline(run, summary) for run, summary in pairs[offset: offset + limit]]
+        return {"runs": runs, "total": len(pairs), "offset": offset, "limit": limit, "counts": counts}
