@@ -1,0 +1,161 @@
+"""Charts as PNG bytes: training curves, several runs overlaid, and confusion matrices.
+
+Figures are built with ``matplotlib.figure.Figure`` on the Agg canvas, never through pyplot:
+pyplot keeps global state and an interactive backend, while these functions run from the
+notebook, from a training thread feeding a widget, and from report templates alike. PNG bytes
+are what a notebook output, an ``ipywidgets.Image`` and an HTML report all embed as they are.
+
+Records are the run directory's ``metrics.jsonl`` objects (see ``workbench.events``):
+``{"event": "step", "step", "loss", "learning_rate", ...}``, ``{"event": "eval", "step",
+"metrics": {...}}`` and ``{"event": "started", "main_metric", ...}``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+# Matplotlib's default cycle, so runs keep their colour across every chart of a report.
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#17becf")
+LOWER_IS_BETTER = ("loss", "perplexity", "nll", "mse", "mae", "rmse")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _figure(width: float, height: float) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, FigureCanvasAgg(fig)
+
+
+def _png(fig: Any, dpi: int) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _style(ax: Any) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(alpha=0.25, linewidth=0.6)
+    ax.tick_params(labelsize=8)
+
+
+# ---- curves --------------------------------------------------------------------------------------
+
+def main_metric_of(records: list[dict]) -> str | None:
+    """The validation metric to plot: the task's main metric, else the first one logged besides loss."""
+    for r in records:
+        if r.get("event") == "started" and r.get("main_metric"):
+            return r["main_metric"]
+    for r in records:
+        if r.get("event") == "eval":
+            keys = [k for k, v in (r.get("metrics") or {}).items() if _finite(v) and k not in ("loss", "epoch")]
+            if keys:
+                return keys[0]
+    return None
+
+
+def curve_series(records: list[dict], metric: str | None = None) -> dict[str, tuple[list[float], list[float]]]:
+    """``{"train loss": (steps, values), "validation loss": ..., "validation <metric>": ...}`` from records."""
+    metric = metric or main_metric_of(records)
+    series: dict[str, tuple[list[float], list[float]]] = {}
+
+    def add(name: str, step: Any, value: Any) -> None:
+        if _finite(step) and _finite(value):
+            xs, ys = series.setdefault(name, ([], []))
+            xs.append(float(step))
+            ys.append(float(value))
+
+    for r in records:
+        if r.get("event") == "step":
+            add("train loss", r.get("step"), r.get("loss"))
+        elif r.get("event") == "eval":
+            m = r.get("metrics") or {}
+            add("validation loss", r.get("step"), m.get("loss"))
+            if metric and metric != "loss":
+                add(f"validation {metric}", r.get("step"), m.get(metric))
+    return series
+
+
+def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: float = 8.0) -> bytes:
+    """Loss (train solid, validation dashed) and the validation main metric against steps, one colour per run.
+
+    One run gives a training chart; several give an overlay for comparison. A run with no
+    logged steps yet draws empty axes with a note, so a live display can show it from the start.
+    """
+    fig, _ = _figure(width, 3.0)
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    metrics_seen: list[str] = []
+    for i, (name, records) in enumerate(records_by_run.items()):
+        color = COLORS[i % len(COLORS)]
+        label = name if len(records_by_run) > 1 else None
+        series = curve_series(records)
+        for key, (xs, ys) in series.items():
+            if key == "train loss":
+                ax_loss.plot(xs, ys, color=color, linewidth=1.4, label=f"{label} train" if label else "train")
+            elif key == "validation loss":
+                ax_loss.plot(xs, ys, color=color, linewidth=1.4, linestyle="--", marker="o", markersize=3,
+                             label=f"{label} validation" if label else "validation")
+            else:
+                metric = key.removeprefix("validation ")
+                if metric not in metrics_seen:
+                    metrics_seen.append(metric)
+                ax_metric.plot(xs, ys, color=color, linewidth=1.4, marker="o", markersize=3,
+                               label=f"{label} ({metric})" if label and len(set(metrics_seen)) > 1 else label)
+    ax_loss.set_title("loss", fontsize=9)
+    ax_metric.set_title("validation " + (" / ".join(metrics_seen) if metrics_seen else "metric"), fontsize=9)
+    for ax in (ax_loss, ax_metric):
+        _style(ax)
+        ax.set_xlabel("step", fontsize=8)
+        if any(not str(line.get_label()).startswith("_") for line in ax.lines):
+            ax.legend(frameon=False, fontsize=7)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no values yet", transform=ax.transAxes, ha="center", va="center", color="#888",
+                    fontsize=9)
+    return _png(fig, dpi)
+
+
+# ---- confusion matrix ----------------------------------------------------------------------------
+
+def confusion_png(evaluation: dict, with_baseline: bool = False, dpi: int = 96) -> bytes:
+    """The test-split confusion matrix of the fine-tuned model from an eval.json dict.
+
+    Cells are coloured by the share of the true class (rows sum to 1) and annotated with counts.
+    ``with_baseline`` puts the base model's matrix beside it when eval.json has one.
+    """
+    cm = evaluation.get("confusion_matrix") or {}
+    labels = [str(x) for x in cm.get("labels") or []]
+    if not labels or not cm.get("finetuned"):
+        raise ValueError("this evaluation has no confusion matrix (only classification tasks record one).")
+    panels = [("fine-tuned", cm["finetuned"])]
+    if with_baseline and cm.get("baseline"):
+        panels.append(("baseline", cm["baseline"]))
+    n = len(labels)
+    side = min(9.0, max(2.6, 0.55 * n + 1.6))
+    fig, _ = _figure(side * len(panels), side * 0.92)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    short = [lab if len(lab) <= 14 else lab[:13] + "…" for lab in labels]
+    for ax, (title, matrix) in zip(axes, panels):
+        rows = [[float(v) for v in row] for row in matrix]
+        shares = [[v / (sum(row) or 1.0) for v in row] for row in rows]
+        ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        if n <= 25:
+            for i, row in enumerate(rows):
+                for j, v in enumerate(row):
+                    ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=8 if n <= 12 else 6,
+                            color="white" if shares[i][j] > 0.55 else "#222")
+        ax.set_xticks(range(n), short, rotation=45 if n > 4 or max(map(len, short)) > 6 else 0, ha="right"
+                      if n > 4 else "center", fontsize=8)
+        ax.set_yticks(range(n), short, fontsize=8)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        total = sum(map(sum, rows)) or 1.0
+        correct = sum(rows[i][i] for i in range(n))
+        ax.set_title(f"{title} (accuracy {correct / total:.1%})", fontsize=9)
+    return _png(fig, dpi)
