@@ -1,0 +1,116 @@
+"""Markdown for docs/benchmarks.md: one section per suite, rewritten in place between markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VARIANT_NAMES = {"B0": "B0 naive Trainer", "B1": "B1 tuned Trainer", "B2": "B2 hand loop", "P": "P workbench",
+                 "P+compile": "P + torch.compile"}
+# (ratio key, target text, check)
+TARGETS = [
+    ("P/B0 tokens/s", "≥ 4× on CPU, ≥ 3× on GPU (long-tailed text)", None),
+    ("P/B1 tokens/s", "≥ 1.0×", lambda v: v >= 1.0),
+    ("P/B2 step time", "≤ 1.05×", lambda v: v <= 1.05),
+    ("P callbacks share of wall", "≤ 1 %", lambda v: v <= 0.01),
+    ("P checkpoint share of wall", "≤ 5 %", lambda v: v <= 0.05),
+]
+
+
+def write_section(path: Path, name: str, result_or_text: dict | str) -> None:
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    inner = result_or_text if isinstance(result_or_text, str) else render(result_or_text)
+    body = f"{begin}\n{inner.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + body + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _n(v, digits: int = 0) -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}"
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def machine_line(result: dict) -> str:
+    m = result["machine"]
+    parts = [m.get("cpu", "?"), f"{m.get('cpu_count')} cores ({m.get('torch_threads')} torch threads)"]
+    if m.get("cpu_bf16"):
+        parts.append("CPU bf16: " + ", ".join(m["cpu_bf16"]))
+    if m.get("gpu"):
+        parts.append(f"GPU: {m['gpu']} ({m.get('gpu_memory_gb')} GB, CUDA {m.get('cuda')})")
+        if m.get("nvidia_smi"):
+            parts.append(f"nvidia-smi: {m['nvidia_smi']}")
+    parts.append(f"{m.get('memory_gb')} GB RAM, torch {m.get('torch')}, transformers {m.get('transformers')}, "
+                 f"Python {m.get('python')}")
+    return "; ".join(parts)
+
+
+def render(result: dict) -> str:
+    lines = [
+        f"Measured {result['started']} by `python -m benchmarks.run --suite {result['suite']}` "
+        f"({result['repeats']} interleaved repeats, medians; {result['seconds'] / 60:.1f} min in all).",
+        "",
+        f"Machine: {machine_line(result)}.",
+        f"Load average (1, 5, 15 min) at start: {result.get('load_start')}; at end: {result.get('load_end')}.",
+        "",
+    ]
+    gpu = bool(result.get("peak_flops"))
+    for w in result["workloads"]:
+        rows = result["table"].get(w["name"], {})
+        lines += [f"#### {w['name']}: {w['description']}", "",
+                  f"max_length {w['max_length']}, batch {w['batch_size']}, learning rate {w['learning_rate']}, "
+                  f"{w['n_train']} training rows; {w['warmup']} untimed steps, then {w['steps']} timed "
+                  f"(B0: {w['b0_steps']}).", ""]
+        head = ("| variant | precision | real tokens/s (range) | samples/s | padding | s/step |"
+                + (" MFU |" if gpu else "") + " peak memory | metric | wall s: import / load / tokenize / train / "
+                "eval / checkpoint / save / callbacks |")
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for v in w["variants"]:
+            r = rows.get(v)
+            if r is None:
+                lines.append(f"| {VARIANT_NAMES.get(v, v)} | failed or not run |" + " |" * (head.count("|") - 3))
+                continue
+            s = r["split"]
+            mem = r["memory"].get("gpu_max_allocated_mb") or r["memory"].get("cpu_max_rss_mb")
+            metric = r["metric"]
+            mfu = ""
+            if gpu:
+                mfu = f" {_pct(r.get('mfu'))}" + (f" (LoRA work: {_pct(r.get('mfu_lora'))})" if r.get("mfu_lora") else "") + " |"
+            lo, hi = r["tokens_per_second_range"]
+            lines.append(
+                f"| {VARIANT_NAMES.get(v, v)} | {r['precision']} | {_n(r['tokens_per_second'])} ({_n(lo)}–{_n(hi)}) | "
+                f"{_n(r['samples_per_second'], 1)} | {_pct(r['pad_fraction'])} | {r['step_seconds']:.3f} |{mfu} "
+                f"{_n(mem)} MB | {metric['name']} {_n(metric['value'], 3)} | "
+                f"{s['import']:.1f} / {s['load']:.1f} / {s['tokenize']:.1f} / {s['train']:.1f} / {s['eval']:.1f} / "
+                f"{s['checkpoint']:.1f} / {s['save']:.1f} / {s['callbacks']:.2f} |")
+        lines.append("")
+    lines += ["#### Ratios against the targets", "",
+              "| workload | " + " | ".join(f"{k} (target {t})" for k, t, _ in TARGETS) + " | P and B2 same batches |",
+              "|---|" + "---|" * (len(TARGETS) + 1)]
+    for w in result["workloads"]:
+        r = result["ratios"].get(w["name"], {})
+        cells = []
+        for key, _, ok in TARGETS:
+            v = r.get(key)
+            if v is None:
+                cells.append("–")
+                continue
+            text = _pct(v) if "share" in key else f"{v:.2f}×"
+            if key == "P/B0 tokens/s":
+                ok = (lambda x: x >= 3.0) if gpu else (lambda x: x >= 4.0)
+            cells.append(f"{text} {'met' if ok(v) else 'not met'}")
+        same = r.get("P and B2 same batches")
+        lines.append(f"| {w['name']} | " + " | ".join(cells) + f" | {'yes' if same else ('no' if same is False else '–')} |")
+    if result.get("failures"):
+        lines += ["", "Runs that failed:", ""]
+        for f in result["failures"]:
+            lines.append(f"- {f['workload']} {f['variant']}: {f['error']} ({' | '.join(f['log_tail'][-2:])})")
+    return "\n".join(lines)

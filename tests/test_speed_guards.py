@@ -1,0 +1,194 @@
+"""Deterministic speed guards: what makes the defaults fast, checked without a stopwatch.
+
+A regression in any of these shows up as a count, not as a flaky timing: the share of padding in
+the batches the core trains on, host synchronisations per training step, the number of optimizer
+steps, the precision the matmuls actually run in, and the optimizer implementation.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from workbench import finetune
+from workbench.engine.device import cpu_has_fast_bf16
+from workbench.events import Step
+
+from conftest import FILLER, TOPICS, tiny_config
+
+# Tensor methods that copy a device value to the host: each one stalls a GPU pipeline.
+SYNC_METHODS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy", "nonzero"}
+N_TRAIN, BATCH = 320, 16
+
+
+def long_tailed_rows(n: int, seed: int = 1) -> list[tuple[str, str]]:
+    """Texts whose word counts follow a long-tailed (log-normal) distribution, 3 to 120 words."""
+    rng = random.Random(seed)
+    labels = list(TOPICS)
+    rows = []
+    for i in range(n):
+        label = labels[i % len(labels)]
+        kws = TOPICS[label].split()
+        length = int(min(120, max(3, rng.lognormvariate(2.8, 0.8))))
+        words = [rng.choice(kws) if rng.random() < 0.4 else rng.choice(FILLER) for _ in range(length)]
+        rows.append((" ".join(words + [str(i)]), label))
+    return rows
+
+
+class SyncCounter(TorchFunctionMode):
+    """Counts host-synchronising tensor calls, per training step, outside the data collator."""
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+        self.in_collate = False
+        self.per_step: dict[int, list[str]] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in SYNC_METHODS and not self.in_collate:
+            self.per_step.setdefault(self.step, []).append(name)
+        return func(*args, **(kwargs or {}))
+
+
+class Probe:
+    """Instruments one run: batches as collated, syncs per step, matmul dtypes, the optimizer."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []  # the real length of each row, per collated batch
+        self.widths: list[int] = []
+        self.counter = SyncCounter()
+        self.linear_dtypes: set = set()
+        self.optimizers: list = []
+        self.steps: list[int] = []
+
+    def sink(self, event) -> None:
+        if isinstance(event, Step) and event.loss is None:  # one progress event per optimizer step
+            self.steps.append(event.step)
+            self.counter.step = event.step
+
+
+@pytest.fixture(scope="module")
+def probed_run(tiny_bert, tmp_path_factory):
+    """A default classification run on long-tailed texts, with every probe attached."""
+    from transformers import Trainer
+
+    from workbench.tasks.text_classification import TextClassification
+
+    tmp = tmp_path_factory.mktemp("speed")
+    data = tmp / "long_tailed.csv"
+    with open(data, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *long_tailed_rows(N_TRAIN + 80)])
+    probe = Probe()
+    mp = pytest.MonkeyPatch()
+    original_collator = TextClassification.collator
+
+    def counting_collator(self, tokenizer):
+        collate = original_collator(self, tokenizer)
+
+        def wrapped(features):
+            probe.counter.in_collate = True
+            try:
+                batch = collate(features)
+                probe.batches.append(batch["attention_mask"].sum(dim=1).tolist())
+                probe.widths.append(int(batch["input_ids"].shape[1]))
+            finally:
+                probe.counter.in_collate = False
+            return batch
+
+        return wrapped
+
+    original_create = Trainer.create_optimizer
+
+    def create_optimizer(self, *a, **kw):
+        opt = original_create(self, *a, **kw)
+        probe.optimizers.append(opt)
+        return opt
+
+    def load_model(self, _original=TextClassification.load_model):
+        model = _original(self)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.register_forward_hook(
+                    lambda m, i, o: probe.linear_dtypes.add(o.dtype) if torch.is_grad_enabled() else None)
+        return model
+
+    mp.setattr(TextClassification, "collator", counting_collator)
+    mp.setattr(TextClassification, "load_model", load_model)
+    mp.setattr(Trainer, "create_optimizer", create_optimizer)
+    cfg = tiny_config(tiny_bert, data, tmp / "runs", epochs=1, batch_size=BATCH, logging_steps=10, max_length=128)
+    cfg["data"].update(validation_size=40 / (N_TRAIN + 80), test_size=40 / (N_TRAIN + 80))
+    try:
+        with probe.counter:
+            run = finetune(cfg, progress=False, baseline=False, sinks=[probe.sink])
+    finally:
+        mp.undo()
+    return run, probe
+
+
+def test_length_grouping_removes_most_padding(probed_run):
+    _, probe = probed_run
+    steps = math.ceil(N_TRAIN / BATCH)
+    rows, widths = probe.batches[:steps], probe.widths[:steps]
+    real = sum(map(sum, rows))
+    grouped_pad = 1 - real / sum(len(r) * w for r, w in zip(rows, widths))
+    # the same texts in random batches, each padded to its longest: the cost without grouping
+    lengths = np.array([n for r in rows for n in r])
+    order = np.random.default_rng(0).permutation(len(lengths))
+    random_pad = 1 - real / sum(len(b) * lengths[b].max() for b in np.array_split(order, steps))
+    assert len(lengths) == N_TRAIN
+    assert random_pad > 0.35, "the data must be long-tailed for this guard to mean anything"
+    assert grouped_pad < random_pad / 2, \
+        f"{grouped_pad:.0%} of the training tokens are padding (random batches: {random_pad:.0%})"
+
+
+def test_one_optimizer_step_per_batch(probed_run):
+    _, probe = probed_run
+    assert probe.steps == list(range(1, math.ceil(N_TRAIN / BATCH) + 1))
+
+
+def test_no_host_sync_between_logging_steps(probed_run):
+    run, probe = probed_run
+    logging_steps = 10
+    quiet = {s: calls for s, calls in probe.counter.per_step.items()
+             if 1 < s < len(probe.steps) and s % logging_steps != 0}
+    # a step's syncs are counted from the end of the previous step, so a logging step's own
+    # reads show up under the step before it
+    noisy = {s: c for s, c in quiet.items() if (s + 1) % logging_steps != 0}
+    assert not noisy, f"host syncs inside training steps: {noisy}"
+    assert any(probe.counter.per_step.get(s) for s in range(1, len(probe.steps) + 1)), \
+        "the counter saw no logging-step reads at all; it is not attached"
+
+
+def test_matmuls_run_in_bf16_where_the_cpu_has_it(probed_run):
+    run, probe = probed_run
+    expected = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    assert run.info["precision"] == ("bf16" if expected == torch.bfloat16 else "fp32")
+    assert probe.linear_dtypes == {expected}
+
+
+def test_fused_adamw(probed_run):
+    _, probe = probed_run
+    (opt,) = probe.optimizers
+    inner = getattr(opt, "optimizer", opt)
+    assert isinstance(inner, torch.optim.AdamW) and inner.defaults.get("fused") is True
+
+
+def test_evaluation_batches_are_larger_than_training_batches(tiny_bert, tmp_path):
+    from types import SimpleNamespace
+
+    from workbench.config import resolve
+    from workbench.engine.trainer import training_arguments
+    from workbench.tasks import get
+
+    cfg = resolve(inline=tiny_config(tiny_bert, "bbc-news", tmp_path))
+    args = training_arguments(cfg, get(cfg.task)(cfg), SimpleNamespace(checkpoints=tmp_path), "cpu", "fp32", True)
+    assert args.per_device_eval_batch_size == 4 * args.per_device_train_batch_size
+    assert args.logging_nan_inf_filter is False and args.disable_tqdm is True
+    assert args.train_sampling_strategy == "group_by_length" and args.dataloader_num_workers == 0
