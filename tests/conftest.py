@@ -107,7 +107,7 @@ def build_tiny_decoder(path: Path, arch: str = "gpt2", words: list[str] | None =
                               Qwen2Config, Qwen2ForCausalLM)
 
     vocab = DECODER_SPECIAL + sorted(set(words or make_vocab()[len(SPECIAL):]) | {str(d) for d in range(10)}
-                                     | {":", ".", "topic", "say", "answer"})
+                                     | {":", ".", "topic", "say", "answer"} | set(TOPICS))
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
@@ -135,3 +135,78 @@ def build_tiny_decoder(path: Path, arch: str = "gpt2", words: list[str] | None =
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory) -> Path:
     return build_tiny_decoder(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+NER_NAMES = {"PER": ["alice", "bob", "carol", "dave", "erin", "frank", "jordan", "georgia"],
+             "LOC": ["paris", "london", "tokyo", "berlin", "madrid", "oslo", "jordan", "georgia"],
+             "ORG": ["acme", "globex", "initech", "umbrella"]}
+NER_TEMPLATES = ["{PER} works at {ORG} in {LOC} .", "{PER} visited {LOC} with {PER} .",
+                 "the {ORG} office in {LOC} is new .", "{PER} and {PER} joined {ORG} corp .",
+                 "in {LOC} , {PER} said the {ORG} deal was good ."]
+
+
+def make_ner_sentences(n: int, seed: int = 0, scheme: str = "IOB2") -> list[tuple[list[str], list[str]]]:
+    """Template sentences with person, place and company names (``acme corp`` is a two-word entity)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        words, tags = [], []
+        for part in rng.choice(NER_TEMPLATES).split():
+            if part.startswith("{"):
+                kind = part[1:-1]
+                name = [rng.choice(NER_NAMES[kind])] + (["corp"] if kind == "ORG" and rng.random() < 0.3 else [])
+                if scheme == "BIOES":
+                    tags += [f"S-{kind}"] if len(name) == 1 else [f"B-{kind}", f"E-{kind}"]
+                else:
+                    tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
+                words += name
+            else:
+                words.append(part)
+                tags.append("O")
+        words.append(str(i))  # unique sentences: no accidental duplicates across splits
+        tags.append("O")
+        rows.append((words, tags))
+    return rows
+
+
+def ner_vocab() -> list[str]:
+    """Word-piece vocabulary for the NER sentences; 'berlin' and 'madrid' split into two pieces."""
+    words = {w for names in NER_NAMES.values() for w in names} - {"berlin", "madrid"}
+    words |= {w for t in NER_TEMPLATES for w in t.split() if not w.startswith("{")} | {"corp", "ber", "##lin",
+                                                                                       "mad", "##rid"}
+    return SPECIAL + sorted(words)
+
+
+def write_conll(path: Path, rows: list[tuple[list[str], list[str]]]) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("-DOCSTART- -X- O O\n\n")
+        for words, tags in rows:
+            f.writelines(f"{w} {t}\n" for w, t in zip(words, tags))
+            f.write("\n")
+    return path
+
+
+def make_multilabel_rows(n: int, seed: int = 0) -> list[tuple[str, list[str]]]:
+    """Texts that mix the keywords of one or two topics; the labels are the topics used."""
+    rng = random.Random(seed)
+    labels = list(TOPICS)
+    rows = []
+    for i in range(n):
+        chosen = sorted(rng.sample(labels, 1 if i % 2 else 2))
+        words = []
+        for _ in range(rng.randint(8, 30)):
+            words.append(rng.choice(TOPICS[rng.choice(chosen)].split()) if rng.random() < 0.5 else rng.choice(FILLER))
+        rows.append((" ".join(words) + f" {i}", chosen))
+    return rows
+
+
+def make_regression_rows(n: int, seed: int = 0) -> list[tuple[str, float]]:
+    """Texts whose target is the share of 'money' keywords among their words (times 10)."""
+    rng = random.Random(seed)
+    money = TOPICS["money"].split()
+    rows = []
+    for i in range(n):
+        share = rng.random()
+        words = [rng.choice(money) if rng.random() < share else rng.choice(FILLER) for _ in range(rng.randint(10, 30))]
+        rows.append((" ".join(words) + f" {i}", round(10 * sum(w in money for w in words) / len(words), 3)))
+    return rows

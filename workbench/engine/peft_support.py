@@ -22,21 +22,24 @@ def _peft():
     return peft
 
 
-def peft_config(cfg: Any, task: Any):
+def peft_config(cfg: Any, task: Any, model: Any = None):
     """The ``peft`` config for ``cfg.lora`` and the task (its ``peft_task_type`` and modules to save)."""
     peft = _peft()
     lora = cfg.lora
     common = {"task_type": getattr(task, "peft_task_type", None), "target_modules": lora.target_modules,
               "modules_to_save": getattr(task, "peft_modules_to_save", None)}
+    # GPT-2 style Conv1D layers store weights transposed; peft needs to know (else it warns and flips it)
+    transposed = model is not None and any(type(m).__name__ == "Conv1D" for m in model.modules())
     if lora.method == "ia3":
-        return peft.IA3Config(**common)
-    return peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, **common)
+        return peft.IA3Config(fan_in_fan_out=transposed, **common)
+    return peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=transposed,
+                           **common)
 
 
 def wrap_with_peft(cfg: Any, task: Any, model: Any):
     """Return ``model`` with adapters attached; only the adapters (and the task head) stay trainable."""
     peft = _peft()
-    config = peft_config(cfg, task)
+    config = peft_config(cfg, task, model)
     try:
         wrapped = peft.get_peft_model(model, config)
     except ValueError as e:  # peft names the modules it could not find or does not know defaults for

@@ -54,13 +54,15 @@ def length_sorted_batches(lengths: Iterable[int], batch_size: int) -> list[np.nd
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def mean_pooled_embeddings(model: Any, tokenizer: Any, ids: list[list[int]], device: str, precision: str,
-                           batch_size: int = 64) -> np.ndarray:
-    """Frozen-encoder sentence embeddings (masked mean of the last hidden state), length-sorted batches."""
+def encoder_batches(model: Any, tokenizer: Any, ids: list[list[int]], device: str, precision: str,
+                    batch_size: int = 64):
+    """Run a frozen encoder over ``ids`` in length-sorted, padded batches.
+
+    Yields (row indices, last hidden state, attention mask) per batch, without gradients.
+    """
     import torch
 
     model.eval().to(device)
-    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
     pad = tokenizer.pad_token_id or 0
     with torch.inference_mode(), autocast(device, precision):
         for batch in length_sorted_batches((len(x) for x in ids), batch_size):
@@ -70,10 +72,18 @@ def mean_pooled_embeddings(model: Any, tokenizer: Any, ids: list[list[int]], dev
             for row, i in enumerate(batch):
                 input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
                 mask[row, : len(ids[i])] = 1
-            hidden = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-            m = mask.to(device).unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-            out[batch] = pooled.float().cpu().numpy()
+            mask = mask.to(device)
+            yield batch, model(input_ids=input_ids.to(device), attention_mask=mask).last_hidden_state, mask
+
+
+def mean_pooled_embeddings(model: Any, tokenizer: Any, ids: list[list[int]], device: str, precision: str,
+                           batch_size: int = 64) -> np.ndarray:
+    """Frozen-encoder sentence embeddings (masked mean of the last hidden state), length-sorted batches."""
+    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
+    for batch, hidden, mask in encoder_batches(model, tokenizer, ids, device, precision, batch_size):
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        out[batch] = pooled.float().cpu().numpy()
     return out
 
 
@@ -101,3 +111,34 @@ def task_options(cfg: Any, task: str, defaults: dict, choices: dict | None = Non
         if out[key] not in allowed:
             raise ConfigError(f"task_options.{key}: {out[key]!r} is not one of {', '.join(map(str, allowed))}.")
     return out
+
+
+def predict_in_order(trainer: Any, dataset: Any, prefix: str = "test"):
+    """``trainer.predict`` whose predictions and labels line up with ``dataset``'s rows.
+
+    With ``train_sampling_strategy="group_by_length"`` Trainer length-groups evaluation batches
+    too, which shuffles rows, so predictions would no longer match the texts they belong to. Here
+    rows go through sorted by length (sequential sampling, least padding) and are put back in order.
+    """
+    from transformers.trainer_utils import PredictionOutput
+
+    lengths = dataset["length"] if "length" in dataset.column_names else [len(x) for x in dataset["input_ids"]]
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    saved = trainer.args.train_sampling_strategy
+    trainer.args.train_sampling_strategy = "random"  # evaluation then samples sequentially
+    try:
+        out = trainer.predict(dataset.select(order), metric_key_prefix=prefix)
+    finally:
+        trainer.args.train_sampling_strategy = saved
+
+    def restore(a: Any) -> Any:
+        if a is None:
+            return None
+        if isinstance(a, (tuple, list)):
+            return type(a)(restore(x) for x in a)
+        return np.asarray(a)[inverse]
+
+    return PredictionOutput(predictions=restore(out.predictions), label_ids=restore(out.label_ids),
+                            metrics=out.metrics)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..data import DataError, load_frame
 from ..data.loaders import TEXT_SUFFIXES, read_text_file
+from ._common import predict_in_order
 
 SAMPLE_BY = ("line", "paragraph", "document")
 
@@ -203,7 +204,7 @@ def base_trainer(task: Any, model: Any, tokenizer: Any, device: str, precision: 
 
 def predict_split(trainer: Any, dataset: Any) -> tuple[dict, Any]:
     """Test metrics (without Trainer's prefixes and timings) and the raw (nll, top1) predictions."""
-    out = trainer.predict(dataset, metric_key_prefix="test")
+    out = predict_in_order(trainer, dataset)
     metrics = {k.removeprefix("test_"): v for k, v in out.metrics.items()
                if k.startswith("test_") and not k.endswith(("_runtime", "_per_second", "_loss", "_time"))}
     return metrics, out

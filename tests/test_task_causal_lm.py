@@ -1,0 +1,138 @@
+"""Causal-LM fine-tuning of tiny decoders (GPT-2, Llama, Qwen2 configs): text, prompt/response, generate."""
+
+import json
+import random
+
+import pytest
+import yaml
+
+from workbench import finetune
+from workbench.api import Run
+from workbench.cli import main
+from workbench.config import resolve
+from workbench.errors import ConfigError, DataError
+from workbench.models import load_tokenizer
+from workbench.tasks import get
+
+from conftest import TOPICS, build_tiny_decoder, make_texts
+
+ANSWERS = {t: " ".join(words.split()[:4]) for t, words in TOPICS.items()}
+
+
+def pairs(n, seed=0):
+    """Prompts that name a topic among filler words; the response is that topic's first four keywords."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        topic = list(TOPICS)[i % 3]
+        filler = " ".join(rng.choice("the a of and to in on".split()) for _ in range(rng.randint(1, 4)))
+        rows.append({"prompt": f"{filler} topic {topic} {i} :", "response": ANSWERS[topic]})
+    return rows
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def clm_config(model, source, runs, **train):
+    t = {"epochs": 5, "learning_rate": 3e-3, "batch_size": 16, "max_length": 64, "warmup_ratio": 0.0,
+         "logging_steps": 5}
+    t.update(train)
+    return {"task": "causal-lm", "model": str(model), "runs_dir": str(runs), "data": {"train": str(source)}, "train": t}
+
+
+@pytest.fixture(scope="module")
+def pairs_jsonl(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("clm") / "pairs.jsonl", pairs(240))
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_gpt2, pairs_jsonl, tmp_path_factory):
+    root = tmp_path_factory.mktemp("clm-cli")
+    path = root / "sft.yaml"
+    path.write_text(yaml.safe_dump(clm_config(tiny_gpt2, pairs_jsonl, root / "runs")))
+    code = main(["train", str(path), "--quiet"])
+    return code, Run(next((root / "runs").iterdir()))
+
+
+def test_loss_is_taken_on_the_response_only(tiny_gpt2, pairs_jsonl, tmp_path):
+    cfg = resolve(inline=clm_config(tiny_gpt2, pairs_jsonl, tmp_path))
+    task = get("causal-lm")(cfg)
+    tok = load_tokenizer(cfg)
+    splits = task.load_data()
+    ds = task.tokenize(splits, tok)
+    assert splits.report["format"] == "prompt-response" and task.packing is False
+    row = splits.train.iloc[0]
+    ids, labels = ds["train"]["input_ids"][0], ds["train"]["labels"][0]
+    n_prompt = len(tok(row["prompt"])["input_ids"])
+    assert labels[:n_prompt] == [-100] * n_prompt
+    assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tok.eos_token_id
+    assert tok.decode(ids[n_prompt:], skip_special_tokens=True) == row["response"]
+
+
+def test_cli_run_learns_the_responses(cli_run):
+    code, run = cli_run
+    assert code == 0 and run.status == "completed"
+    ev = run.evaluation
+    fin, base = ev["finetuned"], ev["baseline"]
+    assert ev["main_metric"] == "perplexity" and ev["format"] == "prompt-response"
+    assert fin["perplexity"] < base["perplexity"] / 5, (fin, base)
+    assert fin["accuracy"] > 0.6 and ev["delta"]["nll"] == pytest.approx(fin["nll"] - base["nll"])
+    assert ev["baseline_method"].startswith("the base model") and ev["scored_tokens"] > 0
+    assert ev["examples"] and all(ex["finetuned"] != ex["baseline"] for ex in ev["examples"])
+
+
+def test_generate_and_predict(cli_run):
+    run = cli_run[1]
+    answers = [run.generate(f"the topic {t} 7 :", max_new_tokens=6) for t in TOPICS]
+    assert sum(a == ANSWERS[t] for a, t in zip(answers, TOPICS)) >= 2, answers
+    assert run.predict(["the topic sport 1 :"], max_new_tokens=2)[0].count(" ") <= 1
+    assert isinstance(run.generate(["a", "the"], max_new_tokens=3), list)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_plain_text_is_packed_and_perplexity_drops(arch, tmp_path):
+    model = build_tiny_decoder(tmp_path / arch, arch)
+    path = tmp_path / "domain.txt"
+    path.write_text("\n".join(t for t, _ in make_texts(200, seed=5)) + "\n")
+    run = finetune(clm_config(model, path, tmp_path / "runs", epochs=3, lr_scheduler="cosine",
+                              gradient_accumulation_steps=2, weight_decay=0.1), progress=False)
+    ev = run.evaluation
+    lengths = run.info["data"]["lengths"]
+    assert ev["format"] == "text" and ev["packing"] is True
+    assert lengths["train"]["truncated"] == 0 and lengths["train"]["blocks"] < lengths["train"]["examples"]
+    assert ev["finetuned"]["perplexity"] < ev["baseline"]["perplexity"]
+    assert (run.dir / "model" / "model.safetensors").exists()
+    assert isinstance(run.generate("bank market", max_new_tokens=4), str)
+
+
+def test_long_pairs_keep_their_response(tiny_gpt2, tmp_path):
+    rows = [{"prompt": " ".join(["the"] * 80) + f" topic money {i} :", "response": ANSWERS["money"]}
+            for i in range(30)]
+    cfg = resolve(inline=clm_config(tiny_gpt2, write_jsonl(tmp_path / "long.jsonl", rows), tmp_path))
+    task = get("causal-lm")(cfg)
+    ds = task.tokenize(task.load_data(), load_tokenizer(cfg))
+    assert task.length_report["train"]["truncated"] == len(ds["train"])
+    for ids, labels in zip(ds["train"]["input_ids"], ds["train"]["labels"]):
+        assert len(ids) == 64 and sum(x != -100 for x in labels) == 5  # 4 response words + EOS
+
+
+def test_a_file_without_a_response_field_is_a_clear_error(tiny_gpt2, tmp_path):
+    path = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"q {i}", "answer": "a"} for i in range(20)])
+    with pytest.raises(DataError, match=r"prompts.jsonl: has a 'prompt' field but no 'response' field "
+                                        r"\(data.response_column\).*Available fields: prompt, answer"):
+        finetune(clm_config(tiny_gpt2, path, tmp_path / "runs"), progress=False)
+    rows = pairs(20)
+    rows[6]["response"] = ""
+    path = write_jsonl(tmp_path / "gaps.jsonl", rows)
+    with pytest.raises(DataError, match=r"gaps.jsonl, line 7: empty text in column 'response'"):
+        finetune(clm_config(tiny_gpt2, path, tmp_path / "runs"), progress=False)
+
+
+def test_freezing_everything_but_a_tied_head_is_refused(tiny_gpt2, pairs_jsonl, tmp_path):
+    with pytest.raises(ConfigError, match="leaves no trainable parameters"):
+        finetune(clm_config(tiny_gpt2, pairs_jsonl, tmp_path, freeze="all-but-head"), progress=False)
+    run = finetune(clm_config(tiny_gpt2, pairs_jsonl, tmp_path, freeze="layers:1", epochs=1), progress=False)
+    params = run.info["parameters"]
+    assert run.status == "completed" and 0 < params["trainable"] < params["total"]

@@ -1,0 +1,111 @@
+"""Text classification beyond one label: multi-label (sigmoid head) and regression (a numeric target)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from workbench import finetune
+from workbench.errors import ConfigError, DataError
+
+from conftest import make_multilabel_rows, make_regression_rows, tiny_config
+
+
+def config(model, source, runs, problem, **data):
+    cfg = tiny_config(model, source, runs, epochs=5)
+    cfg["task_options"] = {"problem": problem}
+    cfg["data"].update(data)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def multilabel(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("multilabel")
+    path = root / "topics.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "topics": labels}) + "\n" for t, labels in make_multilabel_rows(240)))
+    return finetune(config(tiny_bert, path, root / "runs", "multi-label", label_column="topics"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def regression(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("regression")
+    path = root / "scores.csv"
+    pd.DataFrame(make_regression_rows(240), columns=["text", "score"]).to_csv(path, index=False)
+    return finetune(config(tiny_bert, path, root / "runs", "regression", label_column="score"), progress=False)
+
+
+def test_multilabel_run_scores_micro_and_macro_f1(multilabel):
+    ev = multilabel.evaluation
+    assert multilabel.status == "completed" and ev["main_metric"] == "f1_micro" and ev["greater_is_better"]
+    fin = ev["finetuned"]
+    assert set(fin) == {"subset_accuracy", "f1_micro", "f1_macro", "precision_micro", "precision_macro",
+                        "recall_micro", "recall_macro"}
+    assert fin["f1_micro"] > 0.8 and fin["f1_micro"] > ev["baselines"]["label_prior"]["f1_micro"] + 0.2
+    assert set(ev["baselines"]) == {"linear_probe", "label_prior"}
+    assert {"money", "sport", "tech", "micro avg"} <= set(ev["per_class"]["finetuned"])
+    for ex in ev["examples"]:
+        assert ex["finetuned"] != ex["baseline"] and isinstance(ex["label"], list)
+    cfg = json.loads((multilabel.dir / "model" / "config.json").read_text())
+    assert cfg["problem_type"] == "multi_label_classification"
+
+
+def test_multilabel_predict_returns_a_set_of_labels(multilabel):
+    out = multilabel.predict("match goal team player coach bank market shares profit price stock")
+    assert set(out["labels"]) <= {"money", "sport", "tech"} and set(out["scores"]) == {"money", "sport", "tech"}
+    assert "sport" in out["labels"] and "money" in out["labels"]
+    assert multilabel.predict(["match goal team"], threshold=0.99)[0]["labels"] == []
+
+
+def test_regression_run_reports_mse_and_pearson(regression):
+    ev = regression.evaluation
+    assert regression.status == "completed" and ev["main_metric"] == "mse" and ev["greater_is_better"] is False
+    fin = ev["finetuned"]
+    assert set(fin) == {"mse", "rmse", "mae", "pearson"}
+    assert fin["pearson"] > 0.8 and fin["mse"] < ev["baselines"]["train_mean"]["mse"] / 3
+    assert fin["rmse"] == pytest.approx(fin["mse"] ** 0.5)
+    diffs = [abs(ex["finetuned"] - ex["baseline"]) for ex in ev["examples"]]
+    assert diffs == sorted(diffs, reverse=True)  # the examples where the two models differ most
+    assert 0 < ev["target"]["std"]
+
+
+def test_regression_predict_is_in_the_targets_units(regression):
+    high, low = regression.predict(["bank market shares profit price stock bank rate trade economy",
+                                     "the a of and to in on for with is was it this"])
+    assert high["value"] > low["value"] + 2
+
+
+def test_multilabel_csv_with_separated_labels_and_bad_rows(tiny_bert, tmp_path):
+    rows = make_multilabel_rows(60)
+    frame = pd.DataFrame({"text": [t for t, _ in rows], "label": ["; ".join(labels) for _, labels in rows]})
+    path = tmp_path / "ml.csv"
+    frame.to_csv(path, index=False)
+    cfg = config(tiny_bert, path, tmp_path / "runs", "multi-label")
+    cfg["task_options"]["label_separator"] = ";"
+    cfg["train"]["epochs"] = 1
+    run = finetune(cfg, progress=False)
+    counts = run.info["data"]["labels"]  # per label, over the training split
+    assert set(counts) == {"money", "sport", "tech"} and sum(counts.values()) > run.info["data"]["sizes"]["train"]
+    frame.loc[4, "label"] = ""
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"ml.csv, line 6: no label in column 'label'"):
+        finetune(cfg, progress=False)
+
+
+def test_regression_needs_numbers(tiny_bert, tmp_path):
+    rows = make_regression_rows(40)
+    frame = pd.DataFrame(rows, columns=["text", "score"])
+    frame["score"] = frame["score"].astype(object)
+    frame.loc[9, "score"] = "high"
+    path = tmp_path / "scores.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"scores.csv, line 11: column 'score' must hold a finite number.*'high'"):
+        finetune(config(tiny_bert, path, tmp_path / "runs", "regression", label_column="score"), progress=False)
+
+
+def test_unknown_problem_and_option_names(tiny_bert, clf_csv, tmp_path):
+    with pytest.raises(ConfigError, match="task_options.problem: 'multilabel' is not one of"):
+        finetune(config(tiny_bert, clf_csv, tmp_path, "multilabel"), progress=False)
+    cfg = config(tiny_bert, clf_csv, tmp_path, "multi-label")
+    cfg["task_options"]["treshold"] = 0.3
+    with pytest.raises(ConfigError, match="Did you mean 'threshold'"):
+        finetune(cfg, progress=False)

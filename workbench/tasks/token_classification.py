@@ -1,0 +1,415 @@
+"""Token classification (NER): one tag per word, entity-level scores.
+
+Input: CoNLL-style files (``word TAG`` per line, a blank line between sentences; BIO/IOB2,
+IOB1 or BIOES tags), JSONL/JSON/parquet with ``tokens``/``tags`` lists, CSV with space-separated
+words and tags, or a DataFrame. Words are split into sub-tokens; a word's label goes to its first
+sub-token (``task_options.label_subtokens: first``) or to all of them (``all``, B- becomes I- after
+the first). Scores are computed per word with seqeval (entity-level precision/recall/F1 per type).
+Words cut off by ``train.max_length`` count as predicted "O", so truncation costs recall visibly.
+
+Baseline: the base encoder, frozen, with a linear token head (logistic regression on its hidden
+state at each word's first sub-token) trained on the training words.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics as wb_metrics
+from ..data import DataError, Splits, load_frame, load_splits, where
+from ..data.loaders import CONLL_SUFFIXES, TEXT_SUFFIXES, read_conll
+from ..errors import ConfigError, ModelError
+from ..models import load_model
+from . import Task, register
+from ._common import encoder_batches, predict_in_order, task_options
+
+OPTIONS = {"label_subtokens": "first", "scheme": "auto", "invalid_sequences": "warn", "tags": None}
+PREFIXES = ("B", "I", "E", "S")
+TAG = re.compile(r"^(?:O|([BIES])-(.+))$")
+PROBE_MAX_WORDS = 20000
+EXAMPLES = 8
+WORD = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, (tuple, np.ndarray)):
+        return list(value)
+    return value
+
+
+def _conll_files(ref: Any) -> list[Path] | None:
+    """CoNLL files behind ``ref``: a .conll/.bio/.iob/.txt file or a flat folder of them; else None."""
+    if not isinstance(ref, (str, Path)):
+        return None
+    p = Path(ref).expanduser()
+    ok = CONLL_SUFFIXES + TEXT_SUFFIXES + ("",)
+    if p.is_file():
+        return [p] if p.suffix.lower() in ok else None
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if not f.name.startswith((".", "_")))
+        if files and all(f.is_file() and f.suffix.lower() in ok for f in files):
+            return files
+    return None
+
+
+def entities(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(type, first word, last word) of each entity, by seqeval's chunking rules."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return [(t, int(s), int(e)) for t, s, e in get_entities(list(tags))]
+
+
+def invalid_transitions(tags: list[str], scheme: str) -> list[int]:
+    """Positions where a tag cannot follow the previous one under ``scheme`` (IOB2 or BIOES)."""
+    bad = []
+    open_type: str | None = None
+    for i, tag in enumerate(tags):
+        prefix, kind = (tag.split("-", 1) + [""])[:2] if tag != "O" else ("O", "")
+        if scheme == "IOB2":
+            if prefix == "I" and open_type != kind:
+                bad.append(i)
+            open_type = kind if prefix in ("B", "I") else None
+            continue
+        if prefix in ("B", "S", "O") and open_type is not None:  # the open entity never got its E- tag
+            bad.append(i)
+        elif prefix in ("I", "E") and open_type != kind:
+            bad.append(i)
+        open_type = kind if prefix in ("B", "I") else None
+    if scheme == "BIOES" and open_type is not None:
+        bad.append(len(tags) - 1)
+    return bad
+
+
+@register("token-classification")
+class TokenClassification(Task):
+    main_metric = "f1"
+    greater_is_better = True
+    auto_model_name = "AutoModelForTokenClassification"
+    peft_task_type = "TOKEN_CLS"
+
+    def __init__(self, cfg: Any):
+        super().__init__(cfg)
+        self.options = task_options(cfg, "token-classification", OPTIONS,
+                                    {"label_subtokens": ("first", "all"), "scheme": ("auto", "IOB1", "IOB2", "BIOES"),
+                                     "invalid_sequences": ("warn", "error")})
+        allowed = self.options["tags"]
+        if allowed is not None and not (isinstance(allowed, list) and all(isinstance(t, str) for t in allowed)):
+            raise ConfigError("task_options.tags: expected a list of tags such as [O, B-PER, I-PER].")
+        self.tags: list[str] = []
+        self.tag2id: dict[str, int] = {}
+        self.scheme = self.options["scheme"]
+        self.first_positions: dict[str, list[list[int]]] = {}
+
+    # ---- data --------------------------------------------------------------------------------
+    def _load(self, ref: Any, field: str) -> pd.DataFrame:
+        d = self.cfg.data
+        files = _conll_files(ref)
+        if files is None:
+            frame = load_frame(ref, field)
+        else:
+            frames = [read_conll(f) for f in files]
+            if len(files) > 1:
+                for f, part in zip(files, frames):
+                    part["location"] = f.name + " " + part["location"]
+            frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            frame.attrs.update(frames[0].attrs, source=str(ref))
+            frame = frame.rename(columns={"tokens": d.tokens_column, "tags": d.tags_column})
+        for col in (d.tokens_column, d.tags_column):
+            if col in frame.columns:
+                frame[col] = frame[col].map(_as_list)
+        return frame
+
+    def _check(self, split: str, frame: pd.DataFrame) -> None:
+        d = self.cfg.data
+        words, tags = frame[d.tokens_column], frame[d.tags_column]
+        for col, series in ((d.tokens_column, words), (d.tags_column, tags)):
+            bad = [i for i, v in enumerate(series) if not isinstance(v, list) or not all(isinstance(x, str) for x in v)]
+            if bad:
+                raise DataError(f"{where(frame, bad)}: column '{col}' must hold a list of strings per row (or one "
+                                f"space-separated string), got e.g. {series.iloc[bad[0]]!r}.",
+                                [{"kind": "bad_type", "column": col, "rows": bad[:100]}])
+        empty = [i for i, v in enumerate(words) if len(v) == 0]
+        if empty:
+            raise DataError(f"{where(frame, empty)}: empty sentence (no words in '{d.tokens_column}'). Remove these "
+                            "rows; nothing was dropped.", [{"kind": "empty_text", "column": d.tokens_column,
+                                                           "rows": empty[:100]}])
+        mismatch = [i for i, (w, t) in enumerate(zip(words, tags)) if len(w) != len(t)]
+        if mismatch:
+            i = mismatch[0]
+            raise DataError(f"{where(frame, mismatch)}: {len(words.iloc[i])} words but {len(tags.iloc[i])} tags. "
+                            f"Each word needs exactly one tag in '{d.tags_column}'.",
+                            [{"kind": "length_mismatch", "rows": mismatch[:100]}])
+        allowed = set(self.options["tags"] or [])
+        unknown: dict[str, list[int]] = {}
+        for i, row in enumerate(tags):
+            for tag in row:
+                if (allowed and tag not in allowed) or (not allowed and not TAG.match(tag)):
+                    unknown.setdefault(tag, []).append(i)
+        if unknown:
+            rows = sorted({r for rs in unknown.values() for r in rs})
+            names = ", ".join(repr(t) for t in sorted(unknown)[:10])
+            rule = (f"task_options.tags allows only {', '.join(sorted(allowed))}" if allowed else
+                    "tags must be O or B-, I-, E-, S- followed by an entity type (BIO/IOB2, IOB1 or BIOES), "
+                    "e.g. B-PER, I-PER")
+            raise DataError(f"{where(frame, rows, 5)}: unknown tags {names} in column '{d.tags_column}'; {rule}. "
+                            "Fix these tags or set data.tags_column to the right column.",
+                            [{"kind": "unknown_tags", "column": d.tags_column, "tags": sorted(unknown),
+                              "rows": rows[:100]}])
+
+    def load_data(self) -> Splits:
+        d = self.cfg.data
+        splits = load_splits(self.cfg, key_column=d.tokens_column, label_column=d.tags_column, check=self._check,
+                             columns={"data.tokens_column": d.tokens_column, "data.tags_column": d.tags_column},
+                             loader=self._load)
+        train_tags = {t for row in splits.train[d.tags_column] for t in row}
+        if self.scheme == "auto":
+            self.scheme = "BIOES" if any(t[:2] in ("E-", "S-") for t in train_tags) else "IOB2"
+        for name, frame in (("validation", splits.validation), ("test", splits.test)):
+            unseen = sorted({t for row in frame[d.tags_column] for t in row} - train_tags)
+            if unseen:
+                rows = [i for i, row in enumerate(frame[d.tags_column]) if set(row) & set(unseen)]
+                raise DataError(f"{name} split: tags {', '.join(map(repr, unseen))} never occur in train "
+                                f"({where(frame, rows, 5)}); the model cannot learn them. Add training sentences "
+                                "with them, or fix the tags.",
+                                [{"kind": "unseen_tags", "split": name, "tags": unseen, "rows": rows[:100]}])
+        if self.options["label_subtokens"] == "all" and self.scheme != "BIOES":
+            # later sub-tokens of a B-X word are trained as I-X, even where no word carries I-X
+            train_tags |= {"I-" + t[2:] for t in train_tags if t.startswith("B-")}
+        self.tags = ["O"] + sorted(train_tags - {"O"}, key=lambda t: (t.split("-", 1)[-1], t))
+        self.tag2id = {t: i for i, t in enumerate(self.tags)}
+        self._report_sequences(splits)
+        counts: dict[str, int] = {}
+        for row in splits.train[d.tags_column]:
+            for kind, _, _ in entities(row):
+                counts[kind] = counts.get(kind, 0) + 1
+        splits.report.update(scheme=self.scheme, tags=self.tags, labels=dict(sorted(counts.items())))
+        return splits
+
+    def _report_sequences(self, splits: Splits) -> None:
+        """Count sentences whose tag sequence breaks the scheme (e.g. I-PER after O in IOB2)."""
+        if self.scheme == "IOB1":
+            return
+        col = self.cfg.data.tags_column
+        found = {}
+        for name, frame in splits.items():
+            rows = [i for i, row in enumerate(frame[col]) if invalid_transitions(row, self.scheme)]
+            if not rows:
+                continue
+            first = frame[col].iloc[rows[0]]
+            pos = invalid_transitions(first, self.scheme)[0]
+            context = " ".join(first[max(0, pos - 1):pos + 1])
+            msg = (f"{name} split: {len(rows)} sentences have tag sequences that are invalid in {self.scheme} "
+                   f"({where(frame, rows, 3)}; e.g. '{context}'). seqeval still reads them (an I- tag opens an "
+                   "entity); fix the tags, or set task_options.scheme: IOB1 if the data is IOB1.")
+            found[name] = {"sentences": len(rows), "rows": rows[:100]}
+            if self.options["invalid_sequences"] == "error":
+                raise DataError(msg, [{"kind": "invalid_tag_sequence", "split": name, "rows": rows[:100]}])
+            splits.report["warnings"].append(msg)
+        if found:
+            splits.report["invalid_tag_sequences"] = found
+
+    def tokenize(self, splits: Splits, tokenizer: Any) -> dict:
+        import datasets
+
+        if not tokenizer.is_fast:
+            raise ModelError(f"model: token classification needs a fast tokenizer (tokenizer.json) for '{self.cfg.model}' "
+                             "to map sub-tokens back to words.")
+        d = self.cfg.data
+        max_length = self.cfg.train.max_length
+        special = set(tokenizer.all_special_ids)
+        out = {}
+        for name, frame in splits.items():
+            words = frame[d.tokens_column].tolist()
+            tags = frame[d.tags_column].tolist()
+            enc = tokenizer(words, is_split_into_words=True, truncation=False, add_special_tokens=True, verbose=False)
+            ids_out, labels_out, firsts = [], [], []
+            truncated = cut_words = tokens_before = tokens_kept = 0
+            lengths = []
+            for i, ids in enumerate(enc["input_ids"]):
+                word_ids = enc.word_ids(i)
+                tokens_before += len(ids)
+                lengths.append(len(ids))
+                if len(ids) > max_length:
+                    truncated += 1
+                    keep_last = ids[-1] in special
+                    ids = ids[: max_length - 1] + [ids[-1]] if keep_last else ids[:max_length]
+                    word_ids = word_ids[: max_length - 1] + [None] if keep_last else word_ids[:max_length]
+                tokens_kept += len(ids)
+                labels, first, previous = [], [], None
+                for pos, w in enumerate(word_ids):
+                    if w is None:
+                        labels.append(-100)
+                    elif w != previous:
+                        labels.append(self.tag2id[tags[i][w]])
+                        first.append(pos)
+                    elif name == "train" and self.options["label_subtokens"] == "all":
+                        labels.append(self.tag2id[self._continuation(tags[i][w])])
+                    else:
+                        labels.append(-100)
+                    previous = w
+                cut_words += len(words[i]) - len(first)
+                ids_out.append(ids)
+                labels_out.append(labels)
+                firsts.append(first)
+            self.first_positions[name] = firsts
+            arr = np.asarray(lengths)
+            self.length_report[name] = {
+                "examples": len(words), "truncated": truncated, "truncated_fraction": truncated / max(len(words), 1),
+                "truncated_words": int(cut_words), "tokens_before": tokens_before, "tokens_kept": tokens_kept,
+                "length_mean": float(arr.mean()), "length_p50": float(np.percentile(arr, 50)),
+                "length_p90": float(np.percentile(arr, 90)), "length_max": int(arr.max()), "max_length": max_length}
+            out[name] = datasets.Dataset.from_dict({"input_ids": ids_out,
+                                                    "attention_mask": [[1] * len(x) for x in ids_out],
+                                                    "labels": labels_out, "length": [len(x) for x in ids_out]})
+        return out
+
+    def _continuation(self, tag: str) -> str:
+        """The label of a word's later sub-tokens with label_subtokens: all (B-X continues as I-X)."""
+        if tag.startswith("B-") and "I-" + tag[2:] in self.tag2id:
+            return "I-" + tag[2:]
+        return tag
+
+    # ---- model -------------------------------------------------------------------------------
+    def load_model(self):
+        from transformers import AutoModelForTokenClassification
+
+        return load_model(self.cfg, AutoModelForTokenClassification, num_labels=len(self.tags),
+                          id2label=dict(enumerate(self.tags)), label2id=dict(self.tag2id))
+
+    def collator(self, tokenizer: Any):
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100)
+
+    # ---- metrics -----------------------------------------------------------------------------
+    def preprocess_logits_for_metrics(self, logits, labels):
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return logits.argmax(dim=-1)
+
+    def compute_metrics(self, eval_pred) -> dict:
+        """Validation scores over the words that fit in max_length (the test adds the cut ones as misses)."""
+        preds, labels = np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids)
+        y_pred, y_true = [], []
+        for p, lab in zip(preds, labels):
+            keep = lab != -100
+            y_pred.append([self.tags[int(x)] for x in p[keep]])
+            y_true.append([self.tags[int(x)] for x in lab[keep]])
+        return wb_metrics.entity_metrics(y_pred, y_true)[0]
+
+    def _word_tags(self, token_preds: list, split: str, n_words: list[int]) -> list[list[str]]:
+        """Per-word predictions from first-sub-token predictions; words cut off count as "O"."""
+        out = []
+        for row, first, n in zip(token_preds, self.first_positions[split], n_words):
+            tags = [self.tags[int(row[p])] for p in first]
+            out.append(tags + ["O"] * (n - len(tags)))
+        return out
+
+    def baseline(self, splits: Splits, tokenizer: Any, datasets: dict, device: str, precision: str) -> dict:
+        from sklearn.linear_model import LogisticRegression
+        from transformers import AutoModel
+
+        encoder = load_model(self.cfg, AutoModel)
+        rng = np.random.default_rng(self.cfg.train.seed)
+        train_ids = datasets["train"]["input_ids"]
+        x_train, y_train = self._first_token_states(encoder, tokenizer, train_ids, "train", device, precision,
+                                                    datasets["train"]["labels"])
+        if len(y_train) > PROBE_MAX_WORDS:
+            pick = np.sort(rng.choice(len(y_train), PROBE_MAX_WORDS, replace=False))
+            x_train, y_train = x_train[pick], y_train[pick]
+        test_states = self._first_token_states(encoder, tokenizer, datasets["test"]["input_ids"], "test", device,
+                                               precision)
+        del encoder
+        probe = LogisticRegression(max_iter=1000, C=1.0)
+        probe.fit(x_train, y_train)
+        preds = []
+        for states in test_states:
+            preds.append(probe.predict(states) if len(states) else np.zeros(0, dtype=np.int64))
+        d = self.cfg.data
+        n_words = [len(w) for w in splits.test[d.tokens_column]]
+        word_preds = [[self.tags[int(x)] for x in row] for row in preds]
+        word_preds = [row + ["O"] * (n - len(row)) for row, n in zip(word_preds, n_words)]
+        gold = splits.test[d.tags_column].tolist()
+        overall, per_type = wb_metrics.entity_metrics(word_preds, gold)
+        return {"baseline": overall, "baselines": {"linear_probe": overall},
+                "baseline_method": (f"a linear token head (logistic regression) on the frozen base encoder's hidden "
+                                    f"states, trained on {len(y_train)} training words"),
+                "_per_type": per_type, "_word_preds": word_preds}
+
+    def _first_token_states(self, encoder: Any, tokenizer: Any, ids: list, split: str, device: str, precision: str,
+                            labels: list | None = None):
+        """Hidden states at each word's first sub-token: stacked with labels (train) or per sentence (test)."""
+        firsts = self.first_positions[split]
+        per_row: list[np.ndarray] = [np.zeros((0, encoder.config.hidden_size), dtype=np.float32)] * len(ids)
+        for batch, hidden, _ in encoder_batches(encoder, tokenizer, ids, device, precision):
+            states = hidden.float().cpu().numpy()
+            for row, i in enumerate(batch):
+                per_row[i] = states[row, firsts[i]]
+        if labels is None:
+            return per_row
+        y = np.concatenate([np.asarray(labels[i])[firsts[i]] for i in range(len(ids))])
+        return np.concatenate(per_row), y
+
+    def evaluate(self, trainer: Any, datasets: dict, splits: Splits, baseline: dict) -> dict:
+        out = predict_in_order(trainer, datasets["test"])
+        d = self.cfg.data
+        words = splits.test[d.tokens_column].tolist()
+        gold = splits.test[d.tags_column].tolist()
+        preds = self._word_tags(list(out.predictions), "test", [len(w) for w in words])
+        metrics, per_type = wb_metrics.entity_metrics(preds, gold)
+        per_class = {"finetuned": per_type}
+        base_preds = baseline.get("_word_preds")
+        if base_preds is not None:
+            per_class["baseline"] = baseline["_per_type"]
+        examples = []
+        for i, (w, g, p) in enumerate(zip(words, gold, preds)):
+            if base_preds is None or p == base_preds[i]:
+                continue
+            spans = {name: [f"{kind}: {' '.join(w[s:e + 1])}" for kind, s, e in entities(tags)]
+                     for name, tags in (("label", g), ("finetuned", p), ("baseline", base_preds[i]))}
+            examples.append({"text": " ".join(w)[:300], **spans})
+            if len(examples) >= EXAMPLES:
+                break
+        return {"metrics": metrics, "per_class": per_class, "examples": examples, "scheme": self.scheme,
+                "truncated_words": self.length_report.get("test", {}).get("truncated_words", 0)}
+
+    def model_info(self) -> dict:
+        return {"tags": self.tags, "scheme": self.scheme, "label_subtokens": self.options["label_subtokens"]}
+
+    # ---- using the model ---------------------------------------------------------------------
+    @classmethod
+    def predict(cls, model, tokenizer, inputs: list, info: dict, max_length: int = 256, **kw) -> list[list[dict]]:
+        """Entities in each text: [{entity, text, start, end, score}] with character offsets."""
+        import torch
+
+        tags = info.get("tags") or [model.config.id2label[i] for i in range(model.config.num_labels)]
+        model.eval()
+        results = []
+        with torch.inference_mode():
+            for text in inputs:
+                spans = [m.span() for m in WORD.finditer(text)]
+                if not spans:
+                    results.append([])
+                    continue
+                enc = tokenizer([text[s:e] for s, e in spans], is_split_into_words=True, truncation=True,
+                                max_length=max_length, return_tensors="pt")
+                word_ids = enc.word_ids(0)
+                probs = model(**enc.to(model.device)).logits[0].float().softmax(-1).cpu().numpy()
+                word_tags, word_scores, seen = ["O"] * len(spans), [1.0] * len(spans), set()
+                for pos, w in enumerate(word_ids):
+                    if w is None or w in seen:
+                        continue
+                    seen.add(w)
+                    k = int(probs[pos].argmax())
+                    word_tags[w], word_scores[w] = tags[k], float(probs[pos, k])
+                results.append([{"entity": kind, "text": text[spans[s][0]:spans[e][1]], "start": spans[s][0],
+                                 "end": spans[e][1], "score": float(np.mean(word_scores[s:e + 1]))}
+                                for kind, s, e in entities(word_tags)])
+        return results
