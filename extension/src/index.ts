@@ -44,13 +44,15 @@ function runsPlugin(
   restorer: ILayoutRestorer | null
 ): void {
   const api = new WorkbenchAPI(app.serviceManager.serverSettings);
-  const listModel = new RunsListModel(api);
+  const listModel = new RunsListModel(api, { visible: false }); // polls once the sidebar is shown
   let runsDir = 'runs/';
   api
     .info()
     .then(info => {
       runsDir = info.runs_dir.endsWith('/') ? info.runs_dir : `${info.runs_dir}/`;
-      void listModel.refresh();
+      if (listModel.visible) {
+        void listModel.refresh();
+      }
     })
     .catch(() => undefined);
 

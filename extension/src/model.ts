@@ -17,11 +17,14 @@ export interface IPollOptions {
   interval?: number;
   /** Start polling on construction (default true). */
   autoStart?: boolean;
+  /** Whether the view starts out shown (default true); a hidden view's model waits. */
+  visible?: boolean;
 }
 
 abstract class PollingModel implements IDisposable {
   constructor(options: IPollOptions = {}) {
     const interval = options.interval ?? 3000;
+    this._visible = options.visible ?? true;
     this._poll = new Poll({
       auto: false,
       factory: () => this.fetch(),

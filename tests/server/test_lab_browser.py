@@ -88,6 +88,18 @@ def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
     run.update_info(progress={"step": 150, "total_steps": 200, "epoch": 0.75})
     expect(running).to_contain_text("step 150/200 (75 %)", timeout=15_000)
 
+    # polling pauses while the sidebar is hidden, and resumes when it is shown again
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if "/workbench/api/runs?" in r.url else None)
+    page.click('.lm-TabBar-tab[data-id="filebrowser"]')
+    page.wait_for_timeout(1000)
+    hidden_from = len(polls)
+    page.wait_for_timeout(7000)  # more than two poll intervals
+    assert len(polls) == hidden_from, polls
+    page.click('.lm-TabBar-tab[data-id="workbench-runs"]')
+    page.wait_for_timeout(1500)
+    assert len(polls) > hidden_from
+
     # a run's detail view: metrics vs baseline, curves, config, report in a sandboxed frame
     done.click()
     detail = page.locator(".jp-wb-detail").filter(has_text="bbc-news-minilm")

@@ -93,6 +93,17 @@ describe('RunsListModel', () => {
     expect(api.listCalls.length).toBeGreaterThan(hiddenStart);
     model.dispose();
   });
+
+  it('waits for its view when created hidden', async () => {
+    const api = new FakeAPI();
+    const model = new RunsListModel(api, { interval: 20, visible: false });
+    await new Promise(r => setTimeout(r, 100));
+    expect(api.listCalls.length).toBe(0);
+    model.setVisible(true);
+    await new Promise(r => setTimeout(r, 60));
+    expect(api.listCalls.length).toBeGreaterThan(0);
+    model.dispose();
+  });
 });
 
 describe('RunDetailModel', () => {
