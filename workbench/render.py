@@ -40,10 +40,24 @@ def metrics_table_text(evaluation: dict) -> str:
     return "\n".join(lines)
 
 
+LOWER_IS_BETTER = ("perplexity", "nll", "loss", "mse", "mae", "rmse")
+
+
+def improved(metric: str, delta: Any, evaluation: dict) -> bool:
+    """Whether a delta is a gain: perplexity, nll, loss and errors improve when they fall."""
+    if not isinstance(delta, (int, float)):
+        return False
+    if metric == evaluation.get("main_metric"):
+        lower = not evaluation.get("greater_is_better", True)
+    else:
+        lower = metric in LOWER_IS_BETTER
+    return delta < 0 if lower else delta > 0
+
+
 def metrics_table_html(evaluation: dict) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{fmt(f)}</td><td>{fmt(b)}</td>"
-        f"<td style='color:{'#1a7f37' if isinstance(d, (int, float)) and d > 0 else '#c62828'}'>{fmt_delta(d)}</td></tr>"
+        f"<td style='color:{'#1a7f37' if improved(k, d, evaluation) else '#c62828'}'>{fmt_delta(d)}</td></tr>"
         for k, f, b, d in metrics_rows(evaluation))
     return ("<table class='wb-metrics'><thead><tr><th>metric (test)</th><th>fine-tuned</th><th>baseline</th>"
             f"<th>delta</th></tr></thead><tbody>{rows}</tbody></table>")

@@ -228,8 +228,14 @@ def show_png(png: bytes, alt: str) -> None:
 def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table") -> str:
     """An HTML table; every cell is escaped (numbers formatted with 4 decimals)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str) and len(value) > 24:  # running text reads better left-aligned
+        return f"<td style='text-align:left'>{esc(value)}</td>"
+    return f"<td>{esc(fmt(value))}</td>"
 
 
 def _figure_png(fig: Any) -> bytes:
@@ -387,8 +393,10 @@ def data_summary(cfg: Any) -> dict:
 
 
 def show_config(cfg: Any) -> None:
-    """The resolved config as YAML, and the same run as a CLI line."""
-    show_html(f"<pre>{esc(cfg.to_yaml())}</pre>"
+    """What differs from the defaults, the whole resolved config (folded), and the same run as a CLI line."""
+    changed = [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in cfg.diff().items()]
+    show_html("<p>Settings that differ from the defaults:</p>" + table_html(["config key", "value"], changed)
+              + f"<details><summary>The whole resolved config</summary><pre>{esc(cfg.to_yaml())}</pre></details>"
               f"<p>The same run from a terminal:</p><pre>{esc(cfg.to_cli())}</pre>")
 
 
@@ -461,9 +469,10 @@ def _report_rows(report: dict, base: dict | None) -> list[list[Any]]:
         b = (base or {}).get(name) or {}
         f1 = m.get("f1-score", m.get("f1"))
         bf1 = b.get("f1-score", b.get("f1"))
+        support = m.get("support", m.get("number"))
         rows.append([name, m.get("precision"), m.get("recall"), f1, bf1,
                      fmt_delta(f1 - bf1) if isinstance(f1, (int, float)) and isinstance(bf1, (int, float)) else "",
-                     m.get("support", m.get("number"))])
+                     int(support) if isinstance(support, (int, float)) else support])
     return rows
 
 
@@ -472,7 +481,7 @@ def show_details(run: Any, max_examples: int = 8) -> None:
     ev = run.evaluation
     tables = ev.get("per_class") or ev.get("per_entity") or {}
     if tables.get("finetuned"):
-        what = "class" if "per_class" in ev else "entity type"
+        what = "entity type" if run.info.get("task") == "token-classification" else "class"
         show_html(f"<h4>Per {what}</h4>" + table_html(
             [what, "precision", "recall", "F1", "baseline F1", "F1 delta", "support"],
             _report_rows(tables["finetuned"], tables.get("baseline"))))
@@ -495,7 +504,7 @@ def show_details(run: Any, max_examples: int = 8) -> None:
 
 def _short(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
-        value = " ".join(map(str, value))
+        value = "; ".join(map(str, value)) or "(none)"
     if isinstance(value, str) and len(value) > EXAMPLE_TEXT_CHARS:
         return value[:EXAMPLE_TEXT_CHARS] + "…"
     return value
@@ -625,3 +634,66 @@ def show_config_diff(runs: dict[str, Any]) -> dict[str, list]:
             for k, values in diff.items()]
     show_html(table_html(["config key"] + list(runs), rows))
     return diff
+
+
+# ---- domain adaptation ---------------------------------------------------------------------------
+
+def domain_corpus(clf_cfg: Any, domain_text: str | None) -> Any:
+    """Unlabeled text for masked-LM adaptation, with no text of the classifier's evaluation splits.
+
+    ``None`` takes the texts of the classification training split. Given domain text, any text
+    that is also in the classification validation or test split is removed (and counted): an
+    encoder that has read the test texts would make the comparison look better than it is.
+    """
+    import pandas as pd
+
+    from . import tasks
+    from .config import resolve
+
+    col = clf_cfg.data.text_column
+    splits = tasks.get(clf_cfg.task)(clf_cfg).load_data()
+    if domain_text is None:
+        corpus = pd.DataFrame({col: splits.train[col].astype(str).tolist()})
+        show_html(f"<p>Domain text: the {len(corpus)} texts of the classification training split "
+                  "(labels unused; no validation or test text).</p>")
+        return corpus
+    mlm = resolve(inline={"task": "masked-lm", "model": clf_cfg.model,
+                          "data": {"train": domain_text, "text_column": col}})
+    task = tasks.get("masked-lm")(mlm)
+    frame = task.load_data()
+    texts = [t for _, f in frame.items() for t in f[col].astype(str)]
+    held_out = {t.strip() for _, f in (("validation", splits.validation), ("test", splits.test))
+                for t in f[col].astype(str)}
+    kept = [t for t in texts if t.strip() not in held_out]
+    removed = len(texts) - len(kept)
+    show_html(f"<p>Domain text: {len(kept)} texts from <code>{esc(domain_text)}</code>"
+              + (f"; <b>{removed} texts that also occur in the classification validation or test split were "
+                 "removed</b> so the adapted encoder never reads them" if removed else
+                 "; none of them occurs in the classification validation or test split") + ".</p>")
+    return pd.DataFrame({col: kept})
+
+
+def show_adaptation(mlm_run: Any, adapted: Any, base: Any) -> list[list[Any]]:
+    """Base and adapted encoder, each as a frozen probe and fine-tuned, on the same classification test split."""
+    mlm_ev, a_ev, b_ev = mlm_run.evaluation, adapted.evaluation, base.evaluation
+    main = b_ev.get("main_metric", "accuracy")
+    ref = (b_ev.get("finetuned") or {}).get(main)
+
+    def row(label: str, value: Any) -> list[Any]:
+        delta = value - ref if isinstance(value, (int, float)) and isinstance(ref, (int, float)) else None
+        return [label, value, fmt_delta(delta)]
+
+    rows = [row("base encoder, frozen, linear probe", (b_ev.get("baseline") or {}).get(main)),
+            row("adapted encoder, frozen, linear probe", (a_ev.get("baseline") or {}).get(main)),
+            row("base encoder, fine-tuned", ref),
+            row("adapted encoder, fine-tuned", (a_ev.get("finetuned") or {}).get(main))]
+    same = b_ev.get("num_examples") == a_ev.get("num_examples")
+    show_html(f"<p>Classification on the same test split ({esc(b_ev.get('num_examples'))} texts"
+              + ("" if same else f" and {esc(a_ev.get('num_examples'))}: the splits differ, compare with care")
+              + f"); delta against the fine-tuned base encoder.</p>"
+              + table_html(["model", main, "delta"], rows))
+    ppl_main = mlm_ev.get("main_metric", "perplexity")
+    show_html(f"<p>Masked-LM {esc(ppl_main)} on held-out domain text ({esc(mlm_ev.get('num_examples'))} blocks), "
+              f"lower is better. Baseline: {esc(mlm_ev.get('baseline_method') or 'the base model')}.</p>"
+              + metrics_table_html(mlm_ev))
+    return rows

@@ -1,0 +1,167 @@
+"""Every template runs headless under papermill on tiny models, through `workbench report`.
+
+Each report starts a kernel and trains a 2-layer BERT or GPT-2 built from a config (seconds).
+"""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from workbench import cli, report
+from workbench.runs import RunDir
+
+from conftest import build_tiny_bert, make_ner_sentences, make_texts, ner_vocab, write_conll
+
+TINY_TRAIN = ["-p", "epochs", "2", "-p", "learning_rate", "0.003", "-p", "max_length", "64", "-p", "batch_size", "16",
+              "-p", "config", '{"train.save_checkpoints": false}']
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A project folder as cwd, and Jupyter dirs of its own so no user-level kernelspec shadows the venv's."""
+    root = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("JUPYTER_DATA_DIR", str(root / ".jupyter-data"))
+        mp.setenv("JUPYTER_CONFIG_DIR", str(root / ".jupyter-config"))
+        mp.delenv("WORKBENCH_RUNS_DIR", raising=False)
+        yield root
+
+
+def run_cli(args, capsys):
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def report_path(out: str) -> Path:
+    return Path(re.search(r"^Report: (.+)$", out, re.M).group(1))
+
+
+def assert_self_contained(page: str) -> None:
+    low = page.lower()
+    assert "<script" not in low and "<link" not in low
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//""", low)
+    assert "script-src 'none'" in page
+
+
+def images(page: str) -> int:
+    return len(re.findall(r'<img [^>]*src="data:image/png;base64,', page))
+
+
+@pytest.fixture(scope="module")
+def classification_reports(workdir, tiny_bert, clf_csv):
+    """The text-classification template run twice with the same parameters and seed."""
+    args = ["report", "text_classification", "-p", "model", str(tiny_bert), "-p", "data", str(clf_csv),
+            "-p", "max_train_samples", "null", "-p", "name", "tc", *TINY_TRAIN]
+    dirs = []
+    for _ in range(2):
+        assert cli.main(args) == 0
+        runs = sorted((workdir / "runs").iterdir())
+        dirs.append(runs[-1])
+    assert dirs[0] != dirs[1]
+    return dirs
+
+
+def test_text_classification_report(classification_reports):
+    run_dir = classification_reports[0]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed" and info["report"]["error"] is None
+    page = (run_dir / "report.html").read_text()
+    assert_self_contained(page)
+    assert 'class="wb-metrics"' in page and ">accuracy</td>" in page and "linear probe" in page
+    assert images(page) >= 3  # classes, lengths, confusion matrix
+    for needle in ("The question", "Duplicates and leakage", "Per class", "disagree", "Reproducibility",
+                   info["config_hash"], info["data_fingerprint"], "workbench report text_classification -p"):
+        assert needle in page, needle
+    nb = nbformat.read(str(run_dir / "report.ipynb"), as_version=4)
+    assert not nb.metadata.papermill.get("exception")
+    assert nb.metadata.workbench.parameters["name"] == "tc"
+
+
+def test_same_parameters_and_seed_give_the_same_metrics(classification_reports):
+    first, second = (RunDir(d).read_eval() for d in classification_reports)
+    assert first["finetuned"] == second["finetuned"] and first["baseline"] == second["baseline"]
+
+
+def test_compare_runs_report(classification_reports, workdir, capsys):
+    refs = json.dumps([str(d) for d in classification_reports])
+    code, out, err = run_cli(["report", "compare_runs", "-p", "runs", refs, "--output", "cmp", "--no-input"],
+                             capsys)
+    assert code == 0, err
+    page = (workdir / "cmp" / "report.html").read_text()
+    assert report_path(out) == workdir / "cmp" / "report.html"
+    assert_self_contained(page)
+    assert all(d.name in page for d in classification_reports)
+    assert "share one configuration" in page and images(page) >= 1
+    assert "wb.show_comparison" not in page  # --no-input leaves the code out
+
+
+def test_a_failing_cell_exits_non_zero_with_its_error(workdir, tiny_bert, clf_csv, capsys):
+    code, out, err = run_cli(["report", "text_classification", "-p", "model", str(tiny_bert), "-p", "data",
+                              str(clf_csv), "-p", "label_column", "topic"], capsys)
+    assert code == 1
+    assert re.search(r"error: cell In \[\d+\] failed: DataError: .*no column 'topic' \(data.label_column\)", err)
+    page = report_path(out)
+    assert page.is_file() and "no column" in page.read_text()  # the partial report is still written
+
+
+def test_plain_papermill_gets_the_same_parameter_checks(workdir):
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    template = report.template_path("text_classification")
+    for params, message in (({"epoch": 2}, "Unknown parameter 'epoch' (did you mean 'epochs'?)"),):
+        with pytest.raises(PapermillExecutionError) as e:
+            papermill.execute_notebook(str(template), str(workdir / "bad.ipynb"), parameters=params,
+                                       kernel_name="python3", progress_bar=False)
+        assert e.value.ename == "ParameterError" and message in e.value.evalue
+
+
+def test_domain_adaptation_report(workdir, tiny_bert, clf_csv, capsys):
+    code, out, err = run_cli(["report", "domain_adaptation", "-p", "model", str(tiny_bert), "-p", "data",
+                              str(clf_csv), "-p", "max_train_samples", "null", "-p", "mlm_epochs", "1",
+                              "-p", "mlm_learning_rate", "0.003", "-p", "name", "da", *TINY_TRAIN,
+                              "-p", "mlm_config", '{"train.max_steps": 4, "train.save_checkpoints": false}'], capsys)
+    assert code == 0, err
+    page_path = report_path(out)
+    run_dir = page_path.parent
+    assert run_dir.name.split("-")[2:4] == ["da", "adapted"]  # the report lives with the adapted classifier
+    page = page_path.read_text()
+    assert_self_contained(page)
+    for needle in ("adapted encoder, fine-tuned", "base encoder, frozen, linear probe", "perplexity"):
+        assert needle in page, needle
+    mlm_config = (sorted((workdir / "runs").glob("*-da-mlm-*"))[-1] / "config.yaml").read_text()
+    assert "masked-lm" in mlm_config
+    adapted = json.loads((run_dir / "run.json").read_text())
+    assert adapted["model"].endswith("model") and "-da-mlm-" in adapted["model"]
+
+
+@pytest.fixture(scope="module")
+def ner_model(tmp_path_factory):
+    return build_tiny_bert(tmp_path_factory.mktemp("ner-bert"), ner_vocab())
+
+
+def test_token_classification_report(workdir, ner_model, capsys):
+    pytest.importorskip("workbench.tasks.token_classification")
+    data = write_conll(workdir / "ner.conll", make_ner_sentences(160))
+    code, out, err = run_cli(["report", "token_classification", "-p", "model", str(ner_model), "-p", "data",
+                              str(data), "-p", "name", "ner", *TINY_TRAIN], capsys)
+    assert code == 0, err
+    page = report_path(out).read_text()
+    assert_self_contained(page)
+    assert "Per entity type" in page and ">PER</td>" in page and "seqeval" in page
+
+
+def test_causal_lm_report(workdir, tiny_gpt2, capsys):
+    lines = [text for text, _ in make_texts(150, seed=3)]
+    (workdir / "corpus.txt").write_text("\n".join(lines) + "\n")
+    code, out, err = run_cli(["report", "causal_lm", "-p", "model", str(tiny_gpt2), "-p", "data", "corpus.txt",
+                              "-p", "name", "clm", *TINY_TRAIN], capsys)
+    assert code == 0, err
+    page = report_path(out).read_text()
+    assert_self_contained(page)
+    assert ">perplexity</td>" in page and "Reproducibility" in page
