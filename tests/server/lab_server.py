@@ -23,17 +23,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-dev-shm-usage"]
 
 
+def _cell(kind: str, source: str, tags: list[str] | None = None) -> dict:
+    cell = {"cell_type": kind, "id": secrets.token_hex(4), "metadata": {"tags": tags} if tags else {}, "source": source}
+    if kind == "code":
+        cell.update(outputs=[], execution_count=None)
+    return cell
+
+
 def template_notebook() -> dict:
-    cell = lambda kind, source, **kw: {"cell_type": kind, "id": secrets.token_hex(4), "metadata": kw.pop("metadata", {}),  # noqa: E731
-                                       "source": source, **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+    """A small template: a heading, a parameters cell, a %%finetune cell and a plain code cell."""
     return {
         "cells": [
-            cell("markdown", "# Text classification\n\nFine-tune a classifier on labelled texts and compare it with "
+            _cell("markdown", "# Text classification\n\nFine-tune a classifier on labelled texts and compare it with "
                              "the base model."),
-            cell("code", 'model = "minilm"  # bundled alias or hub id\nepochs = 1\n',
-                 metadata={"tags": ["parameters"]}),
-            cell("code", "%%finetune\ntask: text-classification\nmodel: minilm\ntrain:\n  epochs: 1\n"),
-            cell("code", "print(model, epochs)\n"),
+            _cell("code", 'model = "minilm"  # bundled alias or hub id\nepochs = 1\n', tags=["parameters"]),
+            _cell("code", "%%finetune\ntask: text-classification\nmodel: minilm\ntrain:\n  epochs: 1\n"),
+            _cell("code", "print(model, epochs)\n"),
         ],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                      "language_info": {"name": "python", "codemirror_mode": {"name": "ipython", "version": 3},
