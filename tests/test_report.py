@@ -157,3 +157,27 @@ def test_new_copies_a_template_with_parameters(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert cli.main(["new", "text_classification", str(target), "--force"]) == 0
     assert json.loads(target.read_text())["cells"]
+
+
+def _fake_run(root, name, config_text, accuracy):
+    from workbench.runs import RunDir, atomic_write_json, atomic_write_text
+
+    rd = RunDir(root / name)
+    rd.path.mkdir(parents=True)
+    atomic_write_text(rd.config_yaml, config_text)
+    rd.update_info(id=name, name=name, task="text-classification", status="completed", main_metric="accuracy")
+    atomic_write_json(rd.eval_json, {"main_metric": "accuracy", "num_examples": 10,
+                                     "finetuned": {"accuracy": accuracy}, "baseline": {"accuracy": 0.5}})
+    return rd
+
+
+def test_config_diff_lists_only_the_keys_that_differ(tmp_path):
+    _fake_run(tmp_path, "a", "model: minilm\ntrain:\n  epochs: 1\n  seed: 42\n", 0.8)
+    _fake_run(tmp_path, "b", "model: minilm\ntrain:\n  epochs: 3\n  seed: 42\nname: <b>x</b>\n", 0.9)
+    runs = rs.load_runs([], 5, str(tmp_path))
+    assert set(runs) == {"a", "b"}
+    diff = rs.config_diff(runs)
+    assert diff["train.epochs"] in ([1, 3], [3, 1]) and "train.seed" not in diff and "model" not in diff
+    assert "(absent)" in diff["name"]
+    with pytest.raises(rs.ConfigError, match="No runs under"):
+        rs.load_runs([], 5, str(tmp_path / "none"))
