@@ -73,7 +73,7 @@ def test_text_classification_report(classification_reports):
     page = (run_dir / "report.html").read_text()
     assert_self_contained(page)
     assert 'class="wb-metrics"' in page and ">accuracy</td>" in page and "linear probe" in page
-    assert images(page) >= 3  # classes, lengths, confusion matrix
+    assert images(page) >= 4  # classes, lengths, training curves, confusion matrices
     for needle in ("The question", "Duplicates and leakage", "Per class", "disagree", "Reproducibility",
                    info["config_hash"], info["data_fingerprint"], "workbench report text_classification -p"):
         assert needle in page, needle

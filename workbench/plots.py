@@ -159,3 +159,49 @@ def confusion_png(evaluation: dict, with_baseline: bool = False, dpi: int = 96) 
         correct = sum(rows[i][i] for i in range(n))
         ax.set_title(f"{title} (accuracy {correct / total:.1%})", fontsize=9)
     return _png(fig, dpi)
+
+
+# ---- data summaries (report templates) -----------------------------------------------------------
+
+def length_histogram_png(lengths: dict[str, list[int]], max_length: int | None, unit: str = "tokens",
+                         dpi: int = 96) -> bytes:
+    """Overlaid histograms of example lengths per split, with the truncation limit marked."""
+    import numpy as np
+
+    fig, _ = _figure(7.0, 2.8)
+    ax = fig.add_subplot()
+    every = [x for v in lengths.values() for x in v]
+    top = max(every) if every else 1
+    bins = np.linspace(0, top + 1, min(50, top + 2))
+    for i, (name, values) in enumerate(lengths.items()):
+        if values:
+            ax.hist(values, bins=bins, alpha=0.55, color=COLORS[i % len(COLORS)], label=f"{name} ({len(values)})")
+    if max_length:
+        ax.axvline(max_length, color="#c62828", linestyle="--", linewidth=1.2, label=f"max_length {max_length}")
+    ax.set_xlabel(f"length ({unit})", fontsize=9)
+    ax.set_ylabel("examples", fontsize=9)
+    ax.legend(frameon=False, fontsize=8)
+    _style(ax)
+    return _png(fig, dpi)
+
+
+def distribution_png(counts: dict[str, dict[str, int]], what: str = "label", dpi: int = 96) -> bytes:
+    """Grouped horizontal bars: the share of each label (or entity type) in each split."""
+    import numpy as np
+
+    labels = sorted({k for c in counts.values() for k in c}, key=str)
+    splits = [s for s in counts if counts[s]]
+    height = 0.8 / max(len(splits), 1)
+    fig, _ = _figure(7.0, max(1.6, 0.3 * len(labels) * max(1, len(splits)) ** 0.5 + 0.9))
+    ax = fig.add_subplot()
+    y = np.arange(len(labels))
+    for i, split in enumerate(splits):
+        total = sum(counts[split].values()) or 1
+        ax.barh(y + i * height, [counts[split].get(k, 0) / total for k in labels], height=height,
+                color=COLORS[i % len(COLORS)], label=split)
+    ax.set_yticks(y + height * (len(splits) - 1) / 2, [str(k)[:30] for k in labels])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"share of {what}s in the split", fontsize=9)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _style(ax)
+    return _png(fig, dpi)

@@ -220,9 +220,11 @@ def show_html(text: str) -> None:
 
 def show_png(png: bytes, alt: str) -> None:
     """A chart as a plain PNG output; ``alt`` describes it for readers who cannot see it."""
-    from IPython.display import Image, display
+    from IPython.display import display
 
-    display(Image(data=png, format="png", metadata={"alt": alt}))
+    from .ui.live import png_image
+
+    display(png_image(png, alt))
 
 
 def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table") -> str:
@@ -236,66 +238,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, str) and len(value) > 24:  # running text reads better left-aligned
         return f"<td style='text-align:left'>{esc(value)}</td>"
     return f"<td>{esc(fmt(value))}</td>"
-
-
-def _figure_png(fig: Any) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def length_histogram_png(lengths: dict[str, list[int]], max_length: int | None, unit: str = "tokens") -> bytes:
-    """Overlaid histograms of example lengths per split, with the truncation limit marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(7.0, 3.0))
-    every = [x for v in lengths.values() for x in v]
-    top = max(every) if every else 1
-    bins = np.linspace(0, top + 1, min(50, top + 2))
-    for name, values in lengths.items():
-        if values:
-            ax.hist(values, bins=bins, alpha=0.55, label=f"{name} ({len(values)})")
-    if max_length:
-        ax.axvline(max_length, color="#c62828", linestyle="--", linewidth=1.2, label=f"max_length {max_length}")
-    ax.set_xlabel(f"length ({unit})")
-    ax.set_ylabel("examples")
-    ax.legend(frameon=False, fontsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _figure_png(fig)
-
-
-def distribution_png(counts: dict[str, dict[str, int]], what: str = "label") -> bytes:
-    """Grouped horizontal bars: how often each label (or entity type) occurs in each split."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    labels = sorted({k for c in counts.values() for k in c}, key=str)
-    splits = [s for s in counts if counts[s]]
-    height = 0.8 / max(len(splits), 1)
-    fig, ax = plt.subplots(figsize=(7.0, max(1.6, 0.38 * len(labels) * max(1, len(splits)) ** 0.5 + 0.8)))
-    y = np.arange(len(labels))
-    for i, split in enumerate(splits):
-        total = sum(counts[split].values()) or 1
-        shares = [counts[split].get(k, 0) / total for k in labels]
-        ax.barh(y + i * height, shares, height=height, label=split)
-    ax.set_yticks(y + height * (len(splits) - 1) / 2, [str(k)[:30] for k in labels])
-    ax.invert_yaxis()
-    ax.set_xlabel(f"share of {what}s in the split")
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.spines[["top", "right"]].set_visible(False)
-    return _figure_png(fig)
 
 
 # ---- the question and the data -------------------------------------------------------------------
@@ -347,6 +289,7 @@ def data_summary(cfg: Any) -> dict:
     """
     from . import tasks
     from .models import load_tokenizer
+    from .plots import distribution_png, length_histogram_png
 
     task = tasks.get(cfg.task)(cfg)
     splits = task.load_data()
@@ -489,7 +432,8 @@ def show_details(run: Any, max_examples: int = 8) -> None:
         from .plots import confusion_png
 
         show_html("<h4>Confusion matrix (test split)</h4>")
-        show_png(confusion_png(ev), "confusion matrix of the fine-tuned model on the test split")
+        show_png(confusion_png(ev, with_baseline="baseline" in ev["confusion_matrix"]),
+                 "confusion matrices of the fine-tuned and the base model on the test split")
     examples = (ev.get("examples") or [])[:max_examples]
     if examples:
         keys = [k for k in examples[0] if k not in ("finetuned", "baseline")]
