@@ -9,7 +9,7 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "finetune", "Run", "resolve", "RunConfig", "load_ipython_extension"]
+__all__ = ["__version__", "finetune", "Run", "resolve", "RunConfig", "panel", "load_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +21,10 @@ def __getattr__(name: str) -> Any:
         from . import config
 
         return getattr(config, name)
+    if name == "panel":  # workbench.panel() is the widget control panel, workbench.ui.Panel
+        from .ui.panel import Panel
+
+        return Panel
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 

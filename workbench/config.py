@@ -82,6 +82,8 @@ class TrainConfig:
     metric_for_best_model: str | None = _f(None, "Validation metric that selects the best checkpoint "
                                            "(default: the task's main metric).")
     save_checkpoints: bool = _f(True, "Keep resumable checkpoints (best and last) under checkpoints/.")
+    resume_from: str | None = _f(None, "Continue an interrupted run: a checkpoint folder, or a run directory or id "
+                                 "(its latest complete checkpoint). Use the same settings as that run.")
     freeze: str | None = _f(None, "Freeze parameters: 'embeddings', 'layers:N' (embeddings and the first N "
                              "layers), or 'all-but-head'.")
     torch_compile: bool = _f(False, "Compile the model with torch.compile (pays off only on long GPU runs).")

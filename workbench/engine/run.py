@@ -25,9 +25,9 @@ from ..data import fingerprint
 from ..errors import ConfigError, RunError, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, count_parameters, load_tokenizer, resolve_model
-from ..runs import RunDir, atomic_write_json, atomic_write_text, now_iso
+from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso
 from .device import choose_device, choose_precision, hardware, versions
-from .trainer import EventBridge, training_arguments
+from .trainer import EventBridge, trainer_class, training_arguments
 
 
 def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: threading.Event | None = None,
@@ -62,11 +62,12 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
 
 
 def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None) -> None:
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers import EarlyStoppingCallback, set_seed
 
     t_start = time.monotonic()
     task = tasks.get(cfg.task)(cfg)
     set_seed(cfg.train.seed)
+    resume = resume_checkpoint(cfg)  # checked first: a wrong path fails before minutes of data and baseline work
 
     # 1. data: load, check, split (errors here name file, column and rows)
     emit(Phase("loading data", str(cfg.data.train) if isinstance(cfg.data.train, str) else "in-memory data"))
@@ -116,7 +117,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     callbacks: list = [bridge.callback]
     if cfg.train.early_stopping_patience and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
-    trainer = Trainer(
+    trainer = trainer_class()(
         model=model, args=args, train_dataset=datasets["train"],
         eval_dataset=datasets["validation"] if has_eval else None,
         processing_class=tokenizer, data_collator=task.collator(tokenizer),
@@ -134,7 +135,9 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
 
     # 5. train
     t_train = time.monotonic()
-    trainer.train()
+    if resume:
+        emit(Phase("resuming", str(resume)))
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.monotonic() - t_train
     if bridge.nonfinite_step is not None:
         raise RunError(f"training loss became non-finite (NaN or inf) at step {bridge.nonfinite_step}; stopped "
@@ -176,6 +179,28 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
                                 "baseline": base.get(task.main_metric)})
     emit(RunFinished(status="completed", metrics=metrics, baseline=base, elapsed=elapsed,
                      train_seconds=train_seconds))
+
+
+def resume_checkpoint(cfg: RunConfig) -> Path | None:
+    """The checkpoint ``train.resume_from`` names: a checkpoint folder, or a run's latest complete one."""
+    ref = cfg.train.resume_from
+    if not ref:
+        return None
+    path = Path(ref)
+    if path.is_dir() and (path / "trainer_state.json").exists():
+        if not (path / COMPLETE_MARKER).exists():
+            raise ConfigError(f"train.resume_from: {path} has no {COMPLETE_MARKER} marker, so it may be half "
+                              "written. Pick an earlier checkpoint of the same run.")
+        return path
+    try:
+        run = RunDir(path) if (path / "run.json").exists() else find_run(ref, cfg.runs_dir)
+    except RunError as e:
+        raise ConfigError(f"train.resume_from: {e}") from None
+    ckpts = run.complete_checkpoints()
+    if not ckpts:
+        raise ConfigError(f"train.resume_from: run {run.id} has no complete checkpoint to resume from "
+                          "(it stopped before its first save, or ran with train.save_checkpoints: false).")
+    return ckpts[-1]
 
 
 def _total_steps(args: Any, n_train: int) -> int:

@@ -69,6 +69,11 @@ class LiveState:
         self.version = 0        # bumps on every change, so views redraw only when something changed
         self.curve_version = 0  # bumps when a point is added to the curves
 
+    def describe(self, run_dir: Any, cfg: Any) -> None:
+        """Name the run before its first event (a run that fails while loading data still shows which)."""
+        self.run_id, self.run_dir = run_dir.id, str(run_dir.path)
+        self.task, self.model = cfg.task, cfg.model
+
     @property
     def done(self) -> bool:
         return self.status in ("completed", "failed", "interrupted")
@@ -124,7 +129,7 @@ class LiveState:
                 "delta": {k: fin[k] - base[k] for k in fin
                           if isinstance(fin.get(k), (int, float)) and isinstance(base.get(k), (int, float))}}
 
-    def progress_html(self) -> str:
+    def progress_html(self, summary: bool = True) -> str:
         frac = self.step / self.total_steps if self.total_steps else (1.0 if self.status == "completed" else 0.0)
         color = STATUS_COLORS.get(self.status, "#2f7ed8")
         head = (f"<b>{esc(self.run_id or 'new run')}</b> &middot; {esc(self.task)} on <code>{esc(self.model)}</code>"
@@ -151,7 +156,7 @@ class LiveState:
         if self.warnings:
             parts.append("<div style='color:#b45309'>" + "<br>".join(f"data: {esc(w)}" for w in self.warnings[:5])
                          + "</div>")
-        parts.append(self.outcome_html())
+        parts.append(self.outcome_html(summary))
         parts.append("</div>")
         return "".join(parts)
 
@@ -167,10 +172,13 @@ class LiveState:
                                         + [e.get(k) for k in keys]) + "</tr>" for e in self.evals)
         return f"<table class='wb-evals'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
-    def outcome_html(self) -> str:
+    def outcome_html(self, summary: bool = True) -> str:
+        """How the run ended: test metrics against the baseline (``summary``), or why it stopped."""
         where = ""
         if self.run_dir:
             where = f"<div style='font-size:90%'>Run directory: {run_dir_link(self.run_dir)}</div>"
+        if self.status == "completed" and not summary:
+            return where
         if self.status == "completed":
             ev = self.evaluation()
             method = ev.get("baseline_method")
@@ -214,15 +222,20 @@ def run_dir_link(run_dir: str) -> str:
     return f"<a href='{esc(Path(rel).as_posix())}' target='_blank'><code>{esc(Path(rel).as_posix())}</code></a>"
 
 
-class NotebookProgress:
-    """An events sink that draws the run into the current cell and updates it in place.
+class LiveView:
+    """An events sink that folds events into a ``LiveState`` and redraws a view of it, throttled.
 
-    Call it from the thread that runs the cell (the blocking path: papermill, templates, the
-    magic); a training thread must not display (see ``workbench.ui.panel`` for that case).
+    Subclasses say where the HTML and the PNGs go (``put_html``, ``put_chart``, ``put_extra``);
+    this class decides when: the HTML at most every ``interval`` seconds, the chart at most every
+    ``chart_interval`` seconds and only as often as keeps chart drawing under ``chart_budget`` of
+    the time, and both at once when the run ends. ``ui_seconds`` is the time spent in here.
+    ``summary`` puts the test metrics against the baseline at the end; ``confusion`` adds the
+    confusion matrices of classification runs.
     """
 
     def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.005,
-                 confusion: bool = False, display: Any = None):
+                 confusion: bool = False, summary: bool = True):
+        self.summary = summary
         self.interval = interval
         self.chart_interval = chart_interval
         self.chart_budget = chart_budget
@@ -231,9 +244,6 @@ class NotebookProgress:
         self.ui_seconds = 0.0
         self.html_updates = 0
         self.chart_updates = 0
-        self._display = display
-        self._html_handle: Any = None
-        self._chart_handle: Any = None
         self._last_html = float("-inf")
         self._last_chart = float("-inf")
         self._chart_cost = 0.0
@@ -243,37 +253,20 @@ class NotebookProgress:
         t0 = time.perf_counter()
         try:
             self.state.update(event)
-            self._render(final=isinstance(event, (RunFinished, RunFailed)))
+            self.render(final=isinstance(event, (RunFinished, RunFailed)))
         finally:
             self.ui_seconds += time.perf_counter() - t0
 
-    # ---- drawing ------------------------------------------------------------------------------
-    def _show(self, obj: Any) -> Any:
-        if self._display is not None:
-            return self._display(obj)
-        from IPython.display import display
-
-        return display(obj, display_id=True)
-
-    def _render(self, final: bool) -> None:
-        from IPython.display import HTML
-
+    def render(self, final: bool = False) -> None:
         now = time.monotonic()
-        if self._html_handle is None:
-            self._html_handle = self._show(HTML(self.state.progress_html()))
-            self._chart_handle = self._show(HTML("<div style='color:#888'>Loss and metric curves appear after the "
-                                                 "first logged steps.</div>"))
+        if final or now - self._last_html >= self.interval:
+            self.put_html(self.state.progress_html(self.summary))
             self._last_html = now
             self.html_updates += 1
-        elif final or now - self._last_html >= self.interval:
-            self._html_handle.update(HTML(self.state.progress_html()))
-            self._last_html = now
-            self.html_updates += 1
-        # the chart: only when a point was added, every chart_interval, within the time budget
         wait = max(self.chart_interval, self._chart_cost / self.chart_budget if self.chart_budget else 0.0)
-        if self.state.curve_version != self._chart_version and (final or now - self._last_chart >= wait):
+        if self.state.curve_version not in (0, self._chart_version) and (final or now - self._last_chart >= wait):
             t0 = time.perf_counter()
-            self._chart_handle.update(self._image(self.state.chart_png(), "loss and validation metric against steps"))
+            self.put_chart(self.state.chart_png())
             self._chart_cost = time.perf_counter() - t0
             self._chart_version = self.state.curve_version
             self._last_chart = time.monotonic()
@@ -283,11 +276,62 @@ class NotebookProgress:
             if (ev.get("confusion_matrix") or {}).get("finetuned"):
                 from ..plots import confusion_png
 
-                self._show(self._image(confusion_png(ev, with_baseline=True),
-                                       "confusion matrices of the fine-tuned and the base model on the test split"))
+                self.put_extra(confusion_png(ev, with_baseline=True),
+                               "confusion matrices of the fine-tuned and the base model on the test split")
 
-    @staticmethod
-    def _image(png: bytes, alt: str) -> Any:
-        from IPython.display import Image
+    def put_html(self, text: str) -> None:
+        raise NotImplementedError
 
-        return Image(data=png, format="png", metadata={"alt": alt})
+    def put_chart(self, png: bytes) -> None:
+        raise NotImplementedError
+
+    def put_extra(self, png: bytes, alt: str) -> None:
+        raise NotImplementedError
+
+
+CHART_ALT = "training loss and validation metric against steps"
+CHART_PLACEHOLDER = "<div style='color:#888'>Loss and metric curves appear after the first logged steps.</div>"
+
+
+class NotebookProgress(LiveView):
+    """Draws the run into the current cell with ``display(..., display_id=True)`` and updates it in place.
+
+    Call it from the thread that runs the cell (the blocking path: papermill, templates, the
+    magic); a training thread must not display (``workbench.ui.widgets.WidgetProgress`` is for that).
+    ``display`` replaces ``IPython.display.display`` (it must return an object with ``update``).
+    """
+
+    def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.005,
+                 confusion: bool = False, summary: bool = True, display: Any = None):
+        super().__init__(interval, chart_interval, chart_budget, confusion, summary)
+        self._display = display
+        self._html_handle: Any = None
+        self._chart_handle: Any = None
+
+    def _show(self, obj: Any) -> Any:
+        if self._display is not None:
+            return self._display(obj)
+        from IPython.display import display
+
+        return display(obj, display_id=True)
+
+    def put_html(self, text: str) -> None:
+        from IPython.display import HTML
+
+        if self._html_handle is None:  # both outputs are placed on the first event, so their order is fixed
+            self._html_handle = self._show(HTML(text))
+            self._chart_handle = self._show(HTML(CHART_PLACEHOLDER))
+        else:
+            self._html_handle.update(HTML(text))
+
+    def put_chart(self, png: bytes) -> None:
+        self._chart_handle.update(png_image(png, CHART_ALT))
+
+    def put_extra(self, png: bytes, alt: str) -> None:
+        self._show(png_image(png, alt))
+
+
+def png_image(png: bytes, alt: str) -> Any:
+    from IPython.display import Image
+
+    return Image(data=png, format="png", metadata={"alt": alt})

@@ -1,0 +1,261 @@
+"""IPython magics: ``%%finetune``, ``%finetune_runs`` and ``%finetune_compare``.
+
+``%load_ext workbench`` registers them. The cell body of ``%%finetune`` is YAML and goes through
+``workbench.config.resolve`` like every other front end: defaults, then ``--config FILE``, then
+the body, then ``key=value`` words on the magic line. ``data.train: $df`` names a DataFrame (or
+datasets.Dataset) in the notebook. Mistakes (bad YAML, unknown keys, bad data) raise
+``UsageError`` with one message, so the notebook shows no traceback and papermill still fails.
+
+The parsing half (``parse_line``, ``build_config``) needs no kernel and is tested on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .config import RunConfig, parse_override, resolve
+from .errors import WorkbenchError
+
+BODY_HELP = """
+The cell body is YAML with the same keys as a config file (`workbench config` lists them all):
+
+    %%finetune --name news
+    model: minilm
+    data:
+      train: bbc-news          # or a file path, or $df for a DataFrame in this notebook
+    train:
+      epochs: 1
+      max_length: 128
+
+Precedence: defaults < --config FILE < cell body < key=value words on the magic line.
+The cell ends with the test metrics against the base-model baseline and returns the Run.
+--background trains on a thread (the notebook stays usable); the returned run has .stop()
+and .wait(). Interrupting the kernel stops a run at the next step with a resumable
+checkpoint; continue it with train.resume_from=<run id>.
+"""
+
+
+@magic_arguments(name="%%finetune")
+@argument("-h", "--help", action="store_true", help="show this help and the config keys")
+@argument("-c", "--config", metavar="FILE", help="YAML config file merged under the cell body")
+@argument("-n", "--name", help="a short name for the run (part of its directory name)")
+@argument("--background", action="store_true",
+          help="train on a thread so the notebook stays usable; the cell returns at once with a live view "
+               "and a Stop button (blocks anyway under papermill or WORKBENCH_HEADLESS=1)")
+@argument("--dry-run", action="store_true", help="show the resolved config and the data report without training")
+@argument("-o", "--output", metavar="VAR", help="also store the returned Run in this notebook variable")
+@argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2")
+def _finetune_args(line: str, cell: str | None = None) -> None:
+    """%%finetune [--config FILE] [--name NAME] [--background] [--dry-run] [-o VAR] [key=value ...]"""
+
+
+def parse_line(line: str) -> Any:
+    """The magic line as an argparse namespace; a bad flag raises UsageError."""
+    args = parse_argstring(_finetune_args, line)
+    for item in args.overrides:
+        if "=" not in item:
+            raise UsageError(f"'{item}' is not key=value (for example train.epochs=2). %finetune --help lists "
+                             "the options.")
+    return args
+
+
+def help_text() -> str:
+    from .cli import _config_help
+
+    return _finetune_args.parser.format_help().rstrip() + "\n" + BODY_HELP + "\n" + _config_help()
+
+
+def build_config(args: Any, body: str | None, namespace: dict | None = None) -> RunConfig:
+    """``resolve(file=--config, inline=body, overrides=key=value words, objects=namespace)``."""
+    overrides = list(args.overrides)
+    if args.name:
+        overrides.append(f"name={args.name}")
+    try:
+        for item in overrides:
+            parse_override(item)
+        return resolve(file=args.config, inline=body if body and body.strip() else None, overrides=overrides,
+                       objects=namespace if namespace is not None else {})
+    except WorkbenchError as e:
+        raise UsageError(str(e).replace("the inline config", "the %%finetune cell body")) from None
+
+
+def interactive() -> bool:
+    """A live Jupyter kernel with someone at it (not papermill/nbclient when WORKBENCH_HEADLESS is set)."""
+    if os.environ.get("WORKBENCH_HEADLESS", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+@contextmanager
+def interrupt_stops(stop_event: threading.Event) -> Iterator[None]:
+    """While training in the cell: the first kernel interrupt asks for a clean stop (checkpoint kept),
+    a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop_event.is_set():
+            raise KeyboardInterrupt
+        stop_event.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def dry_run_html(cfg: RunConfig) -> str:
+    """The resolved config and what the run would train and test on."""
+    from . import tasks
+    from .ui.live import esc
+
+    task = tasks.get(cfg.task)(cfg)
+    splits = task.load_data()
+    report = splits.report
+    rows = "".join(
+        f"<tr><td>{name}</td><td>{len(frame)}</td>"
+        f"<td>{esc((report.get('sources') or {}).get(name) or report.get(f'{name}_from') or 'split off train')}</td>"
+        f"<td>{esc(_label_counts(cfg, frame))}</td></tr>" for name, frame in splits.items())
+    warnings = "".join(f"<li>{esc(w)}</li>" for w in report.get("warnings") or [])
+    return (f"<div><b>Dry run</b>: nothing was trained. Resolved config:</div><pre>{esc(cfg.to_yaml())}</pre>"
+            "<table class='wb-data'><thead><tr><th>split</th><th>rows</th><th>from</th><th>labels</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            + (f"<div><b>Data warnings</b></div><ul>{warnings}</ul>" if warnings else "")
+            + f"<div>The same run from a terminal: <code>{esc(cfg.to_cli())}</code></div>")
+
+
+def _label_counts(cfg: RunConfig, frame: Any) -> str:
+    col = cfg.data.label_column
+    if cfg.task != "text-classification" or col not in frame.columns:
+        return ""
+    try:
+        counts = frame[col].value_counts()
+    except TypeError:  # multi-label lists are not hashable
+        return "multi-label"
+    shown = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:12])
+    return shown + (f", … ({len(counts)} classes)" if len(counts) > 12 else "")
+
+
+@magics_class
+class WorkbenchMagics(Magics):
+    @no_var_expand
+    @line_cell_magic
+    def finetune(self, line: str, cell: str | None = None) -> Any:
+        """Fine-tune a model; the cell body is YAML config. ``%finetune --help`` explains."""
+        args = parse_line(line)
+        if args.help:
+            print(help_text())
+            return None
+        cfg = build_config(args, cell, self.shell.user_ns)
+        if args.dry_run:
+            from IPython.display import HTML, display
+
+            try:
+                display(HTML(dry_run_html(cfg)))
+            except WorkbenchError as e:
+                raise UsageError(str(e)) from None
+            return None
+        run = self._background(cfg) if args.background and interactive() else self._blocking(cfg)
+        if args.output:
+            self.shell.user_ns[args.output] = run
+        return run
+
+    def _blocking(self, cfg: RunConfig) -> Any:
+        from .api import Run
+        from .engine.run import execute
+        from .runs import RunDir
+        from .ui.live import NotebookProgress
+
+        stop = threading.Event()
+        progress = NotebookProgress(confusion=True, summary=False)
+        run_dir = RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
+        progress.state.describe(run_dir, cfg)
+        try:
+            with interrupt_stops(stop):
+                execute(cfg, sinks=[progress], stop_event=stop, run_dir=run_dir)
+        except WorkbenchError as e:
+            raise UsageError(str(e)) from None
+        return Run(run_dir)
+
+    def _background(self, cfg: RunConfig) -> Any:
+        import ipywidgets as w
+        from IPython.display import display
+
+        from .ui.background import BackgroundRun
+        from .ui.widgets import WidgetProgress
+
+        view = WidgetProgress(summary=True)
+        stop = w.Button(description="Stop", icon="stop", button_style="danger",
+                        tooltip="end the run at the next step; it keeps a resumable checkpoint")
+        run = BackgroundRun(cfg, sinks=[view, lambda e: _disable_when_done(view, stop)])
+        stop.on_click(lambda _: (run.stop(), setattr(stop, "disabled", True)))
+        display(w.VBox([stop, view.box]))
+        return run.start()
+
+    @line_magic
+    def finetune_runs(self, line: str) -> None:
+        """%finetune_runs [RUNS_DIR]: the runs with status and main test metric, newest first."""
+        from IPython.display import HTML, display
+
+        from .runs import default_runs_dir, list_runs
+        from .ui.compare import runs_table_html
+
+        root = line.strip() or default_runs_dir()
+        display(HTML(runs_table_html(list_runs(root), root)))
+
+    @line_magic
+    def finetune_compare(self, line: str) -> None:
+        """%finetune_compare RUN RUN ... [--runs-dir DIR]: test metrics side by side and overlaid curves."""
+        import shlex
+
+        from IPython.display import HTML, display
+
+        from .errors import RunError
+        from .runs import find_run
+        from .ui.compare import compare_html, compare_png
+        from .ui.live import png_image
+
+        words = shlex.split(line)
+        root = None
+        if "--runs-dir" in words:
+            i = words.index("--runs-dir")
+            if i + 1 >= len(words):
+                raise UsageError("--runs-dir needs a folder.")
+            root = words[i + 1]
+            del words[i:i + 2]
+        if not words:
+            raise UsageError("Name the runs to compare: %finetune_compare RUN RUN ... (ids, id prefixes, paths or "
+                             "'latest'; %finetune_runs lists them).")
+        try:
+            dirs = [find_run(ref, root) for ref in words]
+        except RunError as e:
+            raise UsageError(str(e)) from None
+        display(HTML(compare_html(dirs)))
+        display(png_image(compare_png(dirs), "loss and validation metric against steps for "
+                                             + ", ".join(d.id for d in dirs)))
+
+
+def _disable_when_done(view: Any, stop: Any) -> None:
+    if view.state.done:
+        stop.disabled = True
+
+
+def load_ipython_extension(ip: Any) -> None:
+    WorkbenchMagics.finetune.__doc__ = _finetune_args.parser.format_help() + BODY_HELP  # for %finetune?
+    ip.register_magics(WorkbenchMagics)

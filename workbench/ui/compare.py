@@ -1,0 +1,169 @@
+"""Past runs side by side: a runs table, a comparison (metrics, config differences, overlaid curves),
+and ``RunComparison``, a widget that lists the runs directory and overlays the chosen runs.
+
+The HTML and PNG builders are plain functions of run directories, shared by ``%finetune_runs``,
+``%finetune_compare`` and the widget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import flatten
+from ..render import fmt, fmt_delta
+from ..runs import RunDir, default_runs_dir, list_runs
+from .live import STATUS_COLORS, esc, run_dir_link
+
+
+def _status(status: Any) -> str:
+    color = STATUS_COLORS.get(str(status), "#555")
+    return f"<span style='color:{color}'><b>{esc(status)}</b></span>"
+
+
+def runs_table_html(rows: list[dict], root: Path | str | None = None) -> str:
+    """One row per run (newest first): name, task, model, status, main metric against the baseline."""
+    if not rows:
+        return f"<div>No runs under <code>{esc(root if root is not None else default_runs_dir())}</code> yet.</div>"
+    body = []
+    for r in rows:
+        value, base = r.get("value"), r.get("baseline")
+        metric = ""
+        if isinstance(value, (int, float)):
+            metric = f"{esc(r.get('main_metric'))} <b>{fmt(value)}</b>"
+            if isinstance(base, (int, float)):
+                metric += f" (baseline {fmt(base)}, {fmt_delta(value - base)})"
+        elif r.get("status") == "running" and isinstance(r.get("progress"), dict):
+            p = r["progress"]
+            metric = f"step {esc(p.get('step'))}/{esc(p.get('total_steps'))}"
+        elif r.get("error"):
+            metric = f"<span style='color:#c62828'>{esc(str(r['error'])[:120])}</span>"
+        body.append(f"<tr><td>{run_dir_link(r['path'])}</td><td>{esc(r.get('name') or '')}</td>"
+                    f"<td>{esc(r.get('task') or '')}</td><td>{esc(_short(r.get('model')))}</td>"
+                    f"<td>{_status(r.get('status'))}</td><td>{metric}</td>"
+                    f"<td>{esc((r.get('created_at') or '')[:16].replace('T', ' '))}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("run", "name", "task", "model", "status", "test metric", "created"))
+    return f"<table class='wb-runs'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _short(model: Any) -> str:
+    text = "" if model is None else str(model)
+    return text if len(text) <= 40 else "…" + text[-39:]
+
+
+def _label(rd: RunDir, info: dict) -> str:
+    return str(info.get("name") or rd.id)
+
+
+def compare_html(run_dirs: list[RunDir]) -> str:
+    """Test metrics of several runs side by side (baseline beside each), and the settings that differ."""
+    infos = [_safe_info(rd) for rd in run_dirs]
+    evals = [rd.read_eval() or {} for rd in run_dirs]
+    labels = [_label(rd, info) for rd, info in zip(run_dirs, infos)]
+    head = "<th>metric (test)</th>" + "".join(f"<th>{esc(lab)}</th>" for lab in labels)
+    keys: list[str] = []
+    for ev in evals:
+        keys += [k for k, v in (ev.get("finetuned") or {}).items() if isinstance(v, (int, float)) and k not in keys]
+    rows = ["<tr><td>status</td>" + "".join(f"<td>{_status(i.get('status'))}</td>" for i in infos) + "</tr>"]
+    for k in keys:
+        cells = []
+        for ev in evals:
+            v = (ev.get("finetuned") or {}).get(k)
+            b = (ev.get("baseline") or {}).get(k)
+            cells.append(f"<td><b>{fmt(v)}</b>" + (f" <span style='color:#666'>(baseline {fmt(b)})</span>"
+                                                   if isinstance(b, (int, float)) else "") + "</td>")
+        rows.append(f"<tr><td>{esc(k)}</td>{''.join(cells)}</tr>")
+    secs = [i.get("train_seconds") for i in infos]
+    rows.append("<tr><td>training time (s)</td>" + "".join(f"<td>{fmt(s)}</td>" for s in secs) + "</tr>")
+    table = f"<table class='wb-compare'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return table + config_diff_html(run_dirs, labels)
+
+
+def config_diff_html(run_dirs: list[RunDir], labels: list[str]) -> str:
+    """The config keys whose values differ between the runs (what the comparison is about)."""
+    import yaml
+
+    flat = []
+    for rd in run_dirs:
+        try:
+            flat.append(flatten(yaml.safe_load(rd.read_config_text()) or {}))
+        except yaml.YAMLError:
+            flat.append({})
+    keys = sorted({k for f in flat for k in f})
+    differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1 and k not in ("name",)]
+    if not differ:
+        return "<div style='color:#555'>Same settings in every run.</div>"
+    head = "<th>setting</th>" + "".join(f"<th>{esc(lab)}</th>" for lab in labels)
+    rows = "".join(f"<tr><td>{esc(k)}</td>" + "".join(f"<td>{esc(f.get(k))}</td>" for f in flat) + "</tr>"
+                   for k in differ)
+    return (f"<div><b>Settings that differ</b></div><table class='wb-compare'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
+def compare_png(run_dirs: list[RunDir]) -> bytes:
+    """Loss and validation metric curves of the runs, overlaid."""
+    from ..plots import curves_png
+
+    return curves_png({_label(rd, _safe_info(rd)): rd.read_metrics(0)[0] for rd in run_dirs})
+
+
+def _safe_info(rd: RunDir) -> dict:
+    try:
+        return rd.read_info()
+    except Exception:  # a broken run directory is shown as such, not raised from a display
+        return {"status": "unknown"}
+
+
+class RunComparison:
+    """Lists the runs directory; the selected runs are compared side by side with overlaid curves."""
+
+    def __init__(self, runs_dir: str | Path | None = None, selected: int = 3):
+        import ipywidgets as w
+
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self.select = w.SelectMultiple(options=[], rows=6, description="runs",
+                                       layout=w.Layout(width="100%"), style={"description_width": "48px"})
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", tooltip="read the runs directory again")
+        self.table = w.HTML()
+        self.chart = w.Image(format="png", layout=w.Layout(display="none", max_width="820px"))
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self._quiet = False
+        self.select.observe(lambda _: None if self._quiet else self.show(), names="value")
+        self.box = w.VBox([w.HBox([self.select, self.refresh_button]), self.table, self.chart])
+        self.refresh(selected)
+
+    def refresh(self, selected: int | None = None) -> None:
+        rows = list_runs(self.runs_dir)
+        keep = set(self.select.value)
+        options = []
+        for r in rows:
+            value = r.get("value")
+            metric = f" · {r.get('main_metric')} {value:.4f}" if isinstance(value, (int, float)) else ""
+            options.append((f"{r.get('name') or r['id']} · {r.get('status')}{metric}", r["path"]))
+        if selected:
+            keep = {p for _, p in options[:selected]}
+        self._quiet = True  # one redraw below, not one per trait change
+        try:
+            self.select.options = options
+            self.select.value = tuple(p for _, p in options if p in keep)
+        finally:
+            self._quiet = False
+        if not options:
+            self.table.value = runs_table_html([], self.runs_dir)
+        self.show()
+
+    def show(self) -> None:
+        dirs = [RunDir(Path(p)) for p in self.select.value]
+        if not dirs:
+            self.chart.layout.display = "none"
+            if self.select.options:
+                self.table.value = "<div style='color:#555'>Select runs to compare.</div>"
+            return
+        self.table.value = compare_html(dirs)
+        self.chart.value = compare_png(dirs)
+        self.chart.layout.display = ""
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.box)

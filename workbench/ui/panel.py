@@ -1,0 +1,339 @@
+"""The control panel: a form generated from the RunConfig schema, with Start, Stop and "copy as code".
+
+``Panel()`` (also ``workbench.panel()``) shows the main settings (task, model, data and its
+columns, the main hyperparameters) and folds every other config field away under "Advanced
+options"; each field's help text is its tooltip. The form's values go through the same
+``resolve()`` as the magic and the CLI, so "Copy as %%finetune" and "Copy as CLI" print a run that
+is identical to the one Start trains.
+
+Start trains on a thread (``BackgroundRun``): the notebook stays responsive, Stop ends the run at
+the next step with a resumable checkpoint, and the live view (progress, ETA, loss and metric
+curves, learning rate, throughput, then the baseline comparison and confusion matrix) is drawn
+by setting widget traits from that thread.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import RunConfig, flatten, resolve, schema
+from ..errors import WorkbenchError
+from .live import esc
+
+MAIN_FIELDS = ("task", "model", "data.train", "data.text_column", "data.label_column", "name", "train.epochs",
+               "train.learning_rate", "train.batch_size", "train.max_length")
+SECTIONS = (("Data", "data."), ("Training", "train."), ("LoRA / PEFT", "lora."), ("Run", ""))
+DATA_FIELDS = ("data.train", "data.validation", "data.test")
+COLUMN_FIELDS = ("data.text_column", "data.label_column", "data.tokens_column", "data.tags_column",
+                 "data.prompt_column", "data.response_column")
+COLUMN_GUESSES = {
+    "data.text_column": ("text", "sentence", "content", "review", "document", "body", "input"),
+    "data.label_column": ("label", "labels", "category", "class", "target", "topic", "y"),
+    "data.tokens_column": ("tokens", "words"),
+    "data.tags_column": ("tags", "ner_tags", "labels"),
+    "data.prompt_column": ("prompt", "instruction", "question", "input"),
+    "data.response_column": ("response", "output", "answer", "completion"),
+}
+LABEL_WIDTH = "130px"
+
+
+def _kind(tp: Any) -> tuple[str, bool]:
+    """('bool'|'int'|'float'|'str'|'list'|'dict'|'any', optional) for a field annotation."""
+    optional = False
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(tp))
+        tp = args[0] if len(args) == 1 else Any
+    if tp is list or typing.get_origin(tp) is list:
+        return "list", optional
+    if tp is dict or typing.get_origin(tp) is dict:
+        return "dict", optional
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(tp, "any"), optional
+
+
+class Field:
+    """One config field as a widget, converting between the widget's value and the config's."""
+
+    def __init__(self, spec: dict, namespace: dict):
+        import ipywidgets as w
+
+        self.key = spec["key"]
+        self.default = spec["default"]
+        self.kind, self.optional = _kind(spec["type"])
+        self.optional = self.optional or self.default is None
+        label = self.key.split(".", 1)[-1].replace("_", " ")
+        common = dict(description=label, tooltip=spec["help"], style={"description_width": LABEL_WIDTH},
+                      layout=w.Layout(width="100%"))
+        self.mode = "text"  # the widget holds text that get() converts; else it holds the value itself
+        if spec.get("choices"):
+            self.widget, self.mode = w.Dropdown(options=list(spec["choices"]), **common), "value"
+        elif self.kind == "bool":
+            self.widget, self.mode = w.Checkbox(indent=False, description=label, tooltip=spec["help"]), "value"
+        elif self.kind == "int" and not self.optional:
+            self.widget, self.mode = w.IntText(**common), "value"
+        elif self.kind == "float" and not self.optional:
+            self.widget, self.mode = w.FloatText(**common), "value"
+        elif self.key in DATA_FIELDS or self.key in COLUMN_FIELDS or self.key == "model":
+            self.widget = w.Combobox(options=self._suggestions(namespace), ensure_option=False,
+                                     continuous_update=False, **common)
+        else:
+            self.widget = w.Text(continuous_update=False, **common)
+        if self.mode == "text" and self.optional:
+            self.widget.placeholder = "none"
+        self.set(self.default)
+
+    def _suggestions(self, namespace: dict) -> list[str]:
+        if self.key == "model":
+            return ["minilm"]
+        if self.key in DATA_FIELDS:
+            return (["bbc-news"] if self.key == "data.train" else []) + data_variables(namespace)
+        return []
+
+    def set(self, value: Any) -> None:
+        if self.mode == "value":
+            self.widget.value = value
+        elif value is None:
+            self.widget.value = ""
+        elif isinstance(value, list):
+            self.widget.value = ", ".join(map(str, value))
+        elif isinstance(value, dict):
+            self.widget.value = yaml.safe_dump(value, default_flow_style=True).strip() if value else ""
+        elif isinstance(value, (str, int, float)):
+            self.widget.value = str(value)
+        else:
+            raise WorkbenchError(f"{self.key}: the panel takes a path or a $variable here, not a "
+                                 f"{type(value).__name__}; put the object in a variable and write $name.")
+
+    def get(self) -> Any:
+        """The field's value as the config takes it (text fields: empty is none, numbers parsed)."""
+        if self.mode == "value":
+            return self.widget.value
+        text = self.widget.value.strip()
+        if not text:
+            return None if self.optional else ({} if self.kind == "dict" else "")
+        if self.kind in ("int", "float", "dict"):
+            try:
+                return yaml.safe_load(text)
+            except yaml.YAMLError:
+                return text  # resolve() names the field and what it expected
+        return text
+
+
+def data_variables(namespace: dict) -> list[str]:
+    """``$name`` for each pandas DataFrame or datasets.Dataset in the notebook namespace."""
+    names = []
+    for name, obj in list(namespace.items()):
+        if name.startswith("_"):
+            continue
+        kind = type(obj)
+        if (kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas")) or \
+                (kind.__name__ == "Dataset" and kind.__module__.startswith("datasets")):
+            names.append("$" + name)
+    return sorted(names)
+
+
+def data_columns(ref: Any, namespace: dict) -> list[str]:
+    """Column names of a data reference (``$variable``, alias, file, folder); raises WorkbenchError."""
+    from ..data import load_frame
+    from ..errors import ConfigError
+
+    if isinstance(ref, str) and ref.startswith("$"):
+        name = ref[1:].strip("{}")
+        if name not in namespace:
+            raise ConfigError(f"data.train: no variable named '{name}' in the notebook namespace.")
+        ref = namespace[name]
+    if hasattr(ref, "column_names"):
+        return [str(c) for c in ref.column_names]
+    if hasattr(ref, "columns"):
+        return [str(c) for c in ref.columns]
+    return [str(c) for c in load_frame(ref, "data.train").columns]
+
+
+class Panel:
+    """An ipywidgets control panel for one fine-tuning run at a time, plus a comparison of past runs.
+
+    ``config`` pre-fills the form (a dict, YAML text, a path or a RunConfig); ``namespace`` is where
+    ``$name`` data references are looked up (default: the notebook's variables).
+    """
+
+    def __init__(self, config: Any = None, runs_dir: str | Path | None = None, namespace: dict | None = None):
+        import ipywidgets as w
+
+        from .compare import RunComparison
+
+        self.namespace = namespace if namespace is not None else _notebook_namespace()
+        self.fields: dict[str, Field] = {s["key"]: Field(s, self.namespace) for s in schema()}
+        if config is not None:
+            self.load(config)
+        if runs_dir is not None:
+            self.fields["runs_dir"].set(str(runs_dir))
+        self.job: Any = None
+        self.view: Any = None
+        self._columns_for: Any = object()
+
+        main = w.GridBox([self.fields[k].widget for k in MAIN_FIELDS],
+                         layout=w.Layout(grid_template_columns="repeat(2, minmax(260px, 1fr))", grid_gap="4px 16px"))
+        sections = []
+        for _, prefix in SECTIONS:
+            keys = [k for k in self.fields if k not in MAIN_FIELDS and (
+                k.startswith(prefix) if prefix else "." not in k)]
+            sections.append(w.GridBox([self.fields[k].widget for k in keys], layout=w.Layout(
+                grid_template_columns="repeat(2, minmax(260px, 1fr))", grid_gap="4px 16px")))
+        self.advanced = w.Accordion(children=sections, titles=tuple(f"{t} options" for t, _ in SECTIONS),
+                                    selected_index=None)
+        self.start_button = w.Button(description="Start", icon="play", button_style="primary",
+                                     tooltip="train with these settings (on a thread: the notebook stays usable)")
+        self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
+                                    tooltip="end the run at the next step; it keeps a resumable checkpoint")
+        self.magic_button = w.Button(description="Copy as %%finetune", icon="copy",
+                                     tooltip="show this run as a %%finetune cell", layout=w.Layout(width="auto"))
+        self.cli_button = w.Button(description="Copy as CLI", icon="terminal",
+                                   tooltip="show this run as a workbench command line", layout=w.Layout(width="auto"))
+        self.status = w.HTML()
+        self.code = w.Textarea(layout=w.Layout(width="100%", display="none"), rows=6)
+        self.live = w.VBox()
+        self.comparison = RunComparison(self.fields["runs_dir"].get() or None)
+        self.past = w.Accordion(children=[self.comparison.box], titles=("Compare past runs",), selected_index=None)
+
+        self.start_button.on_click(lambda _: self._guard(self.start))
+        self.stop_button.on_click(lambda _: self.stop())
+        self.magic_button.on_click(lambda _: self._guard(lambda: self._show_code(self.copy_magic())))
+        self.cli_button.on_click(lambda _: self._guard(lambda: self._show_code(self.copy_cli())))
+        self.fields["data.train"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
+        self.fields["task"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
+
+        title = w.HTML("<b style='font-size:115%'>Fine-tune</b> <span style='color:#666'>· settings below go "
+                       "through the same config as %%finetune and the CLI</span>")
+        self.widget = w.VBox([title, main, self.advanced,
+                              w.HBox([self.start_button, self.stop_button, self.magic_button, self.cli_button]),
+                              self.status, self.code, self.live, self.past],
+                             layout=w.Layout(max_width="900px"))
+        self._guard(self.fill_columns)
+
+    # ---- values -------------------------------------------------------------------------------
+    def load(self, config: Any) -> None:
+        """Fill the form from a config (dict, YAML text, path, RunConfig)."""
+        cfg = config if isinstance(config, RunConfig) else resolve(inline=config)
+        for key, value in flatten(cfg.to_dict(portable=False)).items():
+            if key in self.fields:
+                self.fields[key].set(value)
+
+    def set(self, key: str, value: Any) -> None:
+        if key not in self.fields:
+            from ..config import _all_keys, _suggest
+
+            raise WorkbenchError(f"Unknown config key '{key}'.{_suggest(key, _all_keys())}")
+        self.fields[key].set(value)
+
+    def values(self) -> dict:
+        """The settings that differ from the defaults, as dotted keys (what the form says)."""
+        return {key: f.get() for key, f in self.fields.items() if f.get() != f.default}
+
+    def config(self, objects: bool = True) -> RunConfig:
+        """The RunConfig the form describes, built by ``resolve()``; ``objects`` resolves $variables."""
+        return resolve(overrides=self.values(), objects=self.namespace if objects else None)
+
+    def copy_magic(self) -> str:
+        self.config()  # check it first: copying a broken config helps nobody
+        return self.config(objects=False).to_magic()
+
+    def copy_cli(self) -> str:
+        cfg = self.config()
+        if cfg.in_memory_data():
+            raise WorkbenchError("This run reads a notebook variable as data; the command line cannot. Save it "
+                                 "first (df.to_csv('train.csv', index=False)) and use data.train=train.csv.")
+        return cfg.to_cli()
+
+    # ---- actions ------------------------------------------------------------------------------
+    def start(self, wait: bool = False) -> Any:
+        """Train the form's config on a thread; ``wait`` blocks until it ends. Returns the run."""
+        from .background import BackgroundRun
+        from .widgets import WidgetProgress
+
+        if self.job is not None and self.job.running:
+            raise WorkbenchError(f"run {self.job.id} is still training; stop it or wait for it first.")
+        cfg = self.config()
+        self.view = WidgetProgress(confusion=True)
+        self.live.children = [self.view.box]
+        self.job = BackgroundRun(cfg, sinks=[self.view, self._on_event])
+        self.start_button.disabled = True
+        self.stop_button.disabled = False
+        self.status.value = f"<span style='color:#555'>Run <b>{esc(self.job.id)}</b> started.</span>"
+        self.job.start()
+        if wait:
+            self.job.wait(raise_error=False)
+        return self.job
+
+    def stop(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.stop()
+            self.stop_button.disabled = True
+            self.status.value = ("<span style='color:#d97706'>Stopping at the next step (a resumable checkpoint is "
+                                 "kept)…</span>")
+
+    def wait(self, timeout: float | None = None) -> Any:
+        if self.job is not None:
+            self.job.wait(timeout, raise_error=False)
+        return self.job
+
+    def _on_event(self, event: Any) -> None:
+        """Runs on the training thread: widget traits only."""
+        if not self.view.state.done:
+            return
+        self.start_button.disabled = False
+        self.stop_button.disabled = True
+        st = self.view.state
+        msg = {"completed": "finished", "interrupted": "stopped; continue it with train.resume_from=" + (st.run_id or ""),
+               "failed": "failed: " + (st.error or "")}.get(st.status, st.status)
+        self.status.value = f"<span>Run <b>{esc(st.run_id or self.job.id)}</b> {esc(msg)}.</span>"
+        self.comparison.refresh()
+
+    def fill_columns(self) -> None:
+        """Offer the data's columns in the column pickers, and pick likely ones where the current value is absent."""
+        ref = self.fields["data.train"].get()
+        if not ref or ref == self._columns_for:
+            return
+        self._columns_for = ref
+        columns = data_columns(ref, self.namespace)
+        for key in COLUMN_FIELDS:
+            f = self.fields[key]
+            f.widget.options = columns
+            if f.get() not in columns:
+                guess = next((c for name in COLUMN_GUESSES[key] for c in columns if c.lower() == name), None)
+                if guess is not None:
+                    f.set(guess)
+        self.status.value = (f"<span style='color:#555'>Data columns: {esc(', '.join(columns[:20]))}"
+                             f"{' …' if len(columns) > 20 else ''}</span>")
+
+    def _guard(self, action: Any) -> None:
+        """Run a button's action; a config or data mistake becomes a red line in the panel, not a traceback."""
+        try:
+            action()
+        except WorkbenchError as e:
+            self.status.value = f"<span style='color:#c62828'>{esc(e)}</span>"
+
+    def _show_code(self, text: str) -> None:
+        self.code.value = text.rstrip() + "\n"
+        self.code.rows = min(24, text.count("\n") + 2)
+        self.code.layout.display = ""
+        self.status.value = "<span style='color:#555'>Select the text below and copy it.</span>"
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _notebook_namespace() -> dict:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return {}
+    return shell.user_ns if shell is not None else {}
