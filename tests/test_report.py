@@ -89,9 +89,10 @@ def test_in_notebook_check_catches_what_papermill_only_warns_about():
     assert rs.check_parameters(ns, "text_classification")
 
 
-def test_reproduce_commands_name_only_changed_parameters():
+def test_reproduce_commands_name_only_changed_parameters(monkeypatch):
     params = {k: p["value"] for k, p in rs.parameter_spec("text_classification").items()}
     params.update(data="my data.csv", epochs=2.0, config={"train.warmup_ratio": 0.1})
+    monkeypatch.chdir(rs.templates_dir().parent)
     cmds = rs.reproduce_commands("text_classification", params)
     assert cmds["workbench"] == ("workbench report text_classification -p data 'my data.csv' -p epochs 2.0 "
                                  "-p config '{\"train.warmup_ratio\": 0.1}'")

@@ -463,9 +463,13 @@ def _file_sha256(path: Path) -> str:
 def reproduce_commands(template: str, params: dict) -> dict[str, str]:
     """The exact commands that re-run this report: workbench, plain papermill."""
     changed = changed_parameters(params, template)
-    name = template_path(template).stem
-    wb = ["workbench", "report", name]
-    pm = ["papermill", f"templates/{name}.ipynb", "report.ipynb", "-k", "python3"]
+    path = template_path(template).resolve()
+    try:
+        shown = str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:  # an installed template: its full path
+        shown = str(path)
+    wb = ["workbench", "report", path.stem]
+    pm = ["papermill", shown, "report.ipynb", "-k", "python3"]
     for k, v in changed.items():
         text = v if isinstance(v, str) else json.dumps(v)
         wb += ["-p", k, text]
