@@ -43,18 +43,18 @@ checkpoint; continue it with train.resume_from=<run id>.
 """
 
 
-@magic_arguments(name="%%finetune")
+@magic_arguments(name="%finetune")
 @argument("-h", "--help", action="store_true", help="show this help and the config keys")
 @argument("-c", "--config", metavar="FILE", help="YAML config file merged under the cell body")
 @argument("-n", "--name", help="a short name for the run (part of its directory name)")
 @argument("--background", action="store_true",
           help="train on a thread so the notebook stays usable; the cell returns at once with a live view "
-               "and a Stop button (blocks anyway under papermill or WORKBENCH_HEADLESS=1)")
+               "and a Stop button (blocks anyway under papermill, nbconvert --execute or WORKBENCH_HEADLESS=1)")
 @argument("--dry-run", action="store_true", help="show the resolved config and the data report without training")
 @argument("-o", "--output", metavar="VAR", help="also store the returned Run in this notebook variable")
 @argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2")
 def _finetune_args(line: str, cell: str | None = None) -> None:
-    """%%finetune [--config FILE] [--name NAME] [--background] [--dry-run] [-o VAR] [key=value ...]"""
+    """Fine-tune a pretrained model on your data, with live progress; the cell body is YAML config."""
 
 
 def parse_line(line: str) -> Any:
@@ -70,7 +70,8 @@ def parse_line(line: str) -> Any:
 def help_text() -> str:
     from .cli import _config_help
 
-    return _finetune_args.parser.format_help().rstrip() + "\n" + BODY_HELP + "\n" + _config_help()
+    usage = _finetune_args.parser.format_help().replace("::\n\n  ", "usage: ", 1)  # IPython writes rst
+    return usage.rstrip() + "\n" + BODY_HELP + "\n" + _config_help()
 
 
 def build_config(args: Any, body: str | None, namespace: dict | None = None) -> RunConfig:
@@ -88,7 +89,12 @@ def build_config(args: Any, body: str | None, namespace: dict | None = None) -> 
 
 
 def interactive() -> bool:
-    """A live Jupyter kernel with someone at it (not papermill/nbclient when WORKBENCH_HEADLESS is set)."""
+    """A Jupyter kernel with a person at it: not a terminal, not papermill or ``nbconvert --execute``.
+
+    Headless executors (nbclient) send their execute requests with ``allow_stdin`` false, while
+    JupyterLab and Notebook allow input, so that flag tells them apart; ``WORKBENCH_HEADLESS=1``
+    forces the blocking path anywhere.
+    """
     if os.environ.get("WORKBENCH_HEADLESS", "").lower() in ("1", "true", "yes"):
         return False
     try:
@@ -97,7 +103,9 @@ def interactive() -> bool:
         shell = get_ipython()
     except ImportError:
         return False
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    return bool(getattr(getattr(shell, "kernel", None), "_allow_stdin", True))
 
 
 @contextmanager
@@ -257,5 +265,5 @@ def _disable_when_done(view: Any, stop: Any) -> None:
 
 
 def load_ipython_extension(ip: Any) -> None:
-    WorkbenchMagics.finetune.__doc__ = _finetune_args.parser.format_help() + BODY_HELP  # for %finetune?
+    WorkbenchMagics.finetune.__doc__ = help_text()  # for %finetune?
     ip.register_magics(WorkbenchMagics)

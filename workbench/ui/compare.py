@@ -121,6 +121,7 @@ class RunComparison:
         import ipywidgets as w
 
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self.selected = selected
         self.select = w.SelectMultiple(options=[], rows=6, description="runs",
                                        layout=w.Layout(width="100%"), style={"description_width": "48px"})
         self.refresh_button = w.Button(description="Refresh", icon="refresh", tooltip="read the runs directory again")
@@ -133,6 +134,7 @@ class RunComparison:
         self.refresh(selected)
 
     def refresh(self, selected: int | None = None) -> None:
+        """Read the runs directory again; keep the selection, or select the ``selected`` newest runs."""
         rows = list_runs(self.runs_dir)
         keep = set(self.select.value)
         options = []
@@ -140,8 +142,8 @@ class RunComparison:
             value = r.get("value")
             metric = f" · {r.get('main_metric')} {value:.4f}" if isinstance(value, (int, float)) else ""
             options.append((f"{r.get('name') or r['id']} · {r.get('status')}{metric}", r["path"]))
-        if selected:
-            keep = {p for _, p in options[:selected]}
+        if selected or not keep:  # nothing chosen yet: the newest runs
+            keep = {p for _, p in options[:selected or self.selected]}
         self._quiet = True  # one redraw below, not one per trait change
         try:
             self.select.options = options

@@ -250,8 +250,9 @@ class Panel:
         return cfg.to_cli()
 
     # ---- actions ------------------------------------------------------------------------------
-    def start(self, wait: bool = False) -> Any:
-        """Train the form's config on a thread; ``wait`` blocks until it ends. Returns the run."""
+    def start(self, wait: bool = False, sinks: list | None = None) -> Any:
+        """Train the form's config on a thread; ``wait`` blocks until it ends; ``sinks`` also get the
+        run's events (on the training thread). Returns the run."""
         from .background import BackgroundRun
         from .widgets import WidgetProgress
 
@@ -260,7 +261,7 @@ class Panel:
         cfg = self.config()
         self.view = WidgetProgress(confusion=True)
         self.live.children = [self.view.box]
-        self.job = BackgroundRun(cfg, sinks=[self.view, self._on_event])
+        self.job = BackgroundRun(cfg, sinks=[self.view, *(sinks or []), self._on_event])
         self.start_button.disabled = True
         self.stop_button.disabled = False
         self.status.value = f"<span style='color:#555'>Run <b>{esc(self.job.id)}</b> started.</span>"

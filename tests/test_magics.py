@@ -1,0 +1,224 @@
+"""%%finetune, %finetune_runs and %finetune_compare through an IPython shell, the way a notebook calls them.
+
+Errors must arrive as UsageError with one message (the notebook shows no traceback, papermill fails).
+One real run on a tiny BERT (seconds); everything else stops before training.
+"""
+
+import os
+import signal
+import threading
+
+import pandas as pd
+import pytest
+import yaml
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+from workbench.magics import build_config, help_text, interactive, interrupt_stops, parse_line
+from workbench.runs import list_runs
+
+from conftest import make_texts, tiny_config
+
+
+@pytest.fixture(scope="module")
+def ip():
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.extension_manager.load_extension("workbench")
+    active = shell.display_formatter.active_types
+    shell.display_formatter.active_types = shell.display_formatter.format_types  # HTML and PNG, like a kernel
+    yield shell
+    shell.display_formatter.active_types = active
+
+
+def cell(ip, line: str, body: str | None = None):
+    """Run a %%finetune cell like a notebook would; errors propagate (a shell that raises)."""
+    result = ip.run_cell(f"%%finetune {line}\n{body}" if body else f"%finetune {line}")
+    result.raise_error()
+    return result.result
+
+
+def body_for(model, data, runs, **train) -> str:
+    cfg = tiny_config(model, data, runs, **train)
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def final_outputs(cap) -> list[dict]:
+    """Display outputs as a notebook keeps them: each display_id holds its last update."""
+    order, last = [], {}
+    for i, out in enumerate(cap.outputs):
+        key = (out.transient or {}).get("display_id") or f"plain-{i}"
+        if key not in last:
+            order.append(key)
+        last[key] = out.data
+    return [last[k] for k in order]
+
+
+# ---- the parser, without a kernel ----------------------------------------------------------------
+
+def test_parse_line_reads_flags_and_overrides():
+    args = parse_line("--config base.yaml --name news --background --dry-run -o r train.epochs=2 model=minilm")
+    assert (args.config, args.name, args.background, args.dry_run, args.output) == \
+        ("base.yaml", "news", True, True, "r")
+    assert args.overrides == ["train.epochs=2", "model=minilm"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("--no-such-flag", "unrecognized arguments"),
+    ("train.epochs", "is not key=value"),
+    ("-o", "expected one argument"),
+])
+def test_parse_line_errors_are_usage_errors(line, message):
+    with pytest.raises(UsageError, match=message):
+        parse_line(line)
+
+
+def test_layers_file_then_body_then_line(tmp_path):
+    file = tmp_path / "base.yaml"
+    file.write_text("model: from-file\ntrain:\n  epochs: 5\n  batch_size: 4\n  seed: 1\n")
+    args = parse_line(f"--config {file} --name mine train.seed=3")
+    cfg = build_config(args, "model: from-body\ntrain:\n  epochs: 2\n", {})
+    assert cfg.model == "from-body" and cfg.train.epochs == 2.0  # body over file
+    assert cfg.train.batch_size == 4  # file over defaults
+    assert cfg.train.seed == 3 and cfg.name == "mine"  # line over body
+
+
+def test_dollar_reference_takes_a_dataframe_from_the_namespace():
+    df = pd.DataFrame(make_texts(30), columns=["text", "label"])
+    cfg = build_config(parse_line(""), "data:\n  train: $df\n", {"df": df})
+    assert cfg.data.train is df
+
+
+def test_help_lists_flags_body_and_every_config_key(ip, capsys):
+    assert cell(ip, "--help") is None
+    out = capsys.readouterr().out
+    for text in ("usage: %%finetune", "--dry-run", "--background", "-o VAR", "cell body is YAML",
+                 "train.learning_rate", "data.label_column", "train.resume_from"):
+        assert text in out, text
+    assert cell(ip, "--help", "model: ignored") is None
+    assert help_text() in capsys.readouterr().out
+
+
+# ---- error paths: one clear message each ---------------------------------------------------------
+
+@pytest.mark.parametrize("line, body, message", [
+    ("", "model: [unclosed\n", r"Invalid YAML in the %%finetune cell body \(line 2"),
+    ("", "modle: minilm\n", "Unknown config key 'modle'. Did you mean 'model'"),
+    ("", "train:\n  epochs: many\n", "train.epochs: expected a number"),
+    ("", "task: translation\n", "task: 'translation' is not one of"),
+    ("train.lr=1e-3", "", "Unknown config key 'train.lr'"),
+    ("", "data:\n  train: $nowhere\n", "no variable named 'nowhere'"),
+    ("--config /no/such/file.yaml", "", "Config file not found: /no/such/file.yaml"),
+    ("", "- just\n- a list\n", "must be a YAML mapping"),
+])
+def test_config_errors_raise_usage_error_with_one_message(ip, line, body, message):
+    with pytest.raises(UsageError, match=message):
+        cell(ip, line, body)
+
+
+def test_a_notebook_shows_one_line_not_a_traceback(ip, capsys):
+    result = ip.run_cell("%%finetune\nmodle: minilm\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert "UsageError: Unknown config key 'modle'" in text and "Traceback" not in text
+
+
+def test_bad_data_in_a_dry_run_names_the_column_and_the_fix(ip, tiny_bert, clf_csv, runs_dir):
+    body = body_for(tiny_bert, clf_csv, runs_dir) + "data:\n  train: {}\n  label_column: topic\n".format(clf_csv)
+    with pytest.raises(UsageError, match=r"no column 'topic'.*label"):
+        cell(ip, "--dry-run", body)
+    assert not runs_dir.exists() or not list_runs(runs_dir)
+
+
+def test_bad_data_in_a_real_run_fails_the_run_and_the_cell(ip, tiny_bert, tmp_path, runs_dir):
+    data = tmp_path / "one_class.csv"
+    pd.DataFrame({"text": [f"text number {i}" for i in range(40)], "label": ["a"] * 40}).to_csv(data, index=False)
+    with capture_output() as cap:
+        with pytest.raises(UsageError, match=r"one_class.csv: the training data has a single class"):
+            cell(ip, "", body_for(tiny_bert, data, runs_dir))
+    rows = list_runs(runs_dir)
+    assert len(rows) == 1 and rows[0]["status"] == "failed"
+    shown = final_outputs(cap)[0]["text/html"]
+    assert "failed" in shown and rows[0]["id"] in shown  # the live view names the run that failed
+
+
+def test_dry_run_shows_config_and_data_without_training(ip, tiny_bert, clf_csv, runs_dir):
+    with capture_output() as cap:
+        assert cell(ip, "--dry-run train.epochs=7", body_for(tiny_bert, clf_csv, runs_dir)) is None
+    html = final_outputs(cap)[0]["text/html"]
+    assert "Dry run" in html and "epochs: 7.0" in html
+    assert "<td>train</td><td>144</td>" in html and "<td>test</td><td>18</td>" in html
+    assert "money 6" in html and "workbench train" in html
+    assert not runs_dir.exists() or not list_runs(runs_dir)
+
+
+def test_compare_needs_runs_and_names_unknown_ones(ip, runs_dir):
+    with pytest.raises(UsageError, match="Name the runs to compare"):
+        ip.run_line_magic("finetune_compare", "")
+    with pytest.raises(UsageError, match="No run 'nope'"):
+        ip.run_line_magic("finetune_compare", f"nope --runs-dir {runs_dir}")
+
+
+# ---- a real run ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def magic_run(ip, tiny_bert, clf_csv, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("magic-runs")
+    ip.user_ns.pop("trained", None)
+    with capture_output() as cap:
+        run = cell(ip, "--name tiny -o trained train.epochs=2", body_for(tiny_bert, clf_csv, runs))
+    return run, cap, runs
+
+
+def test_magic_trains_and_returns_the_run(ip, magic_run):
+    run, _, runs = magic_run
+    assert run.status == "completed" and ip.user_ns["trained"] is run
+    assert run.dir.parent == runs and "tiny" in run.id
+    assert run.config.train.epochs == 2.0
+    assert 0.0 <= run.metrics["accuracy"] <= 1.0 and "accuracy" in run.baseline
+    summary = run._repr_html_()
+    assert "fine-tuned" in summary and "baseline" in summary and str(run.dir) in summary
+
+
+def test_magic_shows_final_progress_curves_and_confusion_matrix(magic_run):
+    run, cap, _ = magic_run
+    outputs = final_outputs(cap)
+    progress, chart, confusion = outputs[:3]
+    html = progress["text/html"]
+    assert "completed" in html and "100%" in html and run.id in html and "val accuracy" in html
+    assert chart["image/png"] and confusion["image/png"]
+    assert sum(1 for o in cap.outputs if (o.transient or {}).get("display_id")) > 3  # it was updated in place
+
+
+def test_runs_and_compare_magics_show_the_run(ip, magic_run):
+    run, _, runs = magic_run
+    with capture_output() as cap:
+        ip.run_line_magic("finetune_runs", str(runs))
+    table = cap.outputs[0].data["text/html"]
+    assert run.id in table and "completed" in table and f"accuracy <b>{run.metrics['accuracy']:.4f}</b>" in table
+    with capture_output() as cap:
+        ip.run_line_magic("finetune_compare", f"{run.id} latest --runs-dir {runs}")
+    compare, curves = cap.outputs
+    assert f"{run.metrics['accuracy']:.4f}" in compare.data["text/html"]
+    assert "Same settings in every run" in compare.data["text/html"]
+    assert curves.data["image/png"]
+
+
+# ---- interactivity -------------------------------------------------------------------------------
+
+def test_background_blocks_outside_an_interactive_kernel(monkeypatch):
+    assert interactive() is False  # a terminal shell
+    monkeypatch.setenv("WORKBENCH_HEADLESS", "1")
+    assert interactive() is False
+
+
+def test_first_interrupt_asks_for_a_clean_stop_second_one_interrupts():
+    stop = threading.Event()
+    with interrupt_stops(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

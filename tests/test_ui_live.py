@@ -1,0 +1,243 @@
+"""Live progress and charts, fed with synthetic events on a fake clock (no training, fractions of a second)."""
+
+import json
+import math
+import struct
+
+import pytest
+
+from workbench import plots
+from workbench.events import CheckpointSaved, Evaluation, Phase, RunFailed, RunFinished, RunStarted, Step
+from workbench.runs import RunDir, atomic_write_json
+from workbench.ui import live
+from workbench.ui.live import LiveState, NotebookProgress
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(PNG)
+    return struct.unpack(">II", data[16:24])
+
+
+class FakeClock:
+    """Stands in for the time module inside workbench.ui.live: monotonic() advances only when told."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    perf_counter = staticmethod(__import__("time").perf_counter)
+
+
+class Handle:
+    def __init__(self, obj):
+        self.objects = [obj]
+
+    def update(self, obj):
+        self.objects.append(obj)
+
+
+class FakeDisplay:
+    """Records what NotebookProgress displays and how often each output is updated."""
+
+    def __init__(self):
+        self.handles = []
+
+    def __call__(self, obj):
+        self.handles.append(Handle(obj))
+        return self.handles[-1]
+
+
+def started(run_dir: RunDir, total=100, model="tiny", task="text-classification"):
+    return RunStarted(run_id=run_dir.id, run_dir=str(run_dir.path), task=task, model=model, total_steps=total,
+                      num_train=800, device="cpu", precision="fp32", main_metric="accuracy")
+
+
+def step(i, total=100, loss=True):
+    return Step(step=i, total_steps=total, epoch=i / 50, loss=2.0 / (1 + i / 10) if loss else None,
+                learning_rate=5e-5 * (1 - i / total) if loss else None, grad_norm=None, samples_per_second=40.0,
+                tokens_per_second=5000.0, elapsed=i * 0.5, eta=(total - i) * 0.5)
+
+
+def evaluation(i, acc):
+    return Evaluation(step=i, epoch=i / 50, split="validation",
+                      metrics={"loss": 1.0 / (1 + i / 20), "accuracy": acc, "runtime": 0.3})
+
+
+def eval_json(run_dir: RunDir):
+    atomic_write_json(run_dir.eval_json, {
+        "split": "test", "num_examples": 20, "main_metric": "accuracy", "greater_is_better": True,
+        "finetuned": {"accuracy": 0.9, "f1_macro": 0.88}, "baseline": {"accuracy": 0.6, "f1_macro": 0.5},
+        "delta": {"accuracy": 0.3, "f1_macro": 0.38}, "baseline_method": "linear probe",
+        "confusion_matrix": {"labels": ["a", "b"], "finetuned": [[9, 1], [1, 9]], "baseline": [[6, 4], [4, 6]]}})
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = FakeClock()
+    monkeypatch.setattr(live, "time", c)
+    return c
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return RunDir.create(tmp_path, "live", "text-classification")
+
+
+# ---- charts --------------------------------------------------------------------------------------
+
+def records():
+    out = [{"event": "started", "main_metric": "accuracy"}]
+    out += [step(i).to_record() for i in range(5, 101, 5)]
+    out += [evaluation(i, 0.5 + i / 400).to_record() for i in (50, 100)]
+    out.append({"event": "step", "step": 105, "loss": None, "nonfinite": True})  # a NaN written as null
+    return out
+
+
+def test_curve_series_reads_metrics_jsonl_records():
+    series = plots.curve_series(records())
+    xs, ys = series["train loss"]
+    assert xs[0] == 5 and xs[-1] == 100 and len(xs) == 20  # the null loss is skipped
+    assert series["validation accuracy"] == ([50.0, 100.0], [0.625, 0.75])
+    assert series["validation loss"][0] == [50.0, 100.0]
+    assert all(math.isfinite(y) for _, ys in series.values() for y in ys)
+
+
+def test_curves_png_one_run_overlay_and_empty():
+    one = plots.curves_png({"run": records()})
+    two = plots.curves_png({"a": records(), "b": records()[:8]})
+    empty = plots.curves_png({"run": []})
+    for png in (one, two, empty):
+        width, height = png_size(png)
+        assert width > 500 and height > 200
+    assert one != two != empty
+
+
+def test_confusion_png_with_and_without_baseline(run_dir):
+    eval_json(run_dir)
+    ev = run_dir.read_eval()
+    single, both = plots.confusion_png(ev), plots.confusion_png(ev, with_baseline=True)
+    assert png_size(both)[0] > 1.6 * png_size(single)[0]
+    with pytest.raises(ValueError, match="no confusion matrix"):
+        plots.confusion_png({"finetuned": {"f1": 0.5}})
+
+
+# ---- live display --------------------------------------------------------------------------------
+
+def test_html_updates_are_throttled_to_five_per_second(clock, run_dir):
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown, chart_budget=0)
+    view(started(run_dir, total=1000))
+    for i in range(1, 1001):  # 1000 steps over 10 s of (fake) time
+        clock.now += 0.01
+        view(step(i, total=1000, loss=i % 10 == 0))
+    html, chart = shown.handles
+    assert len(html.objects) <= 10 * 5 + 1  # at most 5 a second, plus the first
+    assert len(html.objects) >= 10 * 4  # and it does keep up
+    assert len(chart.objects) - 1 <= 10 / 3 + 1  # the chart every 3 s at most
+    assert view.ui_seconds > 0
+
+
+def test_chart_redraws_slow_down_to_stay_within_the_budget(clock, run_dir, monkeypatch):
+    import time
+
+    def slow_png(self):
+        time.sleep(0.02)
+        return PNG + b"x" * 30
+
+    monkeypatch.setattr(LiveState, "chart_png", slow_png)
+    view = NotebookProgress(display=FakeDisplay(), chart_interval=1.0, chart_budget=0.005)
+    view(started(run_dir, total=400))
+    for i in range(1, 401):  # 40 s of fake time; a 20 ms chart may be drawn every 4 s at most
+        clock.now += 0.1
+        view(step(i, total=400))
+    assert 5 <= view.chart_updates <= 40 / 4 + 1
+
+
+def test_final_state_is_progress_curves_and_metrics_against_baseline(clock, run_dir):
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown, confusion=True)
+    view(Phase("loading data", "train.csv"))
+    view(started(run_dir, total=100, model="<b>model</b>"))
+    for i in range(1, 101):
+        clock.now += 0.05
+        view(step(i, loss=i % 10 == 0))
+        if i in (50, 100):
+            view(evaluation(i, 0.5 + i / 400))
+    view(CheckpointSaved(step=100, path=str(run_dir.checkpoints / "checkpoint-100")))
+    eval_json(run_dir)
+    view(RunFinished(status="completed", metrics={"accuracy": 0.9}, baseline={"accuracy": 0.6}, elapsed=60.0,
+                     train_seconds=50.0))
+    html, chart, confusion = shown.handles
+    final = html.objects[-1].data
+    assert "completed" in final and "step 100/100" in final and "100%" in final and "ETA" not in final
+    assert "&lt;b&gt;model&lt;/b&gt;" in final and "<b>model</b>" not in final  # user strings are escaped
+    assert "Test metrics" in final and "0.9000" in final and "0.6000" in final and "+0.3000" in final
+    assert "linear probe" in final and run_dir.id in final
+    assert "val accuracy" in final and "0.7500" in final  # the evaluations table
+    assert chart.objects[-1].data.startswith(PNG) and chart.objects[-1].metadata["alt"]
+    assert confusion.objects[0].data.startswith(PNG)
+
+
+def test_summary_off_leaves_the_metrics_to_the_caller(run_dir):
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown, summary=False)
+    view(started(run_dir))
+    eval_json(run_dir)
+    view(RunFinished(status="completed", metrics={"accuracy": 0.9}, baseline={}, elapsed=1.0, train_seconds=1.0))
+    final = shown.handles[0].objects[-1].data
+    assert "completed" in final and "Test metrics" not in final and run_dir.id in final
+    assert len(shown.handles[1].objects) == 1  # no steps logged: the chart placeholder stays
+
+
+def test_failure_and_interruption_are_shown_with_what_to_do(run_dir):
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown)
+    view(Phase("loading data", "x.csv"))
+    view(RunFailed(status="failed", error="data.label_column: no column 'lbl' <here>"))
+    final = shown.handles[0].objects[-1].data
+    assert "Failed:" in final and "no column &#x27;lbl&#x27; &lt;here&gt;" in final
+
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown)
+    view(started(run_dir))
+    view(step(7))
+    ckpt = run_dir.checkpoints / "checkpoint-8"
+    run_dir.update_info(status="interrupted", resume_from=str(ckpt))
+    view(RunFailed(status="interrupted", error="stopped on request"))
+    final = shown.handles[0].objects[-1].data
+    assert "Stopped" in final and "step 7" in final and f"train.resume_from={ckpt}" in final
+
+
+def test_widget_progress_draws_the_same_state_into_widgets(clock, run_dir):
+    from workbench.ui.widgets import WidgetProgress
+
+    view = WidgetProgress()
+    assert view.chart.layout.display == "none"
+    view(started(run_dir))
+    for i in range(1, 101):
+        clock.now += 0.05
+        view(step(i, loss=i % 10 == 0))
+    eval_json(run_dir)
+    view(RunFinished(status="completed", metrics={"accuracy": 0.9}, baseline={"accuracy": 0.6}, elapsed=6.0,
+                     train_seconds=5.0))
+    assert "completed" in view.html.value and "+0.3000" in view.html.value
+    assert bytes(view.chart.value).startswith(PNG) and view.chart.layout.display == ""
+    assert bytes(view.extra.value).startswith(PNG) and view.chart_note.layout.display == "none"
+
+
+def test_metrics_jsonl_lines_and_live_records_agree(run_dir):
+    """The live chart and a chart drawn later from metrics.jsonl use the same records."""
+    from workbench.events import Emitter, MetricsWriter
+
+    view = NotebookProgress(display=FakeDisplay())
+    emit = Emitter([MetricsWriter(run_dir), view])
+    emit(started(run_dir))
+    for i in range(1, 21):
+        emit(step(i, loss=i % 5 == 0))
+    emit(evaluation(20, 0.8))
+    on_disk = [json.loads(line) for line in run_dir.metrics_jsonl.read_text().splitlines()]
+    assert plots.curve_series(on_disk) == plots.curve_series(view.state.records)

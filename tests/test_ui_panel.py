@@ -1,0 +1,161 @@
+"""The widget control panel: built from the schema, filled like a user would, Start/Stop on a tiny BERT.
+
+Three short runs: one to completion, one stopped with the Stop button, and its resumption.
+"""
+
+import json
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from workbench.config import resolve, schema
+from workbench.events import Step
+from workbench.magics import build_config, parse_line
+from workbench.runs import COMPLETE_MARKER
+from workbench.ui.panel import MAIN_FIELDS, Panel
+
+from conftest import make_texts
+
+PNG = b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return pd.DataFrame(make_texts(180), columns=["sentence", "topic"])
+
+
+def filled(tiny_bert, runs, frame) -> Panel:
+    """A panel filled in as a user would: model path, a DataFrame variable, a few hyperparameters."""
+    panel = Panel(runs_dir=runs, namespace={"df": frame, "not_data": 3})
+    panel.fields["model"].widget.value = str(tiny_bert)
+    panel.fields["data.train"].widget.value = "$df"
+    panel.fields["train.epochs"].widget.value = 3
+    panel.fields["train.learning_rate"].widget.value = 3e-3
+    panel.fields["train.max_length"].widget.value = 64
+    panel.fields["train.logging_steps"].widget.value = 5
+    panel.fields["train.warmup_ratio"].widget.value = 0.0
+    return panel
+
+
+@pytest.fixture(scope="module")
+def completed(tiny_bert, frame, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("panel-runs")
+    panel = filled(tiny_bert, runs, frame)
+    t0 = time.monotonic()
+    panel.start_button.click()
+    returned_after = time.monotonic() - t0
+    busy = (panel.start_button.disabled, panel.stop_button.disabled)
+    panel.wait(timeout=300)
+    return panel, returned_after, busy
+
+
+def test_form_is_generated_from_the_schema(tmp_path):
+    panel = Panel(runs_dir=tmp_path, namespace={})
+    specs = {s["key"]: s for s in schema()}
+    assert set(panel.fields) == set(specs)
+    for key, field in panel.fields.items():
+        assert field.widget.tooltip == specs[key]["help"]
+        if specs[key]["choices"]:
+            assert list(field.widget.options) == list(specs[key]["choices"])
+    main = panel.widget.children[1].children
+    assert [w for w in main] == [panel.fields[k].widget for k in MAIN_FIELDS]
+    assert panel.advanced.selected_index is None  # advanced options folded away
+    advanced = {w for box in panel.advanced.children for w in box.children}
+    assert advanced == {f.widget for k, f in panel.fields.items() if k not in MAIN_FIELDS}
+    assert panel.values() == {"runs_dir": str(tmp_path)}  # an untouched form is the defaults
+
+
+def test_column_pickers_are_filled_from_the_data(tiny_bert, frame, clf_csv, tmp_path):
+    panel = filled(tiny_bert, tmp_path, frame)
+    assert "$df" in panel.fields["data.train"].widget.options and "$not_data" not in \
+        panel.fields["data.train"].widget.options
+    assert list(panel.fields["data.text_column"].widget.options) == ["sentence", "topic"]
+    assert panel.fields["data.text_column"].get() == "sentence"
+    assert panel.fields["data.label_column"].get() == "topic"
+    panel.fields["data.train"].widget.value = str(clf_csv)
+    assert panel.fields["data.text_column"].get() == "text" and panel.fields["data.label_column"].get() == "label"
+    panel.fields["data.train"].widget.value = str(tmp_path / "missing.csv")
+    assert "file not found" in panel.status.value and "missing.csv" in panel.status.value
+
+
+def test_copy_as_magic_and_cli_describe_the_same_run(tiny_bert, frame, clf_csv, tmp_path):
+    panel = filled(tiny_bert, tmp_path, frame)
+    panel.magic_button.click()
+    magic = panel.code.value
+    assert magic.startswith("%%finetune\n") and "train: $df" in magic and panel.code.layout.display == ""
+    line, _, body = magic.partition("\n")
+    assert build_config(parse_line(line.removeprefix("%%finetune")), body, {"df": frame}).to_dict() == \
+        panel.config().to_dict()
+    panel.cli_button.click()
+    assert "cannot" in panel.status.value and "to_csv" in panel.status.value  # a DataFrame has no CLI form
+    panel.fields["data.train"].widget.value = str(clf_csv)
+    panel.cli_button.click()
+    assert panel.code.value.startswith("workbench train ") and f"data.train={clf_csv}" in panel.code.value
+
+
+def test_bad_settings_show_in_the_panel_not_as_a_traceback(tiny_bert, frame, tmp_path):
+    panel = filled(tiny_bert, tmp_path, frame)
+    panel.fields["train.max_steps"].widget.value = "many"
+    panel.start_button.click()
+    assert "train.max_steps: expected an integer" in panel.status.value
+    assert panel.job is None and not panel.start_button.disabled
+
+
+def test_start_trains_on_a_thread_and_the_widgets_show_it(completed):
+    panel, returned_after, busy = completed
+    assert returned_after < 5.0  # the click returns while training goes on
+    assert busy == (True, False)  # Start disabled, Stop enabled while it runs
+    run = panel.job
+    assert not run.running and run.status == "completed" and run.error is None
+    assert (panel.start_button.disabled, panel.stop_button.disabled) == (False, True)
+    html = panel.view.html.value
+    assert "completed" in html and "100%" in html and "learning rate" in html and "samples/s" in html
+    assert "Test metrics" in html and f"{run.metrics['accuracy']:.4f}" in html
+    assert bytes(panel.view.chart.value).startswith(PNG) and bytes(panel.view.extra.value).startswith(PNG)
+    assert "finished" in panel.status.value
+    assert run.id in str(panel.comparison.select.options) and bytes(panel.comparison.chart.value).startswith(PNG)
+    assert panel.view.ui_seconds < 0.5 * json.loads((run.dir / "run.json").read_text())["train_seconds"]
+
+
+class Gate:
+    """Holds the training thread at a step until the test has pressed Stop."""
+
+    def __init__(self, at: int):
+        self.at, self.reached, self.release = at, threading.Event(), threading.Event()
+
+    def __call__(self, event):
+        if isinstance(event, Step) and event.step >= self.at and not self.reached.is_set():
+            self.reached.set()
+            self.release.wait(60)
+
+
+def test_stop_leaves_a_resumable_checkpoint_and_resume_continues(completed, tiny_bert, frame):
+    full = completed[0].job
+    panel = filled(tiny_bert, full.dir.parent, frame)
+    gate = Gate(at=3)
+    panel.start(sinks=[gate])
+    assert gate.reached.wait(120)
+    panel.stop_button.click()
+    gate.release.set()
+    stopped = panel.wait(timeout=120)
+    info = stopped.info
+    assert stopped.status == "interrupted" and info["error"] == "stopped on request"
+    checkpoint = info["resume_from"]
+    assert checkpoint and (stopped.dir / "checkpoints").exists()
+    assert json.loads(open(f"{checkpoint}/trainer_state.json").read())["global_step"] == 4
+    assert open(f"{checkpoint}/{COMPLETE_MARKER}").read()
+    assert "Stopped" in panel.view.html.value and f"train.resume_from={checkpoint}" in panel.view.html.value
+    assert f"train.resume_from={stopped.id}" in panel.status.value
+
+    panel.set("train.resume_from", stopped.id)
+    resumed = panel.start(wait=True)
+    assert resumed.status == "completed"
+    steps = {r["step"]: r for r in resumed.history() if r["event"] == "step"}
+    reference = {r["step"]: r for r in full.history() if r["event"] == "step"}
+    assert min(steps) > 4 and max(steps) == max(reference)  # continued from step 4, not restarted
+    assert {r["total_steps"] for r in steps.values()} == {r["total_steps"] for r in reference.values()} == {27}
+    for s in set(steps) & set(reference):  # the schedule picked up where it stopped
+        assert steps[s]["learning_rate"] == pytest.approx(reference[s]["learning_rate"], rel=1e-6)
+    assert resolve(inline=resumed.run_dir.read_config_text()).train.resume_from == stopped.id
