@@ -6,7 +6,7 @@ import pytest
 
 from workbench.cli import main
 
-from conftest import tiny_config
+from builders import tiny_config
 
 
 def run_cli(*args):

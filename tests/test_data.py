@@ -8,7 +8,7 @@ from workbench.data import load_frame
 from workbench.errors import DataError
 from workbench.tasks import get
 
-from conftest import make_texts
+from builders import make_texts
 
 
 def load(train, **data):

@@ -10,7 +10,7 @@ from workbench.api import Run
 from workbench.errors import DataError
 from workbench.runs import COMPLETE_MARKER, RunDir, list_runs
 
-from conftest import tiny_config
+from builders import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from IPython.utils.capture import capture_output
 from workbench.magics import build_config, help_text, interactive, interrupt_stops, parse_line
 from workbench.runs import list_runs
 
-from conftest import make_texts, tiny_config
+from builders import make_texts, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from workbench.config import resolve
 from workbench.errors import ConfigError
 from workbench.tasks import get
 
-from conftest import make_texts, tiny_config
+from builders import make_texts, tiny_config
 
 
 def lora_config(model, data, runs, **lora):
@@ -48,7 +48,7 @@ def test_adapter_only_save_loads_back_with_the_same_predictions(tiny_bert, clf_c
 
 
 def test_ia3_on_token_classification(tmp_path):
-    from conftest import build_tiny_bert, make_ner_sentences, ner_vocab, write_conll
+    from builders import build_tiny_bert, make_ner_sentences, ner_vocab, write_conll
 
     model = build_tiny_bert(tmp_path / "bert", ner_vocab())
     conll = write_conll(tmp_path / "ner.conll", make_ner_sentences(120))

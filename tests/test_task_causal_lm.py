@@ -14,7 +14,7 @@ from workbench.errors import ConfigError, DataError
 from workbench.models import load_tokenizer
 from workbench.tasks import get
 
-from conftest import TOPICS, build_tiny_decoder, make_texts
+from builders import TOPICS, build_tiny_decoder, make_texts
 
 ANSWERS = {t: " ".join(words.split()[:4]) for t, words in TOPICS.items()}
 

@@ -12,7 +12,7 @@ from workbench.models import load_tokenizer
 from workbench.tasks import get
 from workbench.tasks._lm import pack
 
-from conftest import build_tiny_bert, make_texts, ner_vocab, tiny_config
+from builders import build_tiny_bert, make_texts, ner_vocab, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from workbench import finetune
 from workbench.errors import ConfigError, DataError
 
-from conftest import make_multilabel_rows, make_regression_rows, tiny_config
+from builders import make_multilabel_rows, make_regression_rows, tiny_config
 
 
 def config(model, source, runs, problem, **data):

@@ -14,7 +14,7 @@ from workbench.errors import DataError
 from workbench.models import load_tokenizer
 from workbench.tasks import get
 
-from conftest import build_tiny_bert, make_ner_sentences, ner_vocab, write_conll
+from builders import build_tiny_bert, make_ner_sentences, ner_vocab, write_conll
 
 
 @pytest.fixture(scope="module")

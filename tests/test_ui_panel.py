@@ -16,7 +16,7 @@ from workbench.magics import build_config, parse_line
 from workbench.runs import COMPLETE_MARKER
 from workbench.ui.panel import MAIN_FIELDS, Panel
 
-from conftest import make_texts
+from builders import make_texts
 
 PNG = b"\x89PNG"
 
