@@ -1,0 +1,81 @@
+"""A notebook that uses %%finetune, executed by papermill and exported with nbconvert: the record.
+
+The live display must leave its final state (progress, curves, metrics against the baseline) as
+plain HTML and PNG outputs: no widget state, no scripts, nothing fetched from the network.
+"""
+
+import base64
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from builders import tiny_config
+
+
+@pytest.fixture(scope="module")
+def executed(tiny_bert, clf_csv, tmp_path_factory):
+    import papermill
+
+    work = tmp_path_factory.mktemp("notebook")
+    runs = work / "runs"
+    body = yaml.safe_dump(tiny_config(tiny_bert, clf_csv, runs, epochs=2), sort_keys=False)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Tiny run"),
+        nbformat.v4.new_code_cell("%load_ext workbench"),
+        nbformat.v4.new_code_cell("%%finetune --name paper -o run --background\n" + body),
+        nbformat.v4.new_code_cell("print(run.status, round(run.metrics['accuracy'], 4))"),
+        nbformat.v4.new_code_cell(f"%finetune_runs {runs}"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source, output = work / "in.ipynb", work / "out.ipynb"
+    nbformat.write(nb, str(source))
+    papermill.execute_notebook(str(source), str(output), kernel_name="python3", cwd=str(work), progress_bar=False,
+                               log_output=False)
+    return nbformat.read(str(output), as_version=4), runs
+
+
+def outputs_of(nb, index):
+    return nb.cells[index].outputs
+
+
+def test_the_cell_blocked_until_the_run_ended(executed):
+    nb, runs = executed
+    printed = "".join(o.get("text", "") for o in outputs_of(nb, 3))
+    status, accuracy = printed.split()
+    assert status == "completed" and 0.0 <= float(accuracy) <= 1.0  # --background blocks under papermill
+
+
+def test_outputs_are_the_final_state_as_plain_html_and_png(executed):
+    nb, _ = executed
+    outs = outputs_of(nb, 2)
+    kinds = [sorted(o.get("data", {})) for o in outs]
+    assert not any("application/vnd.jupyter.widget-view+json" in k for k in kinds)
+    assert "widgets" not in nb.metadata
+    progress = outs[0]["data"]["text/html"]
+    assert "completed" in progress and "100%" in progress and "val accuracy" in progress
+    pngs = [o["data"]["image/png"] for o in outs if "image/png" in o.get("data", {})]
+    assert len(pngs) == 2  # the curves, then the confusion matrices
+    assert all(base64.b64decode(p).startswith(b"\x89PNG") for p in pngs)
+    summary = [o for o in outs if o.get("output_type") == "execute_result"][0]["data"]["text/html"]
+    assert "wb-metrics" in summary and "fine-tuned" in summary and "baseline" in summary
+    assert not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
+
+
+def test_nbconvert_html_shows_metrics_and_curves_without_scripts_or_network(executed):
+    from nbconvert import HTMLExporter
+
+    from workbench.report import export_html
+
+    nb, runs = executed
+    plain, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)  # `jupyter nbconvert --to html`
+    for html in (plain, export_html(nb)):
+        assert "wb-metrics" in html and "metric (test)" in html
+        assert re.search(r"<img[^>]+src=\"data:image/png;base64,iVBOR", html)
+        assert "widget-state" not in html and "widget-view" not in html
+        assert "completed" in html and "paper" in html
+    assert not re.search(r"<script[^>]+src=[\"']?https?:", export_html(nb))
+    # plain nbconvert adds its template's require.js and MathJax tags; nothing of ours loads a script
+    assert all("require" in s or "mathjax" in s for s in re.findall(r"<script[^>]+src=[^>]+>", plain))
