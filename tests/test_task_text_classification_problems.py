@@ -109,3 +109,15 @@ def test_unknown_problem_and_option_names(tiny_bert, clf_csv, tmp_path):
     cfg["task_options"]["treshold"] = 0.3
     with pytest.raises(ConfigError, match="Did you mean 'threshold'"):
         finetune(cfg, progress=False)
+
+
+def test_task_options_from_key_value_overrides():
+    import shlex
+
+    from workbench.config import resolve
+
+    cfg = resolve(inline="task_options: {problem: multi-label, threshold: 0.4}",
+                  overrides=["task_options.threshold=0.3", "task_options.label_separator=;"])
+    assert cfg.task_options == {"problem": "multi-label", "threshold": 0.3, "label_separator": ";"}
+    again = resolve(overrides=shlex.split(cfg.to_cli())[2:])  # the "copy as CLI" line round-trips
+    assert again.task_options == cfg.task_options

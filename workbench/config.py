@@ -393,6 +393,11 @@ def resolve(file: Any = None, inline: Any = None, overrides: list[str] | dict | 
     merged = _deep_merge(merged, _as_mapping(inline, "the inline config"))
     items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in (overrides or []))
     for key, value in items:
+        if key.startswith("task_options.") and len(key) > len("task_options."):
+            # one task option on top of the others (the task checks the name: options differ per task)
+            merged = dict(merged, task_options={**(merged.get("task_options") or {}),
+                                                key[len("task_options."):]: value})
+            continue
         if key not in _all_keys():
             raise ConfigError(f"Unknown config key '{key}'.{_suggest(key, _all_keys())}")
         merged = _deep_merge(merged, unflatten({key: value}))
