@@ -30,7 +30,8 @@ def test_every_template_declares_typed_commented_parameters_and_validates_next()
 
 @pytest.mark.parametrize("annotation,text,expected", [
     ("int", "3", 3), ("float", "3", 3.0), ("float", "1e-4", 1e-4), ("int | None", "null", None),
-    ("int | None", "None", None), ("bool", "true", True), ("str", "3", "3"), ("str | None", "my file.csv", "my file.csv"),
+    ("int | None", "None", None), ("bool", "true", True), ("str", "3", "3"),
+    ("str | None", "my file.csv", "my file.csv"),
     ("list", '["a", "b"]', ["a", "b"]), ("dict", '{"train.epochs": 2}', {"train.epochs": 2}),
 ])
 def test_cli_values_take_the_declared_type(annotation, text, expected):

@@ -15,7 +15,7 @@ from workbench.runs import RunDir
 
 from builders import build_tiny_bert, make_ner_sentences, make_texts, ner_vocab, write_conll
 
-TINY_TRAIN = ["-p", "epochs", "2", "-p", "learning_rate", "0.003", "-p", "max_length", "64", "-p", "batch_size", "16",
+TINY_TRAIN = ["-p", "epochs", "1", "-p", "learning_rate", "0.003", "-p", "max_length", "64", "-p", "batch_size", "16",
               "-p", "config", '{"train.save_checkpoints": false}']
 
 

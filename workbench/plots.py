@@ -172,13 +172,18 @@ def length_histogram_png(lengths: dict[str, list[int]], max_length: int | None, 
     ax = fig.add_subplot()
     every = [x for v in lengths.values() for x in v]
     top = max(every) if every else 1
-    bins = np.linspace(0, top + 1, min(50, top + 2))
+    # a few very long texts would squash the rest into one bar: the axis ends at the 99th percentile
+    # (or just past max_length), and the last bar holds everything longer
+    cap = int(max(np.percentile(every, 99) if every else 1, (max_length or 0) * 1.15, 1))
+    bins = np.linspace(0, cap + 1, min(50, cap + 2))
     for i, (name, values) in enumerate(lengths.items()):
         if values:
-            ax.hist(values, bins=bins, alpha=0.55, color=COLORS[i % len(COLORS)], label=f"{name} ({len(values)})")
+            ax.hist(np.minimum(values, cap), bins=bins, alpha=0.55, color=COLORS[i % len(COLORS)],
+                    label=f"{name} ({len(values)})")
     if max_length:
         ax.axvline(max_length, color="#c62828", linestyle="--", linewidth=1.2, label=f"max_length {max_length}")
-    ax.set_xlabel(f"length ({unit})", fontsize=9)
+    longer = f"; the last bar holds all longer than {cap}, up to {top}" if top > cap else ""
+    ax.set_xlabel(f"length ({unit}){longer}", fontsize=9)
     ax.set_ylabel("examples", fontsize=9)
     ax.legend(frameon=False, fontsize=8)
     _style(ax)

@@ -227,15 +227,16 @@ def show_png(png: bytes, alt: str) -> None:
     display(png_image(png, alt))
 
 
-def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table") -> str:
+def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table", left: bool = False) -> str:
     """An HTML table; every cell is escaped (numbers formatted with 4 decimals)."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    th = "<th style='text-align:left'>" if left else "<th>"
+    head = "".join(f"{th}{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(c, left) for c in row) + "</tr>" for row in rows)
     return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, str) and len(value) > 24:  # running text reads better left-aligned
+def _cell(value: Any, left: bool = False) -> str:
+    if left or (isinstance(value, str) and len(value) > 24):  # running text reads better left-aligned
         return f"<td style='text-align:left'>{esc(value)}</td>"
     return f"<td>{esc(fmt(value))}</td>"
 
@@ -309,9 +310,6 @@ def data_summary(cfg: Any) -> dict:
                      trunc, (report.get("sources") or {}).get(name) or report.get(f"{name}_from", "split off train")])
     show_html(table_html(["split", "examples", "tokens", "mean length", "p90 length", "longest",
                           f"cut at max_length {cfg.train.max_length}", "from"], rows))
-    origin = [f"{esc(k.replace('_from', ''))}: {esc(v)}" for k, v in report.items() if k.endswith("_from")]
-    if origin:
-        show_html("<p>Splits made here: " + "; ".join(origin) + ".</p>")
     if any(counts.values()):
         what = "entity-tagged word" if cfg.task == "token-classification" else "label"
         labels = sorted({k for c in counts.values() if c for k in c}, key=str)
@@ -338,7 +336,7 @@ def data_summary(cfg: Any) -> dict:
 def show_config(cfg: Any) -> None:
     """What differs from the defaults, the whole resolved config (folded), and the same run as a CLI line."""
     changed = [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in cfg.diff().items()]
-    show_html("<p>Settings that differ from the defaults:</p>" + table_html(["config key", "value"], changed)
+    show_html("<p>Settings that differ from the defaults:</p>" + table_html(["config key", "value"], changed, left=True)
               + f"<details><summary>The whole resolved config</summary><pre>{esc(cfg.to_yaml())}</pre></details>"
               f"<p>The same run from a terminal:</p><pre>{esc(cfg.to_cli())}</pre>")
 
@@ -477,36 +475,39 @@ def reproduce_commands(template: str, params: dict) -> dict[str, str]:
     return {"workbench": shlex.join(wb), "papermill": shlex.join(pm)}
 
 
+def _hardware_text(hw: Any) -> str:
+    if isinstance(hw, dict):
+        return ", ".join(f"{k} {v}" for k, v in hw.items() if v not in (None, "", [], {}))
+    return "" if hw is None else str(hw)
+
+
 def show_reproducibility(runs: dict[str, Any], template: str, params: dict) -> dict:
     """Config hash, data fingerprint, seed, versions, hardware, git commit, and the command to re-run."""
-    rows = []
-    for label, run in runs.items():
-        info = run.info
-        cfg = run.config
-        hw = info.get("hardware") or {}
-        hw_text = ", ".join(f"{k} {v}" for k, v in hw.items() if v not in (None, "", [], {})) \
-            if isinstance(hw, dict) else hw
-        rows += [[label, "run directory", str(run.dir)],
-                 [label, "config hash", info.get("config_hash")],
-                 [label, "data fingerprint", info.get("data_fingerprint")],
-                 [label, "seed", cfg.train.seed],
-                 [label, "device, precision", f"{info.get('device', '?')}, {info.get('precision', '?')}"],
-                 [label, "hardware", hw_text],
-                 [label, "git commit", info.get("git_commit") or "(not in a git repository)"],
-                 [label, "status", info.get("status")]]
+    facts: list[tuple[str, Any]] = [
+        ("run directory", lambda run, info: str(run.dir)),
+        ("config hash", lambda run, info: info.get("config_hash")),
+        ("data fingerprint", lambda run, info: info.get("data_fingerprint")),
+        ("seed", lambda run, info: run.config.train.seed),
+        ("device, precision", lambda run, info: f"{info.get('device', '?')}, {info.get('precision', '?')}"),
+        ("hardware", lambda run, info: _hardware_text(info.get("hardware"))),
+        ("git commit", lambda run, info: info.get("git_commit") or "(not in a git repository)"),
+        ("status", lambda run, info: info.get("status")),
+    ]
+    infos = {label: run.info for label, run in runs.items()}
+    rows = [[what] + [get(run, infos[label]) for label, run in runs.items()] for what, get in facts]
     versions = {}
     for run in runs.values():
         versions.update(run.info.get("versions") or {})
     path = template_path(template)
     cmds = reproduce_commands(template, params)
-    show_html(table_html(["run", "what", "value"], rows)
+    show_html(table_html([""] + list(runs), rows, left=True)
               + "<p>Package versions: " + ", ".join(f"{esc(k)} {esc(v)}" for k, v in sorted(versions.items()))
               + f"</p><p>Template <code>{esc(path.name)}</code> (sha256 {esc(_file_sha256(path))}).</p>"
               + f"<p>Re-run this report:</p><pre>{esc(cmds['workbench'])}</pre>"
               + f"<p>or with papermill alone:</p><pre>{esc(cmds['papermill'])}</pre>"
-              + "<p>Re-train one run from its saved config: "
+              + "<p>Re-train a run from its saved config:</p>"
               + "".join(f"<pre>{esc(shlex.join(['workbench', 'train', str(run.dir / 'config.yaml')]))}</pre>"
-                        for run in runs.values()) + "</p>")
+                        for run in runs.values()))
     return {"commands": cmds, "versions": versions}
 
 
@@ -580,7 +581,7 @@ def show_config_diff(runs: dict[str, Any]) -> dict[str, list]:
         return diff
     rows = [[k] + [json.dumps(v, default=str) if not isinstance(v, str) else v for v in values]
             for k, values in diff.items()]
-    show_html(table_html(["config key"] + list(runs), rows))
+    show_html(table_html(["config key"] + list(runs), rows, left=True))
     return diff
 
 
