@@ -4,6 +4,7 @@ Each report starts a kernel and trains a 2-layer BERT or GPT-2 built from a conf
 """
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -71,6 +72,9 @@ def test_text_classification_report(classification_reports):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and info["report"]["error"] is None
     page = (run_dir / "report.html").read_text()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (run_dir / "report.html").stat().st_mode & 0o777 == 0o666 & ~umask  # shareable, not 0600
     assert_self_contained(page)
     assert 'class="wb-metrics"' in page and ">accuracy</td>" in page and "linear probe" in page
     assert images(page) >= 4  # classes, lengths, training curves, confusion matrices

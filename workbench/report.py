@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -230,6 +231,7 @@ def run_report(template: str | Path, parameters: dict | None = None, output: str
         atomic_write_text(notebook_path, nbformat.writes(nb))
         html_path = dest / "report.html"
         atomic_write_text(html_path, export_html(nb, no_input=no_input, title=_title(nb, name)))
+        _shareable(notebook_path, html_path)
         for marker in markers:
             run_dir = Path(str(marker.get("run_dir", "")))
             if (run_dir / "run.json").is_file():
@@ -238,6 +240,14 @@ def run_report(template: str | Path, parameters: dict | None = None, output: str
         return ReportResult(notebook=notebook_path, html=html_path, run_dirs=markers, error=error)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _shareable(*paths: Path) -> None:
+    """Reports are for handing on: readable by others as the umask allows (temp files start at 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in paths:
+        os.chmod(p, 0o666 & ~mask)
 
 
 def _title(nb: Any, default: str) -> str:

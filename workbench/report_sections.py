@@ -338,7 +338,9 @@ def show_config(cfg: Any) -> None:
     changed = [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in cfg.diff().items()]
     show_html("<p>Settings that differ from the defaults:</p>" + table_html(["config key", "value"], changed, left=True)
               + f"<details><summary>The whole resolved config</summary><pre>{esc(cfg.to_yaml())}</pre></details>"
-              f"<p>The same run from a terminal:</p><pre>{esc(cfg.to_cli())}</pre>")
+              + (f"<p>The same run from a terminal:</p><pre>{esc(cfg.to_cli())}</pre>" if not cfg.in_memory_data()
+                 else "<p>Its data are a table made in this notebook, so the run has no terminal equivalent; "
+                      "the notebook is the recipe.</p>"))
 
 
 # ---- training ------------------------------------------------------------------------------------
