@@ -67,6 +67,8 @@ def test_adapted_model_beats_the_base_model_on_held_out_perplexity(adapted):
     assert ev["scored_tokens"] > 50 and ev["masking"] == {"mlm_probability": 0.15, "whole_word_mask": False}
     for ex in ev["examples"]:
         assert "[MASK]" in ex["text"] and ex["finetuned"] != ex["baseline"]
+    phases = [r["detail"] for r in adapted.history() if r["event"] == "phase" and r["name"] == "baseline"]
+    assert any("training the masked-LM head" in p and " of " in p for p in phases)  # no silent minutes
     evals = [r for r in adapted.history() if r["event"] == "eval"]
     assert evals and all("perplexity" in r["metrics"] for r in evals)
     assert adapted.info["data"]["blank_lines_skipped"] == {"data.train": 30}

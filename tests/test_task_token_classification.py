@@ -158,6 +158,9 @@ def test_tags_outside_the_declared_set_and_unseen_in_train(ner_bert, tmp_path):
     task, _ = task_for(ner_config(ner_bert, train, tmp_path, task_options={"tags": ["O", "B-PER", "I-PER"]}))
     with pytest.raises(DataError, match=r"unknown tags 'B-LOC'.*task_options.tags allows only"):
         task.load_data()
+    plain = _write_jsonl(tmp_path / "plain.jsonl", [(w, ["O"] * len(w)) for w, _ in good])
+    with pytest.raises(DataError, match=r"plain.jsonl: the training sentences hold no entity"):
+        task_for(ner_config(ner_bert, plain, tmp_path))[0].load_data()
     test = _write_jsonl(tmp_path / "test.jsonl", [(["bob", "in", "rome"], ["B-PER", "O", "B-GPE"])])
     task, _ = task_for(ner_config(ner_bert, train, tmp_path, data={"test": test}))
     with pytest.raises(DataError, match=r"test split: tags 'B-GPE' never occur in train \(.*test.jsonl, line 1\)"):

@@ -66,6 +66,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
 
     t_start = time.monotonic()
     task = tasks.get(cfg.task)(cfg)
+    task.emit = emit  # a task reports its own long stages (a baseline that trains a head) as phases
     set_seed(cfg.train.seed)
     resume = resume_checkpoint(cfg)  # checked first: a wrong path fails before minutes of data and baseline work
 

@@ -82,6 +82,9 @@ class Task:
         """Metrics of the base model on the test split: {"baseline": {...}, "baselines": {...}, ...}."""
         return {}
 
+    def emit(self, event: Any) -> None:
+        """Send an event (a Phase) to the run's sinks; the engine replaces this with the run's emitter."""
+
     def evaluate(self, trainer, datasets, splits, baseline: dict) -> dict:
         """Final test metrics and the task's detail tables: {"metrics": ..., "per_class": ..., ...}."""
         raise NotImplementedError

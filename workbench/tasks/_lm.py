@@ -202,6 +202,21 @@ def base_trainer(task: Any, model: Any, tokenizer: Any, device: str, precision: 
     return trainer
 
 
+def phase_every(emit: Callable, name: str, what: str, reports: int = 10):
+    """A TrainerCallback that reports training progress as a few Phase events (for baseline training)."""
+    from transformers import TrainerCallback
+
+    from ..events import Phase
+
+    class _Phases(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            every = max(1, state.max_steps // reports)
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                emit(Phase(name, f"{what}: step {state.global_step} of {state.max_steps}"))
+
+    return _Phases()
+
+
 def predict_split(trainer: Any, dataset: Any) -> tuple[dict, Any]:
     """Test metrics (without Trainer's prefixes and timings) and the raw (nll, top1) predictions."""
     out = predict_in_order(trainer, dataset)

@@ -24,8 +24,8 @@ from ..errors import ConfigError, ModelError
 from ..models import apply_freeze, load_model
 from . import Task, register
 from ._common import task_options
-from ._lm import (SAMPLE_BY, base_trainer, length_report, pack, perplexity_metrics, predict_split, text_loader,
-                  token_losses, workdir)
+from ._lm import (SAMPLE_BY, base_trainer, length_report, pack, perplexity_metrics, phase_every, predict_split,
+                  text_loader, token_losses, workdir)
 
 OPTIONS = {"mlm_probability": 0.15, "whole_word_mask": False, "packing": True, "sample_by": "line",
            "baseline_head_steps": None}
@@ -200,6 +200,8 @@ class MaskedLM(Task):
                 trainer = base_trainer(self, model, tokenizer, device, precision, tmp, train_dataset=datasets["train"])
                 if steps:
                     trainer.args.max_steps = steps
+                trainer.add_callback(phase_every(self.emit, "baseline", "training the masked-LM head the base "
+                                                                        "checkpoint lacks, encoder frozen"))
                 trainer.train()
                 main, out = predict_split(trainer, datasets["test"])
                 baselines["frozen_encoder_trained_head"] = main

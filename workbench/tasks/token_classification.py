@@ -169,6 +169,10 @@ class TokenClassification(Task):
                              columns={"data.tokens_column": d.tokens_column, "data.tags_column": d.tags_column},
                              loader=self._load)
         train_tags = {t for row in splits.train[d.tags_column] for t in row}
+        if train_tags <= {"O"}:
+            raise DataError(f"{splits.train.attrs.get('source')}: the training sentences hold no entity (every tag "
+                            f"in '{d.tags_column}' is O); there is nothing to learn. Check data.tags_column.",
+                            [{"kind": "single_class", "column": d.tags_column}])
         if self.scheme == "auto":
             self.scheme = "BIOES" if any(t[:2] in ("E-", "S-") for t in train_tags) else "IOB2"
         for name, frame in (("validation", splits.validation), ("test", splits.test)):
