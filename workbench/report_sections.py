@@ -237,7 +237,7 @@ def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table", 
 
 def _cell(value: Any, left: bool = False) -> str:
     if left or (isinstance(value, str) and len(value) > 24):  # running text reads better left-aligned
-        return f"<td style='text-align:left'>{esc(value)}</td>"
+        return f"<td style='text-align:left'>{esc(fmt(value))}</td>"
     return f"<td>{esc(fmt(value))}</td>"
 
 
@@ -323,14 +323,28 @@ def data_summary(cfg: Any) -> dict:
         findings.append(f"{n} rows dropped ({key.replace('_', ' ')})")
     for key, n in (report.get("blank_lines_skipped") or {}).items():
         findings.append(f"{n} blank lines skipped in {key}")
+    shared = _shared_with_train(splits, cfg.data.text_column)
     if findings:
         show_html("<p><b>Duplicates and leakage found:</b></p><ul>"
-                  + "".join(f"<li>{esc(f)}</li>" for f in findings) + "</ul>")
+                  + "".join(f"<li>{esc(f)}</li>" for f in findings) + "</ul>"
+                  + ("<p>No validation or test text also occurs in train.</p>" if shared == 0 else ""))
     else:
         show_html("<p><b>Duplicates and leakage:</b> no exact duplicate texts inside a split, and no "
                   "validation or test text that also occurs in train.</p>")
     return {"sizes": {n: len(f) for n, f in splits.items()}, "counts": counts, "lengths": task.length_report,
             "warnings": findings}
+
+
+def _shared_with_train(splits: Any, column: str) -> int | None:
+    """How many validation and test texts (as they will be scored) also occur in train; None if not text data."""
+    if column not in splits.train.columns:
+        return None
+
+    def key(v: Any) -> str:  # the data checks' own notion of "the same text": whitespace and case ignored
+        return " ".join(str(v).split()).lower()
+
+    train = set(splits.train[column].map(key))
+    return sum(int(f[column].map(key).isin(train).sum()) for f in (splits.validation, splits.test))
 
 
 def show_config(cfg: Any) -> None:
