@@ -150,7 +150,6 @@ def ner_model(tmp_path_factory):
 
 
 def test_token_classification_report(workdir, ner_model, capsys):
-    pytest.importorskip("workbench.tasks.token_classification")
     data = write_conll(workdir / "ner.conll", make_ner_sentences(160))
     code, out, err = run_cli(["report", "token_classification", "-p", "model", str(ner_model), "-p", "data",
                               str(data), "-p", "name", "ner", *TINY_TRAIN], capsys)
