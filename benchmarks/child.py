@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .variants import VARIANTS
 
-    if variant == "P":
+    if variant.startswith("P"):
         import workbench.engine.run  # noqa: F401
         from workbench import tasks
 

@@ -114,3 +114,35 @@ def render(result: dict) -> str:
         for f in result["failures"]:
             lines.append(f"- {f['workload']} {f['variant']}: {f['error']} ({' | '.join(f['log_tail'][-2:])})")
     return "\n".join(lines)
+
+
+def merge(results: list[dict]) -> dict:
+    """One result from several runs of the same suite (e.g. one GPU call per workload)."""
+    out = dict(results[0])
+    for key in ("workloads", "records", "failures"):
+        out[key] = [x for r in results for x in r.get(key, [])]
+    for key in ("table", "ratios"):
+        out[key] = {k: v for r in results for k, v in r.get(key, {}).items()}
+    out["seconds"] = sum(r["seconds"] for r in results)
+    out["load_end"] = results[-1].get("load_end")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report SUITE RESULT.json [...]``: rewrite the suite's section of docs/benchmarks.md."""
+    import json
+    import sys
+
+    from .run import DOCS
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args[1:]]
+    write_section(DOCS, args[0], merge(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -128,6 +128,8 @@ def summarize(records: list[dict], peak: float | None) -> dict:
         for base in ("B0", "B1"):
             if "P" in rows and base in rows:
                 r[f"P/{base} tokens/s"] = rows["P"]["tokens_per_second"] / rows[base]["tokens_per_second"]
+        if "P" in rows and "P+compile" in rows:
+            r["P+compile/P tokens/s"] = rows["P+compile"]["tokens_per_second"] / rows["P"]["tokens_per_second"]
         if "P" in rows and "B2" in rows:
             r["P/B2 step time"] = rows["P"]["step_seconds"] / rows["B2"]["step_seconds"]
             r["P and B2 same batches"] = rows["P"]["batch_signature"] == rows["B2"]["batch_signature"]

@@ -216,7 +216,8 @@ def run_b2(spec: dict) -> dict:
     import torch
     from torch.utils.data import BatchSampler, DataLoader
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup, set_seed
-    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from workbench.engine.batching import GroupedLengthSampler
 
     t0 = time.perf_counter()
     dev = device()
@@ -234,9 +235,9 @@ def run_b2(spec: dict) -> dict:
     bf16 = fast_bf16()
     counter = CountingCollator(collator(spec, tok, 8 if dev == "cuda" else None), tok.pad_token_id)
     keep = ["input_ids", "attention_mask"] + ([] if lm else ["labels"])
-    # the same batches as workbench: Trainer's length-grouped sampler, drawn after the same seeding
+    # the same batches as workbench: its length-grouped sampler, drawn after the same seeding
     set_seed(42)
-    sampler = LengthGroupedSampler(spec["batch_size"], lengths=train["length"])
+    sampler = GroupedLengthSampler(spec["batch_size"], lengths=list(train["length"]))
     loader = DataLoader(train.select_columns(keep), batch_sampler=BatchSampler(sampler, spec["batch_size"], False),
                         collate_fn=counter)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -337,7 +338,7 @@ def instrument_workbench(spec: dict, phases: Phases, holder: dict) -> list:
             phases.wrap(engine, "_save_model", "save"), phases.wrap(Trainer, "train", "train_total")]
 
 
-def run_p(spec: dict) -> dict:
+def run_p(spec: dict, compile: bool = False) -> dict:
     import torch
 
     from workbench import finetune
@@ -351,7 +352,10 @@ def run_p(spec: dict) -> dict:
     runs_dir = tempfile.mkdtemp(prefix="bench-runs-")
     try:
         with instrument_trainer(phases, clock):
-            run = finetune(workbench_config(spec, runs_dir))  # defaults: console progress on, as a user has it
+            cfg = workbench_config(spec, runs_dir)
+            if compile:
+                cfg["train"]["torch_compile"] = True
+            run = finetune(cfg)  # defaults: console progress on, as a user has it
     finally:
         for u in undo:
             u()
@@ -362,7 +366,8 @@ def run_p(spec: dict) -> dict:
     from transformers import AutoConfig
 
     model = _shape_model(spec, run.dir / "model", AutoConfig)
-    return result(spec, "P", phases, clock, holder["counter"], model, info.get("precision", "?"),
+    return result(spec, "P+compile" if compile else "P", phases, clock, holder["counter"], model,
+                  info.get("precision", "?"),
                   {"name": main, "value": run.metrics.get(main)}, dev, time.perf_counter() - t0)
 
 
@@ -383,7 +388,7 @@ def _shape_model(spec: dict, model_dir: Path, auto_config: Any):
     return model
 
 
-VARIANTS = {"B0": run_b0, "B1": run_b1, "B2": run_b2, "P": run_p}
+VARIANTS = {"B0": run_b0, "B1": run_b1, "B2": run_b2, "P": run_p, "P+compile": lambda spec: run_p(spec, compile=True)}
 
 
 def env_for_child() -> dict:

@@ -7,17 +7,24 @@ chooses fast arguments and bridges Trainer callbacks to workbench events.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from ..events import CheckpointSaved, Evaluation, Step
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_text, now_iso
 
+GPU_LOADER_WORKERS = 2
+
 
 def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precision: str, has_eval: bool):
     from transformers import TrainingArguments
+
+    if device == "cuda":  # forked loader workers must not inherit a busy tokenizer thread pool
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     t = cfg.train
     eval_strategy = t.eval_strategy if has_eval else "no"
@@ -54,13 +61,39 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         logging_nan_inf_filter=False,  # the filter syncs the device every step; we check at logging steps
         disable_tqdm=True,
         report_to="none",
-        dataloader_num_workers=0,  # on few CPU cores the workers would steal compute; data is pre-tokenized
+        # on a GPU two workers collate the next batches while the GPU computes; on a CPU they would
+        # steal cores from the matmuls (the data is pre-tokenized, so collating is cheap)
+        dataloader_num_workers=GPU_LOADER_WORKERS if device == "cuda" else 0,
+        dataloader_persistent_workers=device == "cuda",
         dataloader_pin_memory=device == "cuda",
         torch_compile=t.torch_compile,
         # a task whose collator reads extra columns (word offsets for whole-word masking) keeps them
         remove_unused_columns=getattr(task, "remove_unused_columns", True),
         optim="adamw_torch_fused" if device == "cuda" or _fused_cpu_ok() else "adamw_torch",
     )
+
+
+@lru_cache(maxsize=1)
+def trainer_class() -> type:
+    """``transformers.Trainer`` with workbench's length-grouped sampler (see ``batching``).
+
+    The sampler reads the ``length`` column the task computed; Trainer would drop that column as
+    unused and re-measure every row before the first step.
+    """
+    from transformers import Trainer
+
+    from .batching import GroupedLengthSampler
+
+    class WorkbenchTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            data = self.train_dataset
+            if self.args.train_sampling_strategy != "group_by_length" or \
+                    self.args.length_column_name not in getattr(data, "column_names", ()):
+                return super()._get_train_sampler(train_dataset)
+            return GroupedLengthSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=list(data[self.args.length_column_name]))
+
+    return WorkbenchTrainer
 
 
 def _fused_cpu_ok() -> bool:

@@ -1,0 +1,123 @@
+"""The benchmark harness: its FLOP counts, its measurements, and the GPU suite's code paths at toy sizes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmarks import corpus, measure, models, run, variants, workloads
+
+
+def _meta_model(name: str, task: str):
+    import transformers
+
+    arch, kw = models.SHAPES[name]
+    config_cls = {"bert": transformers.BertConfig, "gpt2": transformers.GPT2Config,
+                  "qwen2": transformers.Qwen2Config, "llama": transformers.LlamaConfig}[arch]
+    with torch.device("meta"):
+        return variants.model_class(task).from_config(config_cls(**kw))
+
+
+@pytest.mark.parametrize("name, task, seq, published", [
+    # GFLOP per token for training, from docs/../research: BERT-base 0.528 @128 (encoder only),
+    # GPT-2 0.85 @1024, Qwen2.5-0.5B 3.23 @1024, Llama-3.2-1B 7.82 @1024 (LM head included)
+    ("bert-base", "masked-lm", 128, 0.528), ("gpt2-124m", "causal-lm", 1024, 0.85),
+    ("qwen2-0.5b", "causal-lm", 1024, 3.23), ("llama-1b", "causal-lm", 1024, 7.82),
+])
+def test_flops_per_token_match_the_published_counts(name, task, seq, published):
+    shape = measure.model_shape(_meta_model(name, task))
+    if task == "masked-lm":  # the published BERT figure counts the encoder without the MLM head
+        head = 30522 * 768 + 768 * 768
+        shape = {**shape, "matmul_params": shape["matmul_params"] - head}
+    flops = measure.training_flops(shape, [{"real": seq, "rows": [seq]}])["flops_6n"] / seq
+    assert flops / 1e9 == pytest.approx(published, rel=0.02)
+
+
+def test_lora_flops_count_no_weight_gradients():
+    shape = {"matmul_params": 1000, "layers": 2, "attn_width": 8, "params": 1100, "trainable_params": 10}
+    f = measure.training_flops(shape, [{"real": 10, "rows": [4, 6]}], lora=True)
+    attn = 12 * 2 * 8 * (16 + 36)
+    assert f["flops_6n"] == 6 * 1000 * 10 + attn and f["flops_lora"] == 4 * 1000 * 10 + attn
+
+
+def test_counting_collator_counts_real_and_padded_tokens():
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    tok = AutoTokenizer.from_pretrained(models.minilm_path())
+    count = measure.CountingCollator(DataCollatorWithPadding(tok), tok.pad_token_id)
+    feats = [{"input_ids": x, "attention_mask": [1] * len(x)} for x in tok(["a b c d e", "a"])["input_ids"]]
+    batch = count(feats)
+    assert batch["input_ids"].shape == (2, 7)
+    assert count.batches == [{"examples": 2, "real": 10, "padded": 14, "width": 7, "rows": [7, 3]}]
+
+
+def test_gpu_peaks():
+    assert measure.gpu_peak("NVIDIA H100 80GB HBM3") == 989.4e12
+    assert measure.gpu_peak("NVIDIA H200") == 989.4e12
+    assert measure.gpu_peak("NVIDIA H100 PCIe") is None and measure.gpu_peak(None) is None
+
+
+def test_corpora_have_no_text_in_both_train_and_eval(tmp_path):
+    paths = corpus.build("bbc-short", tmp_path, 300, 50)
+    train, labels = corpus.read(paths["train"])
+    evals, _ = corpus.read(paths["eval"])
+    assert len(train) == 300 and len(evals) == 50 and not set(train) & set(evals)
+    assert set(labels) == {"business", "entertainment", "politics", "sports", "tech"}
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WORKBENCH_BENCH_DIR", str(root))
+    yield root
+    mp.undo()
+
+
+def test_smoke_suite_end_to_end(bench_dir, tmp_path):
+    """All four variants in their own processes, the JSON and the markdown section."""
+    md = tmp_path / "bench.md"
+    md.write_text("# Benchmarks\n\nintro\n")
+    out = tmp_path / "smoke.json"
+    assert run.main(["--suite", "smoke", "--workloads", "toy-bert-short", "--repeats", "1", "--out", str(out),
+                     "--markdown", str(md)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["table"]["toy-bert-short"]
+    assert set(rows) == {"B0", "B1", "B2", "P"} and not result["failures"]
+    assert result["ratios"]["toy-bert-short"]["P and B2 same batches"] is True
+    assert rows["B0"]["pad_fraction"] > 0.4 > rows["P"]["pad_fraction"]  # B0 pads every text to max_length
+    assert rows["B0"]["precision"] == "fp32" and rows["P"]["precision"] == rows["B1"]["precision"]
+    for r in rows.values():
+        assert r["tokens_per_second"] > 0 and r["split"]["train"] > 0 and r["metric"]["name"] == "accuracy"
+    text = md.read_text()
+    assert text.startswith("# Benchmarks\n\nintro") and "<!-- BEGIN smoke -->" in text
+    assert "| P workbench |" in text and "Ratios against the targets" in text
+
+
+def test_lora_decoder_variants_and_mfu(bench_dir):
+    """The GPU suite's LoRA decoder path, in process at toy size, with MFU against a stand-in peak."""
+    (w,) = workloads.get("smoke", ["toy-qwen2-lora"])
+    spec = json.loads(run.prepare([w], bench_dir)[w.name].read_text())
+    records = [variants.VARIANTS[v](spec) for v in ("B1", "P")]
+    for rec in records:
+        rec["repeat"] = 0
+        assert rec["shape"]["trainable_params"] < rec["shape"]["params"] / 5  # adapters only
+        assert all(b["real"] == b["padded"] for b in rec["batches"][:rec["warmup"] + rec["steps"]])  # packed
+    stats = run.window_stats({**records[1], "device": "cuda"}, peak=1e12)
+    assert 0 < stats["mfu_lora"] < stats["mfu"]
+    summary = run.summarize(records, None)
+    assert summary["ratios"]["toy-qwen2-lora"]["P/B1 tokens/s"] > 0
+
+
+def test_report_merges_results_of_several_calls():
+    from benchmarks.report import merge
+
+    a = {"workloads": [{"name": "a"}], "records": [1], "failures": [], "table": {"a": {}}, "ratios": {"a": {}},
+         "seconds": 10, "load_end": [1]}
+    b = {"workloads": [{"name": "b"}], "records": [2], "failures": [], "table": {"b": {}}, "ratios": {"b": {}},
+         "seconds": 5, "load_end": [2]}
+    m = merge([a, b])
+    assert [w["name"] for w in m["workloads"]] == ["a", "b"] and set(m["table"]) == {"a", "b"}
+    assert m["seconds"] == 15 and m["load_end"] == [2]
