@@ -26,8 +26,8 @@ import yaml
 
 from .errors import WorkbenchError
 from .paths import PACKAGE_DIR, list_templates
-from .report_sections import (RUN_MIMETYPE, ParameterError, allowed_types, check_values, parameter_spec,
-                              template_path)
+from .report_sections import (RUN_MIMETYPE, ParameterError, allowed_types, check_values, example_value,
+                              parameter_spec, template_path)
 from .runs import RunDir, atomic_write_text
 
 KERNEL = "python3"
@@ -90,8 +90,10 @@ def parse_cli_value(name: str, text: str, annotation: str | None) -> Any:
             return value
     if "str" in allowed:
         return text
-    raise ParameterError(f"-p {name} {text}: '{name}' is declared {annotation}, and {text!r} is not one "
-                         f"(write a list or mapping as JSON, e.g. -p {name} '[\"a\"]'; none as null).")
+    json_note = " (lists and mappings are written as JSON)" if allowed & {"list", "dict"} else ""
+    none_note = "; null for none" if "None" in allowed else ""
+    raise ParameterError(f"-p {name} {text}: '{name}' is declared {annotation}, and {text!r} is not one; "
+                         f"for example {example_value(annotation, name)}{json_note}{none_note}.")
 
 
 def collect_parameters(template: str | Path, pairs: list[tuple[str, str]] | None = None,

@@ -125,7 +125,7 @@ def is_json_value(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _example(annotation: str | None, name: str) -> str:
+def example_value(annotation: str | None, name: str) -> str:
     allowed = allowed_types(annotation) or set()
     for kind, sample in (("int", "2"), ("float", "0.5"), ("bool", "true"), ("list", "'[\"a\", \"b\"]'"),
                          ("dict", "'{\"key\": 1}'"), ("str", "text")):
@@ -155,7 +155,7 @@ def check_values(values: dict, spec: dict, template: str) -> None:
         if not type_matches(value, allowed_types(annotation)):
             want = annotation or "a JSON value (text, number, true/false, null, list or mapping)"
             problems.append(f"'{name}' must be {want}, got {value!r} ({type(value).__name__}); "
-                            f"for example {_example(annotation, name)}")
+                            f"for example {example_value(annotation, name)}")
     if problems:
         raise ParameterError(f"Bad parameter value{'s' if len(problems) > 1 else ''} for template {template}: "
                              + "; ".join(problems) + ".")
