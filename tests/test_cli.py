@@ -103,15 +103,19 @@ def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "train", f"model={tiny_bert}",
                              f"data.train={clf_csv}", f"runs_dir={tmp_path}", "train.epochs=5000",
                              "baseline=false", "train.max_length=64"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    status = None
-    while time.time() < deadline and status != "running":
-        runs = list(tmp_path.glob("*/run.json"))
-        status = json.loads(runs[0].read_text()).get("status") if runs else None
-        time.sleep(0.5)
-    assert status == "running"
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
-    assert proc.returncode == 130, proc.stderr.read()[-2000:]
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.txt", "w"), text=True)
+    try:
+        deadline = time.time() + 240
+        status = None
+        while time.time() < deadline and status != "running":
+            runs = list(tmp_path.glob("*/run.json"))
+            status = json.loads(runs[0].read_text()).get("status") if runs else None
+            time.sleep(0.5)
+        assert status == "running"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (tmp_path / "stderr.txt").read_text()[-2000:]
     assert json.loads(runs[0].read_text())["status"] == "interrupted"
