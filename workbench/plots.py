@@ -26,11 +26,11 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _figure(width: float, height: float) -> tuple[Any, Any]:
+def _figure(width: float, height: float, layout: str | None = "constrained") -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout=layout)
     return fig, FigureCanvasAgg(fig)
 
 
@@ -89,7 +89,10 @@ def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: floa
     One run gives a training chart; several give an overlay for comparison. A run with no
     logged steps yet draws empty axes with a note, so a live display can show it from the start.
     """
-    fig, _ = _figure(width, 3.0)
+    # Fixed margins instead of a constrained layout, and fixed legend places: a live chart is redrawn
+    # during training, and those two searches were most of its drawing time.
+    fig, _ = _figure(width, 3.0, layout=None)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
     ax_loss, ax_metric = fig.subplots(1, 2)
     metrics_seen: list[str] = []
     for i, (name, records) in enumerate(records_by_run.items()):
@@ -110,11 +113,11 @@ def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: floa
                                label=f"{label} ({metric})" if label and len(set(metrics_seen)) > 1 else label)
     ax_loss.set_title("loss", fontsize=9)
     ax_metric.set_title("validation " + (" / ".join(metrics_seen) if metrics_seen else "metric"), fontsize=9)
-    for ax in (ax_loss, ax_metric):
+    for ax, place in ((ax_loss, "upper right"), (ax_metric, "best")):
         _style(ax)
         ax.set_xlabel("step", fontsize=8)
         if any(not str(line.get_label()).startswith("_") for line in ax.lines):
-            ax.legend(frameon=False, fontsize=7)
+            ax.legend(frameon=False, fontsize=7, loc=place)
         if not ax.lines:
             ax.text(0.5, 0.5, "no values yet", transform=ax.transAxes, ha="center", va="center", color="#888",
                     fontsize=9)
