@@ -131,7 +131,7 @@ def interrupt_stops(stop_event: threading.Event) -> Iterator[None]:
 def dry_run_html(cfg: RunConfig) -> str:
     """The resolved config and what the run would train and test on."""
     from . import tasks
-    from .ui.live import esc
+    from .ui.live import esc, styled
 
     task = tasks.get(cfg.task)(cfg)
     splits = task.load_data()
@@ -141,11 +141,12 @@ def dry_run_html(cfg: RunConfig) -> str:
         f"<td>{esc((report.get('sources') or {}).get(name) or report.get(f'{name}_from') or 'split off train')}</td>"
         f"<td>{esc(_label_counts(cfg, frame))}</td></tr>" for name, frame in splits.items())
     warnings = "".join(f"<li>{esc(w)}</li>" for w in report.get("warnings") or [])
-    return (f"<div><b>Dry run</b>: nothing was trained. Resolved config:</div><pre>{esc(cfg.to_yaml())}</pre>"
-            "<table class='wb-data'><thead><tr><th>split</th><th>rows</th><th>from</th><th>labels</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-            + (f"<div><b>Data warnings</b></div><ul>{warnings}</ul>" if warnings else "")
-            + f"<div>The same run from a terminal: <code>{esc(cfg.to_cli())}</code></div>")
+    return styled(
+        f"<div><b>Dry run</b>: nothing was trained. Resolved config:</div><pre>{esc(cfg.to_yaml())}</pre>"
+        "<table class='wb-data'><thead><tr><th>split</th><th>rows</th><th>from</th><th>labels</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+        + (f"<div><b>Data warnings</b></div><ul>{warnings}</ul>" if warnings else "")
+        + f"<div>The same run from a terminal: <code>{esc(cfg.to_cli())}</code></div>")
 
 
 def _label_counts(cfg: RunConfig, frame: Any) -> str:

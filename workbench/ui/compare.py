@@ -13,7 +13,7 @@ from typing import Any
 from ..config import flatten
 from ..render import fmt, fmt_delta
 from ..runs import RunDir, default_runs_dir, list_runs
-from .live import STATUS_COLORS, esc, run_dir_link
+from .live import STATUS_COLORS, esc, run_dir_link, styled
 
 
 def _status(status: Any) -> str:
@@ -43,7 +43,7 @@ def runs_table_html(rows: list[dict], root: Path | str | None = None) -> str:
                     f"<td>{_status(r.get('status'))}</td><td>{metric}</td>"
                     f"<td>{esc((r.get('created_at') or '')[:16].replace('T', ' '))}</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("run", "name", "task", "model", "status", "test metric", "created"))
-    return f"<table class='wb-runs'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return styled(f"<table class='wb-runs'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
 def _short(model: Any) -> str:
@@ -76,7 +76,7 @@ def compare_html(run_dirs: list[RunDir]) -> str:
     secs = [i.get("train_seconds") for i in infos]
     rows.append("<tr><td>training time (s)</td>" + "".join(f"<td>{fmt(s)}</td>" for s in secs) + "</tr>")
     table = f"<table class='wb-compare'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    return table + config_diff_html(run_dirs, labels)
+    return styled(table + config_diff_html(run_dirs, labels))
 
 
 def config_diff_html(run_dirs: list[RunDir], labels: list[str]) -> str:

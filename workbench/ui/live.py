@@ -36,8 +36,20 @@ STATUS_COLORS = {"running": "#2f7ed8", "completed": "#1a7f37", "failed": "#c6282
 _NOISE = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 
 
+CELL_STYLE = "padding:2px 14px 2px 0;text-align:left;vertical-align:top;border-bottom:1px solid #e3e3e3"
+
+
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
+
+
+def styled(fragment: str) -> str:
+    """Inline table styles: a notebook output, a widget and an exported page each style tables differently,
+    and a <style> block would be dropped from an untrusted notebook."""
+    return (fragment.replace("<table class=", "<table style='border-collapse:collapse;margin:6px 0' class=")
+            .replace("<th>", f"<th style='{CELL_STYLE};color:#555;font-weight:600'>")
+            .replace("<td>", f"<td style='{CELL_STYLE}'>")
+            .replace("<td style='color", f"<td style='{CELL_STYLE};color"))
 
 
 class LiveState:
@@ -158,7 +170,7 @@ class LiveState:
                          + "</div>")
         parts.append(self.outcome_html(summary))
         parts.append("</div>")
-        return "".join(parts)
+        return styled("".join(parts))
 
     def evals_html(self) -> str:
         if not self.evals:
@@ -264,7 +276,8 @@ class LiveView:
             self._last_html = now
             self.html_updates += 1
         wait = max(self.chart_interval, self._chart_cost / self.chart_budget if self.chart_budget else 0.0)
-        if self.state.curve_version not in (0, self._chart_version) and (final or now - self._last_chart >= wait):
+        drawable = self.state.curve_version >= 2 or final and self.state.curve_version  # one point draws no line
+        if drawable and self.state.curve_version != self._chart_version and (final or now - self._last_chart >= wait):
             t0 = time.perf_counter()
             self.put_chart(self.state.chart_png())
             self._chart_cost = time.perf_counter() - t0

@@ -66,7 +66,7 @@ class Field:
         self.default = spec["default"]
         self.kind, self.optional = _kind(spec["type"])
         self.optional = self.optional or self.default is None
-        label = self.key.split(".", 1)[-1].replace("_", " ")
+        label = self.key.split(".", 1)[-1].replace("_", " ") + (" data" if self.key in DATA_FIELDS else "")
         common = dict(description=label, tooltip=spec["help"], style={"description_width": LABEL_WIDTH},
                       layout=w.Layout(width="100%"))
         self.mode = "text"  # the widget holds text that get() converts; else it holds the value itself
