@@ -118,4 +118,5 @@ def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, (tmp_path / "stderr.txt").read_text()[-2000:]
-    assert json.loads(runs[0].read_text())["status"] == "interrupted"
+    info = json.loads(runs[0].read_text())
+    assert info["status"] == "interrupted" and info["resume_from"]  # stopped at a step, with a checkpoint

@@ -29,8 +29,14 @@ train:
 """
 
 
-def _sigterm_to_interrupt(signum, frame):  # pragma: no cover - exercised through a subprocess test
-    raise KeyboardInterrupt
+def _stop_on_sigterm(stop) -> None:
+    """First SIGTERM: stop at the next step with a resumable checkpoint; a second one: stop now."""
+    def handler(signum, frame):  # pragma: no cover - exercised through a subprocess test
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _config_help() -> str:
@@ -142,10 +148,13 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     from .events import ConsoleProgress
     from .render import metrics_table_text
 
-    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    import threading
+
+    stop = threading.Event()
+    _stop_on_sigterm(stop)
     sinks = [] if quiet else [ConsoleProgress()]
     try:
-        run_dir = execute(cfg, sinks=sinks)
+        run_dir = execute(cfg, sinks=sinks, stop_event=stop)
     except KeyboardInterrupt:
         print("\ninterrupted; the run is marked 'interrupted'.", file=sys.stderr)
         return 130
@@ -162,7 +171,11 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
         print(f"Training time: {info.get('train_seconds', 0):.0f} s (total {info.get('elapsed_seconds', 0):.0f} s)")
     else:
         print(f"\nRun {info.get('status')}: {info.get('error') or ''}")
+        if info.get("resume_from"):
+            print(f"Resume with: workbench train {run_dir.config_yaml} train.resume_from={info['resume_from']}")
     print(f"Run directory: {run_dir.path}")
+    if info.get("status") == "interrupted":
+        return 130
     return 0 if info.get("status") == "completed" else 1
 
 
