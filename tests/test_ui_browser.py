@@ -6,19 +6,24 @@ Set WORKBENCH_SCREENSHOTS=<folder> to keep the screenshots (docs/panel.png comes
 
 from __future__ import annotations
 
-import csv
+import importlib.util
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import build_tiny_bert, make_texts
 
-sys.path.insert(0, str(Path(__file__).parent / "server"))
-from lab_server import CHROMIUM, CHROMIUM_ARGS, running_lab  # noqa: E402
+def _lab_server():
+    """tests/server/lab_server.py, loaded by path: that folder's conftest must not shadow ours."""
+    spec = importlib.util.spec_from_file_location("lab_server", Path(__file__).parent / "server" / "lab_server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lab_server = _lab_server()
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -31,75 +36,60 @@ def notebook(config: dict) -> dict:
 
 
 @pytest.fixture
-def lab(tmp_path: Path):
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make test does it)")
+def lab(tmp_path: Path, tiny_bert: Path, clf_csv: Path):
+    if not os.path.exists(lab_server.CHROMIUM):
+        pytest.fail(f"{lab_server.CHROMIUM} is missing: `apt-get install -y chromium` (make test does it)")
     root = tmp_path / "root"
     root.mkdir()
-    model = build_tiny_bert(root / "tiny-bert")
-    with open(root / "topics.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(make_texts(240))
+    model = shutil.copytree(tiny_bert, root / "tiny-bert")
+    shutil.copy(clf_csv, root / "topics.csv")
     config = {"model": str(model), "data": {"train": "topics.csv"},
               "train": {"epochs": 3, "learning_rate": 3e-3, "max_length": 64, "logging_steps": 2,
                         "warmup_ratio": 0.0}}
     (root / "panel.ipynb").write_text(json.dumps(notebook(config)), encoding="utf-8")
     templates = tmp_path / "templates"
     templates.mkdir()
-    with running_lab(tmp_path / "lab", root, templates) as server:
+    with lab_server.running_lab(tmp_path / "lab", root, templates) as server:
         yield server
 
 
 def test_panel_start_and_stop_in_jupyterlab(lab, tmp_path: Path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1500})
-            page.set_default_timeout(60_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{lab.url}lab/tree/panel.ipynb?token={lab.token}")
-            page.locator(".jp-Notebook .jp-Cell").first.click()
-            page.keyboard.press("Shift+Enter")
+    url = f"{lab.url}lab/tree/panel.ipynb?token={lab.token}"
+    with lab_server.chromium_page(url, tmp_path, viewport={"width": 1280, "height": 1500}) as page:
+        page.set_default_timeout(60_000)
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        page.keyboard.press("Shift+Enter")
 
-            panel = page.locator(".jp-OutputArea-output .widget-vbox").first
-            start = panel.get_by_role("button", name="Start")
-            stop = panel.get_by_role("button", name="Stop")
-            expect(start).to_be_visible(timeout=120_000)
-            expect(panel.locator("input").first).to_be_visible()
-            expect(stop).to_be_disabled()
-            expect(panel).to_contain_text("Data columns: text, label")  # filled from topics.csv
+        panel = page.locator(".jp-OutputArea-output .widget-vbox").first
+        start = panel.get_by_role("button", name="Start")
+        stop = panel.get_by_role("button", name="Stop")
+        expect(start).to_be_visible(timeout=120_000)
+        expect(panel.locator("input").first).to_be_visible()
+        expect(stop).to_be_disabled()
+        expect(panel).to_contain_text("Data columns: text, label")  # filled from topics.csv
 
-            start.click()
-            progress = panel.locator(".wb-progress")
-            expect(progress).to_contain_text("running", timeout=120_000)
-            expect(stop).to_be_enabled()
-            expect(panel.locator("img").first).to_be_visible(timeout=120_000)  # the live chart
-            page.screenshot(path=str(tmp_path / "panel-live.png"), full_page=True)
-            expect(progress).to_contain_text("completed", timeout=240_000)
-            expect(progress).to_contain_text("Test metrics, fine-tuned against the baseline")
-            expect(panel).to_contain_text("finished")
-            expect(start).to_be_enabled()
-            expect(stop).to_be_disabled()
-            assert panel.locator("img").count() >= 2  # curves and confusion matrices
-            page.screenshot(path=str(tmp_path / "panel.png"), full_page=True)
+        start.click()
+        progress = panel.locator(".wb-progress")
+        expect(progress).to_contain_text("running", timeout=120_000)
+        expect(stop).to_be_enabled()
+        expect(panel.locator("img").first).to_be_visible(timeout=120_000)  # the live chart
+        page.screenshot(path=str(tmp_path / "panel-live.png"), full_page=True)
+        expect(progress).to_contain_text("completed", timeout=240_000)
+        expect(progress).to_contain_text("Test metrics, fine-tuned against the baseline")
+        expect(panel).to_contain_text("finished")
+        expect(start).to_be_enabled()
+        expect(stop).to_be_disabled()
+        assert panel.locator("img").count() >= 2  # curves and confusion matrices
+        page.screenshot(path=str(tmp_path / "panel.png"), full_page=True)
 
-            start.click()
-            expect(progress).to_contain_text("step 2/", timeout=120_000)
-            stop.click()
-            expect(progress).to_contain_text("interrupted", timeout=120_000)
-            expect(panel).to_contain_text("continue it with train.resume_from=")
-            runs = sorted((lab.root / "runs").iterdir())
-            statuses = sorted(json.loads((r / "run.json").read_text())["status"] for r in runs)
-            assert statuses == ["completed", "interrupted"]
-            assert not errors, errors
-        finally:
-            shots = os.environ.get("WORKBENCH_SCREENSHOTS")
-            if shots:
-                Path(shots).mkdir(parents=True, exist_ok=True)
-                for png in tmp_path.glob("*.png"):
-                    shutil.copy(png, Path(shots) / png.name)
-            browser.close()
+        start.click()
+        expect(progress).to_contain_text("step 2/", timeout=120_000)
+        stop.click()
+        expect(progress).to_contain_text("interrupted", timeout=120_000)
+        expect(panel).to_contain_text("continue it with train.resume_from=")
+        runs = sorted((lab.root / "runs").iterdir())
+        statuses = sorted(json.loads((r / "run.json").read_text())["status"] for r in runs)
+        assert statuses == ["completed", "interrupted"]
+        assert not page.errors, page.errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,32 @@ def template_notebook() -> dict:
                                        "mimetype": "text/x-python", "file_extension": ".py"}},
         "nbformat": 4, "nbformat_minor": 5,
     }
+
+
+@contextmanager
+def chromium_page(url: str, shots_from: Path, viewport: dict | None = None) -> Iterator:
+    """A Playwright page in Debian's Chromium opened at ``url``; page errors collect in ``page.errors``.
+
+    On exit the PNGs under ``shots_from`` are copied to $WORKBENCH_SCREENSHOTS when it is set.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=viewport or {"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.errors = []
+            page.on("pageerror", lambda e: page.errors.append(str(e)))
+            page.goto(url)
+            yield page
+        finally:
+            shots = os.environ.get("WORKBENCH_SCREENSHOTS")
+            if shots:
+                Path(shots).mkdir(parents=True, exist_ok=True)
+                for png in Path(shots_from).glob("*.png"):
+                    shutil.copy(png, Path(shots) / png.name)
+            browser.close()
 
 
 def _free_port() -> int:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from lab_server import CHROMIUM, CHROMIUM_ARGS, running_lab, template_notebook
+from lab_server import CHROMIUM, chromium_page, running_lab, template_notebook
 from runs_seed import seed_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -41,25 +40,9 @@ def lab(tmp_path: Path):
 
 @pytest.fixture
 def page(lab, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(30_000)
-            page.errors = []
-            page.on("pageerror", lambda e: page.errors.append(str(e)))
-            page.goto(f"{lab.url}lab?token={lab.token}")
-            page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
-            yield page
-        finally:
-            shots = os.environ.get("WORKBENCH_SCREENSHOTS")
-            if shots:
-                Path(shots).mkdir(parents=True, exist_ok=True)
-                for png in tmp_path.glob("*.png"):
-                    shutil.copy(png, Path(shots) / png.name)
-            browser.close()
+    with chromium_page(f"{lab.url}lab?token={lab.token}", tmp_path) as page:
+        page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        yield page
 
 
 def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
