@@ -109,6 +109,18 @@ def render(result: dict) -> str:
             cells.append(f"{text} {'met' if ok(v) else 'not met'}")
         same = r.get("P and B2 same batches")
         lines.append(f"| {w['name']} | " + " | ".join(cells) + f" | {'yes' if same else ('no' if same is False else '–')} |")
+    magic = result.get("magic")
+    if magic and "error" not in magic:
+        p_row = result["table"].get(magic["workload"], {}).get("P", {})
+        lines += ["", f"Through the notebook front end ({magic['workload']} as a `%%finetune` cell executed by "
+                      f"papermill, once): the live display (HTML progress and PNG chart, updated in place) spent "
+                      f"{magic['ui_seconds']:.3f} s of the run's {magic['elapsed_seconds']:.1f} s "
+                      f"({_pct(magic['ui_share_of_run'])}; target ≤ 1 %). Training took "
+                      f"{magic['train_seconds']:.1f} s there and {_n(p_row.get('run_train_seconds'), 1)} s (median) "
+                      f"through the Python API; the whole notebook, kernel start included, "
+                      f"{magic['notebook_seconds']:.1f} s."]
+    elif magic:
+        lines += ["", f"The `%%finetune` notebook run failed: {magic['error']} ({' | '.join(magic['log_tail'][-2:])})"]
     if result.get("failures"):
         lines += ["", "Runs that failed:", ""]
         for f in result["failures"]:

@@ -366,9 +366,57 @@ def run_p(spec: dict, compile: bool = False) -> dict:
     from transformers import AutoConfig
 
     model = _shape_model(spec, run.dir / "model", AutoConfig)
-    return result(spec, "P+compile" if compile else "P", phases, clock, holder["counter"], model,
-                  info.get("precision", "?"),
-                  {"name": main, "value": run.metrics.get(main)}, dev, time.perf_counter() - t0)
+    rec = result(spec, "P+compile" if compile else "P", phases, clock, holder["counter"], model,
+                 info.get("precision", "?"), {"name": main, "value": run.metrics.get(main)}, dev,
+                 time.perf_counter() - t0)
+    rec["run_train_seconds"] = info.get("train_seconds")
+    return rec
+
+
+MAGIC_SETUP = """\
+import json, time
+import workbench.ui.live as live
+views = []
+_init = live.LiveView.__init__
+def _register(self, *a, **kw):
+    _init(self, *a, **kw)
+    views.append(self)
+live.LiveView.__init__ = _register
+%load_ext workbench
+"""
+MAGIC_REPORT = """\
+info = json.load(open(run.dir / "run.json"))
+json.dump({"ui_seconds": sum(v.ui_seconds for v in views), "train_seconds": info.get("train_seconds"),
+           "elapsed_seconds": info.get("elapsed_seconds"), "status": info.get("status")}, open(OUT, "w"))
+"""
+
+
+def run_magic(spec: dict) -> dict:
+    """P once more, as a notebook user runs it: a ``%%finetune`` cell executed by papermill.
+
+    Measures the notebook display's own time (``ui_seconds``) against the run's training time.
+    """
+    import nbformat
+    import papermill
+    import yaml
+
+    cfg = workbench_config(spec, tempfile.mkdtemp(prefix="bench-runs-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-magic-"))
+    out = tmp / "magic.json"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(MAGIC_SETUP + f"OUT = {str(out)!r}"),
+                nbformat.v4.new_code_cell("%%finetune --output run\n" + yaml.safe_dump(cfg, sort_keys=False)),
+                nbformat.v4.new_code_cell(MAGIC_REPORT)]
+    nbformat.write(nb, str(tmp / "in.ipynb"))
+    t0 = time.perf_counter()
+    papermill.execute_notebook(str(tmp / "in.ipynb"), str(tmp / "out.ipynb"), kernel_name="python3",
+                               progress_bar=False, cwd=str(tmp))
+    wall = time.perf_counter() - t0
+    import json
+
+    rec = json.loads(out.read_text(encoding="utf-8"))
+    return {"workload": spec["name"], "variant": "P-magic", "notebook_seconds": wall, **rec,
+            "ui_share_of_run": rec["ui_seconds"] / rec["elapsed_seconds"] if rec.get("elapsed_seconds") else None}
 
 
 def _shape_model(spec: dict, model_dir: Path, auto_config: Any):
@@ -388,7 +436,8 @@ def _shape_model(spec: dict, model_dir: Path, auto_config: Any):
     return model
 
 
-VARIANTS = {"B0": run_b0, "B1": run_b1, "B2": run_b2, "P": run_p, "P+compile": lambda spec: run_p(spec, compile=True)}
+VARIANTS = {"B0": run_b0, "B1": run_b1, "B2": run_b2, "P": run_p, "P+compile": lambda spec: run_p(spec, compile=True),
+            "P-magic": run_magic}
 
 
 def env_for_child() -> dict:

@@ -68,6 +68,7 @@ class Probe:
         self.widths: list[int] = []
         self.counter = SyncCounter()
         self.linear_dtypes: set = set()
+        self.output_dtypes: set = set()
         self.optimizers: list = []
         self.steps: list[int] = []
 
@@ -117,7 +118,12 @@ def probed_run(tiny_bert, tmp_path_factory):
     def load_model(self, _original=TextClassification.load_model):
         model = _original(self)
         model.register_forward_pre_hook(lambda m, a: setattr(probe.counter, "in_model", True))
-        model.register_forward_hook(lambda m, a, o: setattr(probe.counter, "in_model", False))
+        def after_forward(module, args, output):
+            probe.counter.in_model = False
+            if torch.is_grad_enabled():
+                probe.output_dtypes.add(output.logits.dtype)
+
+        model.register_forward_hook(after_forward)
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
                 module.register_forward_hook(
@@ -177,6 +183,8 @@ def test_matmuls_run_in_bf16_where_the_cpu_has_it(probed_run):
     expected = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     assert run.info["precision"] == ("bf16" if expected == torch.bfloat16 else "fp32")
     assert probe.linear_dtypes == {expected}
+    # and nothing copies the outputs back to fp32 after each forward (a whole logits tensor for an LM)
+    assert probe.output_dtypes == {expected}
 
 
 def test_fused_adamw(probed_run):

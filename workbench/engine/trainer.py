@@ -75,16 +75,32 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
 
 @lru_cache(maxsize=1)
 def trainer_class() -> type:
-    """``transformers.Trainer`` with workbench's length-grouped sampler (see ``batching``).
+    """``transformers.Trainer`` with bf16 autocast of its own and workbench's length-grouped sampler.
 
-    The sampler reads the ``length`` column the task computed; Trainer would drop that column as
-    unused and re-measure every row before the first step.
+    The sampler (see ``batching``) reads the ``length`` column the task computed; Trainer would drop
+    that column as unused and re-measure every row before the first step.
     """
     from transformers import Trainer
 
     from .batching import GroupedLengthSampler
 
     class WorkbenchTrainer(Trainer):
+        def create_accelerator_and_postprocess(self) -> None:
+            super().create_accelerator_and_postprocess()
+            # bf16: autocast the forward and loss here (autocast_smart_context_manager) instead of
+            # letting accelerate wrap model.forward, which also copies every output to fp32 after
+            # each step, a language model's whole batch x length x vocabulary logits included
+            self._bf16_autocast = bool(self.args.bf16) and self.accelerator.mixed_precision == "bf16"
+            if self._bf16_autocast:
+                self.accelerator.native_amp = False
+
+        def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
+            if getattr(self, "_bf16_autocast", False):
+                import torch
+
+                return torch.autocast(self.args.device.type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
+            return super().autocast_smart_context_manager(cache_enabled)
+
         def _get_train_sampler(self, train_dataset=None):
             data = self.train_dataset
             if self.args.train_sampling_strategy != "group_by_length" or \
