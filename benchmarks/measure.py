@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import resource
@@ -19,28 +20,59 @@ class CountingCollator:
     and each row's real length (for the attention term of the FLOP count).
 
     Counting reads the attention mask on the host before the batch moves to the device, so it adds
-    no device synchronisation.
+    no device synchronisation. In DataLoader worker processes (GPU runs) each record goes to a spool
+    file with its batch number (PyTorch hands batch k to worker k mod num_workers), and
+    ``train_batches`` puts them back in order.
     """
 
     def __init__(self, collate: Callable, pad_id: int | None = None):
+        import tempfile
+
         self.collate = collate
         self.pad_id = pad_id
         self.batches: list[dict] = []
+        self.spool = tempfile.mkdtemp(prefix="bench-batches-")
+        self._seq: dict = {}
 
     def __call__(self, features: list[dict]) -> dict:
+        import torch
+
         batch = self.collate(features)
         ids = batch["input_ids"]
         mask = batch.get("attention_mask")
         if mask is None:
             mask = (ids != self.pad_id) if self.pad_id is not None else ids.new_ones(ids.shape)
         rows = mask.sum(dim=1).tolist()
-        self.batches.append({"examples": int(ids.shape[0]), "real": int(sum(rows)), "padded": int(ids.numel()),
-                             "width": int(ids.shape[1]), "rows": rows})
+        rec = {"examples": int(ids.shape[0]), "real": int(sum(rows)), "padded": int(ids.numel()),
+               "width": int(ids.shape[1]), "rows": rows}
+        worker = torch.utils.data.get_worker_info()
+        if worker is None:
+            self.batches.append(rec)
+        else:
+            key = (len(worker.dataset), worker.id)
+            seq = self._seq.get(key, 0)
+            self._seq[key] = seq + 1
+            rec.update(n=len(worker.dataset), k=seq * worker.num_workers + worker.id, t=time.time())
+            with open(os.path.join(self.spool, f"{os.getpid()}.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
         return batch
+
+    def _spooled(self) -> list[dict]:
+        recs = []
+        for name in sorted(os.listdir(self.spool)):
+            with open(os.path.join(self.spool, name), encoding="utf-8") as f:
+                recs.extend(json.loads(line) for line in f if line.strip())
+        if not recs:
+            return []
+        train_n = min(recs, key=lambda r: r["t"])["n"]  # the training loader runs before any evaluation
+        first: dict[int, dict] = {}
+        for r in sorted((r for r in recs if r["n"] == train_n), key=lambda r: r["t"]):
+            first.setdefault(r["k"], {k: v for k, v in r.items() if k not in ("n", "k", "t")})
+        return [first[k] for k in sorted(first)]
 
     def train_batches(self, steps: int) -> list[dict]:
         """The first ``steps`` batches: the training batches (evaluation batches come after)."""
-        return self.batches[:steps]
+        return (self.batches or self._spooled())[:steps]
 
 
 @dataclass

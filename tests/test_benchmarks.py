@@ -77,7 +77,8 @@ def bench_dir(tmp_path_factory):
 
 
 def test_smoke_suite_end_to_end(bench_dir, tmp_path):
-    """All four variants in their own processes, the JSON and the markdown section."""
+    """All four variants in their own processes, a %%finetune notebook under papermill, the JSON and
+    the markdown section."""
     md = tmp_path / "bench.md"
     md.write_text("# Benchmarks\n\nintro\n")
     out = tmp_path / "smoke.json"
@@ -91,6 +92,8 @@ def test_smoke_suite_end_to_end(bench_dir, tmp_path):
     assert rows["B0"]["precision"] == "fp32" and rows["P"]["precision"] == rows["B1"]["precision"]
     for r in rows.values():
         assert r["tokens_per_second"] > 0 and r["split"]["train"] > 0 and r["metric"]["name"] == "accuracy"
+    magic = result["magic"]
+    assert magic["status"] == "completed" and 0 < magic["ui_seconds"] < magic["elapsed_seconds"]
     text = md.read_text()
     assert text.startswith("# Benchmarks\n\nintro") and "<!-- BEGIN smoke -->" in text
     assert "| P workbench |" in text and "Ratios against the targets" in text
@@ -121,3 +124,21 @@ def test_report_merges_results_of_several_calls():
     m = merge([a, b])
     assert [w["name"] for w in m["workloads"]] == ["a", "b"] and set(m["table"]) == {"a", "b"}
     assert m["seconds"] == 15 and m["load_end"] == [2]
+
+
+def test_counting_collator_in_loader_workers_keeps_the_batch_order():
+    """GPU runs collate in worker processes; their records come back in the loader's order."""
+    from torch.utils.data import DataLoader
+
+    rows = [{"input_ids": [1] * n, "attention_mask": [1] * n} for n in range(1, 41)]
+
+    def pad(features):
+        width = max(len(f["input_ids"]) for f in features)
+        return {k: torch.tensor([f[k] + [0] * (width - len(f[k])) for f in features]) for k in features[0]}
+
+    count = measure.CountingCollator(pad, 0)
+    loader = DataLoader(rows, batch_size=4, num_workers=2, collate_fn=count)
+    widths = [int(b["input_ids"].shape[1]) for b in loader]
+    assert not count.batches  # nothing was counted in this process
+    assert [b["width"] for b in count.train_batches(10)] == widths == list(range(4, 41, 4))
+    assert count.train_batches(3)[0]["rows"] == [1, 2, 3, 4]
