@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     items = workloads.get(a.suite, a.workloads.split(",") if a.workloads else None)
+    out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"{a.suite}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial.json")
     only = a.variants.split(",") if a.variants else None
     root = work_dir()
     logs = root / "logs"
@@ -191,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 rec = run_child(specs[w.name], v, logs, a.timeout)
                 rec["repeat"] = rep
                 records.append(rec)
+                partial.write_text(json.dumps(records, default=str), encoding="utf-8")  # survives a cut-off
                 if "error" in rec:
                     print(f"  failed: {rec['error']}: {' | '.join(rec['log_tail'][-3:])}", file=sys.stderr)
     magic = None
@@ -205,9 +209,8 @@ def main(argv: list[str] | None = None) -> int:
               "machine": info, "peak_flops": peak, "repeats": a.repeats,
               "workloads": [w.to_dict() for w in items], **summarize(records, peak), "magic": magic,
               "records": records}
-    out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"{a.suite}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    partial.unlink(missing_ok=True)
     print(f"wrote {out}", file=sys.stderr)
     if a.markdown:
         from .report import write_section
