@@ -241,3 +241,11 @@ def test_metrics_jsonl_lines_and_live_records_agree(run_dir):
     emit(evaluation(20, 0.8))
     on_disk = [json.loads(line) for line in run_dir.metrics_jsonl.read_text().splitlines()]
     assert plots.curve_series(on_disk) == plots.curve_series(view.state.records)
+
+
+def test_live_curves_redraw_matches_a_fresh_chart():
+    """The live chart keeps its figure between redraws; every redraw equals a chart drawn from scratch."""
+    chart = plots.LiveCurves("run")
+    all_records = records()
+    for n in (3, 12, 21, len(all_records)):  # steps only, then the evaluations appear
+        assert chart.png(all_records[:n]) == plots.curves_png({"run": all_records[:n]})

@@ -89,28 +89,67 @@ def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: floa
     One run gives a training chart; several give an overlay for comparison. A run with no
     logged steps yet draws empty axes with a note, so a live display can show it from the start.
     """
+    fig, axes = _curves_figure(width)
+    _draw_curves(*axes, records_by_run)
+    return _png(fig, dpi)
+
+
+class LiveCurves:
+    """``curves_png`` of one growing run, redrawn cheaply: the figure and its lines are kept and only
+    their data change, which halves the drawing time of a live chart. Axes are rebuilt only when a
+    new series (the first evaluation) appears."""
+
+    def __init__(self, name: str = "run", dpi: int = 96, width: float = 8.0):
+        self.name, self.dpi = name, dpi
+        self.fig, self.axes = _curves_figure(width)
+        self.lines: dict[str, Any] = {}
+
+    def png(self, records: list[dict]) -> bytes:
+        series = curve_series(records)
+        if set(series) != set(self.lines):
+            for ax in self.axes:
+                ax.clear()
+            self.lines = _draw_curves(*self.axes, {self.name: records})
+        else:
+            for key, line in self.lines.items():
+                line.set_data(*series[key])
+            for ax in self.axes:
+                if ax.lines:  # an empty axis keeps its 0..1 frame
+                    ax.relim()
+                    ax.autoscale_view()
+        return _png(self.fig, self.dpi)
+
+
+def _curves_figure(width: float) -> tuple[Any, Any]:
     # Fixed margins instead of a constrained layout, and fixed legend places: a live chart is redrawn
     # during training, and those two searches were most of its drawing time.
     fig, _ = _figure(width, 3.0, layout=None)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
-    ax_loss, ax_metric = fig.subplots(1, 2)
+    return fig, fig.subplots(1, 2)
+
+
+def _draw_curves(ax_loss: Any, ax_metric: Any, records_by_run: dict[str, list[dict]]) -> dict[str, Any]:
+    """Plot every run's series; returns the lines of the last run by series name."""
     metrics_seen: list[str] = []
+    lines: dict[str, Any] = {}
     for i, (name, records) in enumerate(records_by_run.items()):
         color = COLORS[i % len(COLORS)]
         label = name if len(records_by_run) > 1 else None
-        series = curve_series(records)
-        for key, (xs, ys) in series.items():
+        lines = {}
+        for key, (xs, ys) in curve_series(records).items():
             if key == "train loss":
-                ax_loss.plot(xs, ys, color=color, linewidth=1.4, label=f"{label} train" if label else "train")
+                lines[key], = ax_loss.plot(xs, ys, color=color, linewidth=1.4,
+                                           label=f"{label} train" if label else "train")
             elif key == "validation loss":
-                ax_loss.plot(xs, ys, color=color, linewidth=1.4, linestyle="--", marker="o", markersize=3,
-                             label=f"{label} validation" if label else "validation")
+                lines[key], = ax_loss.plot(xs, ys, color=color, linewidth=1.4, linestyle="--", marker="o",
+                                           markersize=3, label=f"{label} validation" if label else "validation")
             else:
                 metric = key.removeprefix("validation ")
                 if metric not in metrics_seen:
                     metrics_seen.append(metric)
-                ax_metric.plot(xs, ys, color=color, linewidth=1.4, marker="o", markersize=3,
-                               label=f"{label} ({metric})" if label and len(set(metrics_seen)) > 1 else label)
+                lines[key], = ax_metric.plot(xs, ys, color=color, linewidth=1.4, marker="o", markersize=3,
+                                             label=f"{label} ({metric})" if label and len(metrics_seen) > 1
+                                             else label)
     ax_loss.set_title("loss", fontsize=9)
     ax_metric.set_title("validation " + (" / ".join(metrics_seen) if metrics_seen else "metric"), fontsize=9)
     for ax, place in ((ax_loss, "upper right"), (ax_metric, "best")):
@@ -121,7 +160,7 @@ def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: floa
         if not ax.lines:
             ax.text(0.5, 0.5, "no values yet", transform=ax.transAxes, ha="center", va="center", color="#888",
                     fontsize=9)
-    return _png(fig, dpi)
+    return lines
 
 
 # ---- confusion matrix ----------------------------------------------------------------------------

@@ -78,6 +78,7 @@ class LiveState:
         self.error: str | None = None
         self.warnings: list[str] = []
         self.finished: RunFinished | None = None
+        self._chart: Any = None  # plots.LiveCurves, made on the first chart
         self.version = 0        # bumps on every change, so views redraw only when something changed
         self.curve_version = 0  # bumps when a point is added to the curves
 
@@ -210,9 +211,11 @@ class LiveState:
         return ""
 
     def chart_png(self) -> bytes:
-        from ..plots import curves_png
+        from ..plots import LiveCurves
 
-        return curves_png({self.run_id or "run": self.records})
+        if self._chart is None:
+            self._chart = LiveCurves(self.run_id or "run")
+        return self._chart.png(self.records)
 
 
 def _read_info(run_dir: str) -> dict:
@@ -245,7 +248,7 @@ class LiveView:
     confusion matrices of classification runs.
     """
 
-    def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.005,
+    def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.004,
                  confusion: bool = False, summary: bool = True):
         self.summary = summary
         self.interval = interval
@@ -314,7 +317,7 @@ class NotebookProgress(LiveView):
     ``display`` replaces ``IPython.display.display`` (it must return an object with ``update``).
     """
 
-    def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.005,
+    def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.004,
                  confusion: bool = False, summary: bool = True, display: Any = None):
         super().__init__(interval, chart_interval, chart_budget, confusion, summary)
         self._display = display

@@ -17,7 +17,7 @@ from .live import CHART_PLACEHOLDER, LiveView
 class WidgetProgress(LiveView):
     """Progress bar, stats, evaluations and outcome (HTML), curves and confusion matrix (PNG) as widgets."""
 
-    def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.005,
+    def __init__(self, interval: float = 0.2, chart_interval: float = 3.0, chart_budget: float = 0.004,
                  confusion: bool = True, summary: bool = True):
         import ipywidgets as w
 
