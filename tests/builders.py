@@ -168,8 +168,8 @@ def make_multilabel_rows(n: int, seed: int = 0) -> list[tuple[str, list[str]]]:
     for i in range(n):
         chosen = sorted(rng.sample(labels, 1 if i % 2 else 2))
         words = []
-        for _ in range(rng.randint(8, 30)):
-            words.append(rng.choice(TOPICS[rng.choice(chosen)].split()) if rng.random() < 0.5 else rng.choice(FILLER))
+        for _ in range(rng.randint(6, 20)):
+            words.append(rng.choice(TOPICS[rng.choice(chosen)].split()) if rng.random() < 0.8 else rng.choice(FILLER))
         rows.append((" ".join(words) + f" {i}", chosen))
     return rows
 

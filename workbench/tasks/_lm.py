@@ -116,11 +116,11 @@ def pack(columns: dict[str, list[list]], block: int) -> dict[str, list[list]]:
 
 def length_report(examples: int, lengths: list[int], kept: list[int], max_length: int, packed: bool) -> dict:
     arr = np.asarray(lengths, dtype=np.int64) if lengths else np.zeros(0, dtype=np.int64)
+    cut = sum(1 for a, b in zip(lengths, kept) if b < a)  # packed text loses nothing; long pairs still can
     return {
         "examples": int(examples),
-        "truncated": 0 if packed else int(sum(1 for a, b in zip(lengths, kept) if b < a)),
-        "truncated_fraction": 0.0 if packed or not examples else
-        float(sum(1 for a, b in zip(lengths, kept) if b < a) / examples),
+        "truncated": int(cut),
+        "truncated_fraction": float(cut / examples) if examples else 0.0,
         "tokens_before": int(arr.sum()),
         "tokens_kept": int(sum(kept)),
         "length_mean": float(arr.mean()) if len(arr) else 0.0,
