@@ -4,8 +4,11 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from workbench import finetune
+from workbench.api import Run
+from workbench.cli import main
 from workbench.config import resolve
 from workbench.errors import DataError, ModelError
 from workbench.models import load_tokenizer
@@ -45,7 +48,12 @@ def tokenized(cfg):
 
 @pytest.fixture(scope="module")
 def adapted(tiny_bert, domain_txt, tmp_path_factory):
-    return finetune(mlm_config(tiny_bert, domain_txt, tmp_path_factory.mktemp("mlm-runs")), progress=False)
+    """`workbench train adapt.yaml` (stage 1 of adapt-then-fine-tune), as a user would run it."""
+    root = tmp_path_factory.mktemp("mlm-cli")
+    path = root / "adapt.yaml"
+    path.write_text(yaml.safe_dump(mlm_config(tiny_bert, domain_txt, root / "runs")))
+    assert main(["train", str(path), "--quiet"]) == 0
+    return Run(next((root / "runs").iterdir()))
 
 
 def test_pack_cuts_one_stream_into_blocks_and_keeps_columns_aligned():

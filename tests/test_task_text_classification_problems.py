@@ -4,8 +4,11 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from workbench import finetune
+from workbench.api import Run
+from workbench.cli import main
 from workbench.errors import ConfigError, DataError
 
 from builders import make_multilabel_rows, make_regression_rows, tiny_config
@@ -30,10 +33,14 @@ def multilabel(tiny_bert, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def regression(tiny_bert, tmp_path_factory):
+    """From the command line, the problem and target column given as key=value overrides."""
     root = tmp_path_factory.mktemp("regression")
     path = root / "scores.csv"
     pd.DataFrame(make_regression_rows(240), columns=["text", "score"]).to_csv(path, index=False)
-    return finetune(config(tiny_bert, path, root / "runs", "regression", label_column="score"), progress=False)
+    cfg = root / "run.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_bert, path, root / "runs", epochs=5)))
+    assert main(["train", str(cfg), "task_options.problem=regression", "data.label_column=score", "--quiet"]) == 0
+    return Run(next((root / "runs").iterdir()))
 
 
 def test_multilabel_run_scores_micro_and_macro_f1(multilabel):
