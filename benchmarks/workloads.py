@@ -8,7 +8,8 @@ precision, optimizer and loop overhead.
 Steps: ``warmup`` untimed steps, then ``steps`` timed ones. For grouped (length-sorted) batches
 the training set is exactly ``(warmup + steps) * batch_size`` rows, so the timed window covers a
 whole epoch of mega-batches rather than only its longest batches. B0 samples at random, so a
-shorter window (``b0_steps``) is already representative.
+shorter window (``b0_steps``) is already representative: with every text padded to max_length all its
+batches have the same shape, as do packed language-model blocks.
 """
 
 from __future__ import annotations
@@ -47,19 +48,19 @@ QWEN_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 CPU = [
     Workload("minilm-bbc-long", "MiniLM classification, BBC News articles (long: 99 % cut at 128 tokens)",
              "text-classification", "minilm", "bbc-long", max_length=128, batch_size=16, learning_rate=1e-4,
-             warmup=2, steps=10, b0_steps=6, n_eval=96),
+             warmup=2, steps=10, b0_steps=3, n_eval=96),
     Workload("minilm-bbc-long-b32", "the same at batch 32 (the batch size of the research note's hand-loop figure)",
              "text-classification", "minilm", "bbc-long", max_length=128, batch_size=32, learning_rate=1e-4,
              warmup=2, steps=6, b0_steps=6, n_eval=96, variants=["B2", "P"]),
     Workload("minilm-bbc-short", "MiniLM classification, BBC News sentences (short, long-tailed: 6-270 tokens)",
              "text-classification", "minilm", "bbc-short", max_length=128, batch_size=16, learning_rate=1e-4,
-             warmup=2, steps=38, b0_steps=6, n_eval=256),
+             warmup=2, steps=38, b0_steps=3, n_eval=256),
     Workload("minilm-mlm", "MiniLM masked-LM, BBC News paragraphs as domain text",
              "masked-lm", "minilm", "bbc-text", max_length=128, batch_size=16, learning_rate=1e-4,
-             warmup=2, steps=8, b0_steps=6, n_eval=64, n_train=400),
+             warmup=1, steps=5, b0_steps=3, n_eval=64, n_train=400),
     Workload("tiny-clm", "Causal LM, GPT-2-style 4 layers x 256 (random weights), BBC News paragraphs",
              "causal-lm", "tiny-gpt2", "bbc-text", max_length=256, batch_size=8, learning_rate=5e-4,
-             warmup=2, steps=10, b0_steps=6, n_eval=64, n_train=400),
+             warmup=1, steps=5, b0_steps=3, n_eval=64, n_train=400),
 ]
 
 GPU_VARIANTS = ["B0", "B1", "B2", "P", "P+compile"]
