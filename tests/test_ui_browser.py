@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def test_panel_start_and_stop_in_jupyterlab(lab, tmp_path: Path):
     url = f"{lab.url}lab/tree/panel.ipynb?token={lab.token}"
     with lab_server.chromium_page(url, tmp_path, viewport={"width": 1280, "height": 1500}) as page:
         page.set_default_timeout(60_000)
+        # Shift+Enter before the kernel is up is dropped: wait for the status bar to say it is idle.
+        expect(page.get_by_role("button", name=re.compile(r"ipykernel\) \| Idle"))).to_be_visible(timeout=120_000)
         page.locator(".jp-Notebook .jp-Cell").first.click()
         page.keyboard.press("Shift+Enter")
 
@@ -84,8 +87,12 @@ def test_panel_start_and_stop_in_jupyterlab(lab, tmp_path: Path):
         assert panel.locator("img").count() >= 2  # curves and confusion matrices
         page.screenshot(path=str(tmp_path / "panel.png"), full_page=True)
 
+        # A second run long enough that Stop lands while it trains (the first one takes seconds).
+        epochs = panel.locator(".widget-inline-hbox", has=page.locator("label", has_text=re.compile(r"^epochs$")))
+        epochs.locator("input").fill("400")
+        epochs.locator("input").press("Enter")
         start.click()
-        expect(progress).to_contain_text("step 2/", timeout=120_000)
+        expect(progress).to_contain_text(re.compile(r"step \d+/3600 "), timeout=120_000)
         stop.click()
         expect(progress).to_contain_text("interrupted", timeout=120_000)
         expect(panel).to_contain_text("continue it with train.resume_from=")

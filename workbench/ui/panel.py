@@ -256,6 +256,10 @@ class Panel:
         from .background import BackgroundRun
         from .widgets import WidgetProgress
 
+        if self.job is not None and self.job.running and self.view is not None and self.view.state.done:
+            # The run has sent its last event and is only closing its files: Start is enabled from that
+            # event, so a quick click lands here. Let the thread finish rather than refuse.
+            self.job.wait(timeout=30, raise_error=False)
         if self.job is not None and self.job.running:
             raise WorkbenchError(f"run {self.job.id} is still training; stop it or wait for it first.")
         cfg = self.config()
