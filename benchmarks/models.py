@@ -40,10 +40,22 @@ def minilm_path() -> str:
     return resolve_model("minilm")
 
 
-def _tokenizer(decoder: bool):
+def tokenizer_dir(root: Path) -> Path:
+    """MiniLM's tokenizer, copied once under ``root`` (the models folder): a bench folder prepared on
+    one machine can be copied to another that lacks the bundled MiniLM package (a GPU machine with
+    only the libraries), and its random-weight models are built there."""
+    dest = root / "tokenizer"
+    if not (dest / "tokenizer_config.json").exists():
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(str(dest))
+    return dest
+
+
+def _tokenizer(decoder: bool, root: Path):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(minilm_path())
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir(root)))
     if decoder:  # a causal LM needs an end-of-text token; [SEP] plays that part here
         tok.eos_token, tok.bos_token = "[SEP]", "[CLS]"
     return tok
@@ -65,14 +77,16 @@ def build(name: str, root: Path) -> str:
     arch, kw = SHAPES[name]
     torch.manual_seed(0)
     decoder = arch != "bert"
-    tok = _tokenizer(decoder)
+    tok = _tokenizer(decoder, root)
     ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    model = {
-        "bert": lambda: BertModel(BertConfig(**kw, pad_token_id=tok.pad_token_id)),
-        "gpt2": lambda: GPT2LMHeadModel(GPT2Config(**kw, **ids)),
-        "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**kw, **ids)),
-        "llama": lambda: LlamaForCausalLM(LlamaConfig(**kw, **ids)),
-    }[arch]()
+    build_on = "cuda" if torch.cuda.is_available() else "cpu"  # random init of 1B weights is seconds on a GPU
+    with torch.device(build_on):
+        model = {
+            "bert": lambda: BertModel(BertConfig(**kw, pad_token_id=tok.pad_token_id)),
+            "gpt2": lambda: GPT2LMHeadModel(GPT2Config(**kw, **ids)),
+            "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**kw, **ids)),
+            "llama": lambda: LlamaForCausalLM(LlamaConfig(**kw, **ids)),
+        }[arch]()
     if dest.exists():
         shutil.rmtree(dest)
     model.save_pretrained(str(dest), safe_serialization=True)

@@ -85,8 +85,10 @@ def render(result: dict) -> str:
             if gpu:
                 mfu = f" {_pct(r.get('mfu'))}" + (f" (LoRA work: {_pct(r.get('mfu_lora'))})" if r.get("mfu_lora") else "") + " |"
             lo, hi = r["tokens_per_second_range"]
+            runs = "" if r.get("repeats", result["repeats"]) >= result["repeats"] else \
+                f" ({r['repeats']} of {result['repeats']} runs)"
             lines.append(
-                f"| {VARIANT_NAMES.get(v, v)} | {r['precision']} | {_n(r['tokens_per_second'])} ({_n(lo)}–{_n(hi)}) | "
+                f"| {VARIANT_NAMES.get(v, v)}{runs} | {r['precision']} | {_n(r['tokens_per_second'])} ({_n(lo)}–{_n(hi)}) | "
                 f"{_n(r['samples_per_second'], 1)} | {_pct(r['pad_fraction'])} | {r['step_seconds']:.3f} |{mfu} "
                 f"{_n(mem)} MB | {metric['name']} {_n(metric['value'], 3)} | "
                 f"{s['import']:.1f} / {s['load']:.1f} / {s['tokenize']:.1f} / {s['train']:.1f} / {s['eval']:.1f} / "
@@ -121,6 +123,9 @@ def render(result: dict) -> str:
                       f"{magic['notebook_seconds']:.1f} s."]
     elif magic:
         lines += ["", f"The `%%finetune` notebook run failed: {magic['error']} ({' | '.join(magic['log_tail'][-2:])})"]
+    if result.get("skipped"):
+        lines += ["", f"Not run, to stay within the {result['budget']:.0f}-s budget of the call: "
+                      + ", ".join(result["skipped"]) + "."]
     if result.get("failures"):
         lines += ["", "Runs that failed:", ""]
         for f in result["failures"]:
@@ -131,7 +136,7 @@ def render(result: dict) -> str:
 def merge(results: list[dict]) -> dict:
     """One result from several runs of the same suite (e.g. one GPU call per workload)."""
     out = dict(results[0])
-    for key in ("workloads", "records", "failures"):
+    for key in ("workloads", "records", "failures", "skipped"):
         out[key] = [x for r in results for x in r.get(key, [])]
     for key in ("table", "ratios"):
         out[key] = {k: v for r in results for k, v in r.get(key, {}).items()}

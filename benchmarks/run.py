@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,14 +52,20 @@ def run_child(spec: Path, variant: str, logs: Path, timeout: float) -> dict:
 
     out = logs / f"{spec.stem}-{variant}-{time.time_ns()}.json"
     log = out.with_suffix(".log")
+    # the child's temporary files (checkpoints, saved models: gigabytes for a 1B model) go to a
+    # folder of its own, removed when it ends, so a long suite does not fill the disk
+    tmp = Path(tempfile.mkdtemp(prefix=f"{spec.stem}-{variant}-", dir=logs.parent))
+    env = env_for_child()
+    env.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp))
     with open(log, "w", encoding="utf-8") as f:
         try:
             proc = subprocess.run([sys.executable, "-m", "benchmarks.child", str(spec), variant, str(out)],
-                                  cwd=ROOT, env=env_for_child(), stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=timeout)
+                                  cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     if rc == 0 and out.exists():
         return json.loads(out.read_text(encoding="utf-8"))
     tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
@@ -167,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wait-load", type=float, default=None, help="wait until the 1-min load average is below this")
     p.add_argument("--wait-max", type=float, default=2400.0, help="give up waiting for a quiet machine after this")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per run")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds for all runs: a run is not started when the runs so far say it would end after "
+                   "this (for a machine lent for a fixed time); the report counts the repeats that ran")
     p.add_argument("--magic", default=None, help="workload to run once more as a %%%%finetune cell under papermill, "
                    "for the notebook display's cost (default: the suite's first classification workload; '' for none)")
     a = p.parse_args(argv)
@@ -185,19 +195,32 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
     records = []
+    took: dict[tuple, float] = {}  # (workload, variant) -> seconds of its last run
+    skipped = []
     for rep in range(a.repeats):
         for w in items:
             variants = [v for v in w.variants if not only or v in only]
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:  # rotate the order every round
+                if a.budget is not None:
+                    guess = took.get((w.name, v), max(took.values(), default=0.0))
+                    if time.monotonic() - t0 + guess > a.budget:
+                        skipped.append(f"{w.name} {v} (round {rep + 1})")
+                        print(f"round {rep + 1}/{a.repeats}: {w.name} {v} skipped: it would end after the "
+                              f"{a.budget:.0f}-s budget", file=sys.stderr, flush=True)
+                        continue
                 print(f"round {rep + 1}/{a.repeats}: {w.name} {v}", file=sys.stderr, flush=True)
+                started_run = time.monotonic()
                 rec = run_child(specs[w.name], v, logs, a.timeout)
+                took[(w.name, v)] = time.monotonic() - started_run
                 rec["repeat"] = rep
                 records.append(rec)
                 partial.write_text(json.dumps(records, default=str), encoding="utf-8")  # survives a cut-off
                 if "error" in rec:
                     print(f"  failed: {rec['error']}: {' | '.join(rec['log_tail'][-3:])}", file=sys.stderr)
     magic = None
+    if skipped:
+        print(f"{len(skipped)} run(s) skipped for the budget", file=sys.stderr)
     name = a.magic if a.magic is not None else next((w.name for w in items if w.task == "text-classification"), "")
     if name and name in specs:
         print(f"notebook: {name} through %%finetune under papermill", file=sys.stderr, flush=True)
@@ -208,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
               "seconds": round(time.monotonic() - t0, 1), "load_start": load_start, "load_end": load_average(),
               "machine": info, "peak_flops": peak, "repeats": a.repeats,
               "workloads": [w.to_dict() for w in items], **summarize(records, peak), "magic": magic,
+              "budget": a.budget, "skipped": skipped,
               "records": records}
     out.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     partial.unlink(missing_ok=True)

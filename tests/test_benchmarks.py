@@ -99,6 +99,20 @@ def test_smoke_suite_end_to_end(bench_dir, tmp_path):
     assert "| P workbench |" in text and "Ratios against the targets" in text
 
 
+def test_budget_skips_runs_that_would_end_after_it_and_children_clean_up(bench_dir, tmp_path):
+    """With a budget, the first run goes ahead, and a run that its predecessors say would end after
+    the budget is skipped and reported; every child's temporary folder is removed when it ends."""
+    md = tmp_path / "bench.md"
+    out = tmp_path / "budget.json"
+    run.main(["--suite", "smoke", "--workloads", "toy-bert-short", "--variants", "B2,P", "--repeats", "2",
+              "--budget", "1", "--magic", "", "--out", str(out), "--markdown", str(md)])
+    result = json.loads(out.read_text())
+    assert len(result["records"]) == 1 and len(result["skipped"]) == 3
+    assert result["skipped"][0].startswith("toy-bert-short ") and "(round 2)" in result["skipped"][-1]
+    assert "Not run, to stay within the 1-s budget" in md.read_text()
+    assert not [p for p in bench_dir.iterdir() if p.name.startswith("toy-bert-short-")]
+
+
 def test_lora_decoder_variants_and_mfu(bench_dir):
     """The GPU suite's LoRA decoder path, in process at toy size, with MFU against a stand-in peak."""
     (w,) = workloads.get("smoke", ["toy-qwen2-lora"])
