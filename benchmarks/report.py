@@ -56,7 +56,8 @@ def machine_line(result: dict) -> str:
 def render(result: dict) -> str:
     lines = [
         f"Measured {result['started']} by `python -m benchmarks.run --suite {result['suite']}` "
-        f"({result['repeats']} interleaved repeats, medians; {result['seconds'] / 60:.1f} min in all).",
+        f"({'up to ' if result.get('skipped') else ''}{result['repeats']} interleaved repeats, medians; "
+        f"{result['seconds'] / 60:.1f} min in all).",
         "",
         f"Machine: {machine_line(result)}.",
         f"Load average (1, 5, 15 min) at start: {result.get('load_start')}; at end: {result.get('load_end')}.",
@@ -123,9 +124,16 @@ def render(result: dict) -> str:
                       f"{magic['notebook_seconds']:.1f} s."]
     elif magic:
         lines += ["", f"The `%%finetune` notebook run failed: {magic['error']} ({' | '.join(magic['log_tail'][-2:])})"]
+    never = []
+    for entry in result.get("skipped", []):  # "workload variant (round k)"
+        pair = entry.rsplit(" (round", 1)[0]
+        name, variant = pair.rsplit(" ", 1)
+        if variant not in result["table"].get(name, {}) and pair not in never:
+            never.append(pair)
     if result.get("skipped"):
-        lines += ["", f"Not run, to stay within the {result['budget']:.0f}-s budget of the call: "
-                      + ", ".join(result["skipped"]) + "."]
+        lines += ["", "Runs were left out to stay within the time budget (`--budget`) of the call: rows marked "
+                      "(k of n runs) have fewer runs than asked" + (", and these have none: " + ", ".join(never)
+                                                                     if never else "") + "."]
     if result.get("failures"):
         lines += ["", "Runs that failed:", ""]
         for f in result["failures"]:
@@ -134,12 +142,19 @@ def render(result: dict) -> str:
 
 
 def merge(results: list[dict]) -> dict:
-    """One result from several runs of the same suite (e.g. one GPU call per workload)."""
+    """One result from several calls of the same suite (e.g. one GPU call per workload): the runs of
+    all calls are summarized together, so a workload measured in two calls gets one row per variant."""
+    from .run import summarize
+
     out = dict(results[0])
-    for key in ("workloads", "records", "failures", "skipped"):
-        out[key] = [x for r in results for x in r.get(key, [])]
-    for key in ("table", "ratios"):
-        out[key] = {k: v for r in results for k, v in r.get(key, {}).items()}
+    records = [x for r in results for x in r.get("records", [])]
+    out["records"] = records
+    out.update(summarize(records, next((r["peak_flops"] for r in results if r.get("peak_flops")), None)))
+    seen: set[str] = set()
+    out["workloads"] = [w for r in results for w in r.get("workloads", [])
+                        if not (w["name"] in seen or seen.add(w["name"]))]
+    out["skipped"] = [x for r in results for x in r.get("skipped", [])]
+    out["repeats"] = max(r.get("repeats", 1) for r in results)
     out["seconds"] = sum(r["seconds"] for r in results)
     out["load_end"] = results[-1].get("load_end")
     return out

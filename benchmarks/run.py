@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:  # rotate the order every round
                 if a.budget is not None:
-                    guess = took.get((w.name, v), max(took.values(), default=0.0))
+                    # this run's last time, else the longest of its workload's runs so far (a
+                    # compiled run of one model says nothing about another model's plain run)
+                    guess = took.get((w.name, v), max((t for (n, _), t in took.items() if n == w.name),
+                                                      default=0.0))
                     if time.monotonic() - t0 + guess > a.budget:
                         skipped.append(f"{w.name} {v} (round {rep + 1})")
                         print(f"round {rep + 1}/{a.repeats}: {w.name} {v} skipped: it would end after the "

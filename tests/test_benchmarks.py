@@ -109,7 +109,10 @@ def test_budget_skips_runs_that_would_end_after_it_and_children_clean_up(bench_d
     result = json.loads(out.read_text())
     assert len(result["records"]) == 1 and len(result["skipped"]) == 3
     assert result["skipped"][0].startswith("toy-bert-short ") and "(round 2)" in result["skipped"][-1]
-    assert "Not run, to stay within the 1-s budget" in md.read_text()
+    text = md.read_text()
+    assert "up to 2 interleaved repeats" in text
+    assert "| B2 hand loop (1 of 2 runs) |" in text or "| P workbench (1 of 2 runs) |" in text
+    assert "(k of n runs) have fewer runs than asked, and these have none: toy-bert-short " in text
     assert not [p for p in bench_dir.iterdir() if p.name.startswith("toy-bert-short-")]
 
 
@@ -128,16 +131,26 @@ def test_lora_decoder_variants_and_mfu(bench_dir):
     assert summary["ratios"]["toy-qwen2-lora"]["P/B1 tokens/s"] > 0
 
 
-def test_report_merges_results_of_several_calls():
-    from benchmarks.report import merge
+def test_report_merges_results_of_several_calls(bench_dir):
+    """Two calls that measured the same workload give one row per variant with the runs of both."""
+    from benchmarks.report import merge, render
 
-    a = {"workloads": [{"name": "a"}], "records": [1], "failures": [], "table": {"a": {}}, "ratios": {"a": {}},
-         "seconds": 10, "load_end": [1]}
-    b = {"workloads": [{"name": "b"}], "records": [2], "failures": [], "table": {"b": {}}, "ratios": {"b": {}},
-         "seconds": 5, "load_end": [2]}
-    m = merge([a, b])
-    assert [w["name"] for w in m["workloads"]] == ["a", "b"] and set(m["table"]) == {"a", "b"}
-    assert m["seconds"] == 15 and m["load_end"] == [2]
+    (w,) = workloads.get("smoke", ["toy-bert-short"])
+    spec = json.loads(run.prepare([w], bench_dir)[w.name].read_text())
+    calls = []
+    for rep, variant in enumerate(["B2", "B2"]):
+        rec = variants.VARIANTS[variant](spec)
+        rec["repeat"] = rep
+        calls.append({"suite": "smoke", "started": "t", "seconds": 10.0, "repeats": 2, "machine": {},
+                      "peak_flops": None, "load_start": [1], "load_end": [rep], "workloads": [w.to_dict()],
+                      "records": [rec], "skipped": [f"toy-bert-short P (round {rep + 1})"],
+                      **run.summarize([rec], None)})
+    m = merge(calls)
+    assert [x["name"] for x in m["workloads"]] == ["toy-bert-short"]
+    assert m["table"]["toy-bert-short"]["B2"]["repeats"] == 2 and m["seconds"] == 20 and m["load_end"] == [1]
+    text = render(m)
+    assert text.count("#### toy-bert-short") == 1 and "| B2 hand loop |" in text
+    assert "these have none: toy-bert-short P." in text and "| B0 naive Trainer | failed or not run |" in text
 
 
 def test_counting_collator_in_loader_workers_keeps_the_batch_order():

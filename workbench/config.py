@@ -86,7 +86,8 @@ class TrainConfig:
                                  "(its latest complete checkpoint). Use the same settings as that run.")
     freeze: str | None = _f(None, "Freeze parameters: 'embeddings', 'layers:N' (embeddings and the first N "
                              "layers), or 'all-but-head'.")
-    torch_compile: bool = _f(False, "Compile the model with torch.compile (pays off only on long GPU runs).")
+    torch_compile: bool = _f(False, "Compile the model with torch.compile: pays off only on long GPU runs, "
+                              "since batches of a new length compile again (see docs/benchmarks.md).")
 
 
 @dataclass
