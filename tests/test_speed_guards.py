@@ -224,3 +224,32 @@ def test_grouped_batches_cover_every_row_once_and_keep_batches_aligned():
     torch.manual_seed(0)
     assert grouped_batches(lengths, bs) == again  # reproducible from the seed
     assert grouped_batches(lengths, bs) != again  # and a new order for the next epoch
+
+
+def test_collators_pad_to_a_multiple_of_8_when_the_engine_asks(tiny_bert):
+    """On a GPU the engine sets ``pad_to_multiple_of = 8`` (tensor-core friendly shapes); on a CPU
+    batches are padded to their longest text only."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from workbench.tasks.causal_lm import CausalLM
+    from workbench.tasks.text_classification import TextClassification
+    from workbench.tasks.token_classification import TokenClassification
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    ids = [tok("a short text")["input_ids"], tok("a somewhat longer text with a few more words")["input_ids"]]
+    longest = max(len(x) for x in ids)
+    assert longest % 8, "the test needs a length that is not a multiple of 8"
+    features = {
+        TextClassification: [{"input_ids": x, "label": 0} for x in ids],
+        TokenClassification: [{"input_ids": x, "labels": [0] * len(x)} for x in ids],
+        CausalLM: [{"input_ids": x, "labels": list(x)} for x in ids],
+    }
+    for cls, feats in features.items():
+        for multiple, width in ((None, longest), (8, -(-longest // 8) * 8)):
+            batch = cls.collator(SimpleNamespace(pad_to_multiple_of=multiple), tok)([dict(f) for f in feats])
+            assert batch["input_ids"].shape[1] == width, (cls.__name__, multiple)
+            if "labels" in feats[0]:
+                assert batch["labels"].shape[1] == width
+    assert TextClassification.pad_to_multiple_of is None  # the default, kept on a CPU

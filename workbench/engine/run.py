@@ -94,6 +94,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
 
     device = choose_device()
     precision = choose_precision(cfg.train.precision, device)
+    task.pad_to_multiple_of = 8 if device == "cuda" else None
 
     # 3. baseline: the base model on the same test split, before any training
     baseline: dict = {}

@@ -49,6 +49,9 @@ class Task:
     main_metric = "loss"
     greater_is_better = False
     auto_model: Any = None
+    # set by the engine: 8 on a GPU, where bf16/fp16 tensor cores work on multiples of 8; None (the
+    # batch's longest text) on a CPU
+    pad_to_multiple_of: int | None = None
 
     def __init__(self, cfg: Any):
         self.cfg = cfg

@@ -156,7 +156,8 @@ class CausalLM(Task):
         from transformers import DataCollatorForTokenClassification
 
         # pads input_ids with the pad token and labels with -100 (on the tokenizer's padding side)
-        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100)
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100,
+                                                  pad_to_multiple_of=self.pad_to_multiple_of)
 
     # ---- metrics -----------------------------------------------------------------------------
     def preprocess_logits_for_metrics(self, logits, labels):

@@ -141,7 +141,7 @@ class TextClassification(Task):
     def collator(self, tokenizer: Any):
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
 
     # ---- metrics -----------------------------------------------------------------------------
     def preprocess_logits_for_metrics(self, logits, labels):

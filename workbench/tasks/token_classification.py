@@ -290,7 +290,8 @@ class TokenClassification(Task):
     def collator(self, tokenizer: Any):
         from transformers import DataCollatorForTokenClassification
 
-        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100)
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100,
+                                                  pad_to_multiple_of=self.pad_to_multiple_of)
 
     # ---- metrics -----------------------------------------------------------------------------
     def preprocess_logits_for_metrics(self, logits, labels):
