@@ -234,6 +234,7 @@ def test_collators_pad_to_a_multiple_of_8_when_the_engine_asks(tiny_bert):
     from transformers import AutoTokenizer
 
     from workbench.tasks.causal_lm import CausalLM
+    from workbench.tasks.masked_lm import MaskedLM
     from workbench.tasks.text_classification import TextClassification
     from workbench.tasks.token_classification import TokenClassification
 
@@ -245,10 +246,14 @@ def test_collators_pad_to_a_multiple_of_8_when_the_engine_asks(tiny_bert):
         TextClassification: [{"input_ids": x, "label": 0} for x in ids],
         TokenClassification: [{"input_ids": x, "labels": [0] * len(x)} for x in ids],
         CausalLM: [{"input_ids": x, "labels": list(x)} for x in ids],
+        MaskedLM: [{"input_ids": x, "attention_mask": [1] * len(x), "special_tokens_mask": [0] * len(x)}
+                   for x in ids],
     }
+    options = {"mlm_probability": 0.15, "whole_word_mask": False}
     for cls, feats in features.items():
         for multiple, width in ((None, longest), (8, -(-longest // 8) * 8)):
-            batch = cls.collator(SimpleNamespace(pad_to_multiple_of=multiple), tok)([dict(f) for f in feats])
+            task = SimpleNamespace(pad_to_multiple_of=multiple, options=options)
+            batch = cls.collator(task, tok)([dict(f) for f in feats])
             assert batch["input_ids"].shape[1] == width, (cls.__name__, multiple)
             if "labels" in feats[0]:
                 assert batch["labels"].shape[1] == width

@@ -34,9 +34,13 @@ PAD_VALUES = {"attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": [
 MODEL_KEYS = ("input_ids", "attention_mask", "labels")
 
 
-def pad_features(features: list[dict], pad_id: int, keys: tuple[str, ...]) -> dict[str, list]:
-    """Right-pad list-valued features to the longest in the batch (packed blocks need it only for the last)."""
+def pad_features(features: list[dict], pad_id: int, keys: tuple[str, ...], multiple: int | None = None
+                 ) -> dict[str, list]:
+    """Right-pad list-valued features to the longest in the batch, rounded up to ``multiple`` if given
+    (packed blocks need it only for the last)."""
     width = max(len(f["input_ids"]) for f in features)
+    if multiple:
+        width = -(-width // multiple) * multiple
     out: dict[str, list] = {}
     for key in keys:
         if key not in features[0]:
@@ -54,12 +58,14 @@ class MaskingCollator:
     evaluation blocks through unchanged.
     """
 
-    def __init__(self, tokenizer: Any, mlm_probability: float, whole_word_mask: bool, seed: int | None = None):
+    def __init__(self, tokenizer: Any, mlm_probability: float, whole_word_mask: bool, seed: int | None = None,
+                 pad_to_multiple_of: int | None = None):
         import warnings
 
         from transformers import DataCollatorForLanguageModeling
 
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.multiple = pad_to_multiple_of
         with warnings.catch_warnings():  # whole-word masking always uses [MASK]; that is the intent here
             warnings.simplefilter("ignore", UserWarning)
             self.masker = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=mlm_probability,
@@ -69,10 +75,10 @@ class MaskingCollator:
         import torch
 
         if "labels" in features[0]:
-            batch = pad_features(features, self.pad_id, MODEL_KEYS)
+            batch = pad_features(features, self.pad_id, MODEL_KEYS, self.multiple)
             return {k: torch.tensor(v) for k, v in batch.items()}
         batch = pad_features(features, self.pad_id,
-                             ("input_ids", "attention_mask", "special_tokens_mask", "offset_mapping"))
+                             ("input_ids", "attention_mask", "special_tokens_mask", "offset_mapping"), self.multiple)
         rows = [{k: v[i] for k, v in batch.items()} for i in range(len(features))]
         return self.masker(rows)
 
@@ -177,7 +183,8 @@ class MaskedLM(Task):
         return model
 
     def collator(self, tokenizer: Any):
-        return MaskingCollator(tokenizer, self.options["mlm_probability"], self.options["whole_word_mask"])
+        return MaskingCollator(tokenizer, self.options["mlm_probability"], self.options["whole_word_mask"],
+                               pad_to_multiple_of=self.pad_to_multiple_of)
 
     # ---- metrics -----------------------------------------------------------------------------
     def preprocess_logits_for_metrics(self, logits, labels):
