@@ -124,12 +124,8 @@ def render(result: dict) -> str:
                       f"{magic['notebook_seconds']:.1f} s."]
     elif magic:
         lines += ["", f"The `%%finetune` notebook run failed: {magic['error']} ({' | '.join(magic['log_tail'][-2:])})"]
-    never = []
-    for entry in result.get("skipped", []):  # "workload variant (round k)"
-        pair = entry.rsplit(" (round", 1)[0]
-        name, variant = pair.rsplit(" ", 1)
-        if variant not in result["table"].get(name, {}) and pair not in never:
-            never.append(pair)
+    never = list(dict.fromkeys(f"{x['workload']} {x['variant']}" for x in result.get("skipped", [])
+                               if x["variant"] not in result["table"].get(x["workload"], {})))
     if result.get("skipped"):
         lines += ["", "Runs were left out to stay within the time budget (`--budget`) of the call: rows marked "
                       "(k of n runs) have fewer runs than asked" + (", and these have none: " + ", ".join(never)

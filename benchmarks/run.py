@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     guess = took.get((w.name, v), max((t for (n, _), t in took.items() if n == w.name),
                                                       default=0.0))
                     if time.monotonic() - t0 + guess > a.budget:
-                        skipped.append(f"{w.name} {v} (round {rep + 1})")
+                        skipped.append({"workload": w.name, "variant": v, "round": rep + 1})
                         print(f"round {rep + 1}/{a.repeats}: {w.name} {v} skipped: it would end after the "
                               f"{a.budget:.0f}-s budget", file=sys.stderr, flush=True)
                         continue

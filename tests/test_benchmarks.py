@@ -108,7 +108,7 @@ def test_budget_skips_runs_that_would_end_after_it_and_children_clean_up(bench_d
               "--budget", "1", "--magic", "", "--out", str(out), "--markdown", str(md)])
     result = json.loads(out.read_text())
     assert len(result["records"]) == 1 and len(result["skipped"]) == 3
-    assert result["skipped"][0].startswith("toy-bert-short ") and "(round 2)" in result["skipped"][-1]
+    assert result["skipped"][0]["workload"] == "toy-bert-short" and result["skipped"][-1]["round"] == 2
     text = md.read_text()
     assert "up to 2 interleaved repeats" in text
     assert "| B2 hand loop (1 of 2 runs) |" in text or "| P workbench (1 of 2 runs) |" in text
@@ -143,7 +143,7 @@ def test_report_merges_results_of_several_calls(bench_dir):
         rec["repeat"] = rep
         calls.append({"suite": "smoke", "started": "t", "seconds": 10.0, "repeats": 2, "machine": {},
                       "peak_flops": None, "load_start": [1], "load_end": [rep], "workloads": [w.to_dict()],
-                      "records": [rec], "skipped": [f"toy-bert-short P (round {rep + 1})"],
+                      "records": [rec], "skipped": [{"workload": "toy-bert-short", "variant": "P", "round": rep + 1}],
                       **run.summarize([rec], None)})
     m = merge(calls)
     assert [x["name"] for x in m["workloads"]] == ["toy-bert-short"]
