@@ -55,7 +55,8 @@ def machine_line(result: dict) -> str:
 
 def render(result: dict) -> str:
     lines = [
-        f"Measured {result['started']} by `python -m benchmarks.run --suite {result['suite']}` "
+        f"Measured {result['started']} by `python -m benchmarks.run --suite {result['suite']}`"
+        f"{' in ' + str(result['calls']) + ' calls' if result.get('calls', 1) > 1 else ''} "
         f"({'up to ' if result.get('skipped') else ''}{result['repeats']} interleaved repeats, medians; "
         f"{result['seconds'] / 60:.1f} min in all).",
         "",
@@ -151,6 +152,7 @@ def merge(results: list[dict]) -> dict:
                         if not (w["name"] in seen or seen.add(w["name"]))]
     out["skipped"] = [x for r in results for x in r.get("skipped", [])]
     out["repeats"] = max(r.get("repeats", 1) for r in results)
+    out["calls"] = sum(r.get("calls", 1) for r in results)
     out["seconds"] = sum(r["seconds"] for r in results)
     out["load_end"] = results[-1].get("load_end")
     return out

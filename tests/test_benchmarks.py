@@ -149,7 +149,7 @@ def test_report_merges_results_of_several_calls(bench_dir):
     assert [x["name"] for x in m["workloads"]] == ["toy-bert-short"]
     assert m["table"]["toy-bert-short"]["B2"]["repeats"] == 2 and m["seconds"] == 20 and m["load_end"] == [1]
     text = render(m)
-    assert text.count("#### toy-bert-short") == 1 and "| B2 hand loop |" in text
+    assert text.count("#### toy-bert-short") == 1 and "| B2 hand loop |" in text and " in 2 calls (" in text
     assert "these have none: toy-bert-short P." in text and "| B0 naive Trainer | failed or not run |" in text
 
 
