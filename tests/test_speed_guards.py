@@ -258,3 +258,55 @@ def test_collators_pad_to_a_multiple_of_8_when_the_engine_asks(tiny_bert):
             if "labels" in feats[0]:
                 assert batch["labels"].shape[1] == width
     assert TextClassification.pad_to_multiple_of is None  # the default, kept on a CPU
+
+
+def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_path):
+    """Masked-LM training and evaluation project only the labelled (masked) positions onto the
+    vocabulary; loss, gradients and per-token scores are those of the model's own full logits."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainingArguments
+
+    from workbench.engine.trainer import trainer_class
+    from workbench.tasks.masked_lm import MaskingCollator
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    torch.manual_seed(0)  # dropout off: the two losses must see the same network
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    rows = [tok(" ".join(random.Random(i).choices(FILLER, k=8 + 5 * i)), return_special_tokens_mask=True)
+            for i in range(4)]
+    batch = MaskingCollator(tok, 0.3, False, seed=1)([dict(r) for r in rows])
+    labelled = int((batch["labels"] != -100).sum())
+    assert 0 < labelled < batch["labels"].numel() // 2
+
+    seen: list[tuple] = []
+    model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.append(tuple(a[0].shape)))
+    model.train()
+    dense = model(**batch).loss
+    dense.backward()
+    dense_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+
+    trainer = trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                  report_to="none"))
+    trainer.sparse_prediction = True
+    model.train()
+    sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(labelled))
+    sparse.backward()
+    assert seen[0][:-1] == tuple(batch["input_ids"].shape)  # the model's own loss: every position
+    assert seen[1][:-1] == (labelled,)  # workbench's: the masked ones only
+    assert torch.allclose(sparse, dense, rtol=1e-5, atol=1e-6)
+    for p, g in zip(model.parameters(), dense_grads):
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
+
+    # evaluation: the same loss, and the same per-token scores once scattered back to positions
+    from workbench.tasks._lm import token_losses
+
+    model.eval()
+    with torch.no_grad():
+        full = model(**batch)
+        loss, out = trainer.compute_loss(model, dict(batch), return_outputs=True)
+    assert out.logits.shape[0] == labelled
+    assert torch.allclose(loss, full.loss, rtol=1e-5, atol=1e-6)
+    mask = batch["labels"] != -100
+    for got, want in zip(token_losses(out.logits, batch["labels"], causal=False),
+                         token_losses(full.logits, batch["labels"], causal=False)):
+        assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)

@@ -127,6 +127,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
         callbacks=callbacks,
     )
+    trainer.sparse_prediction = task.sparse_prediction
     _drop_library_progress(trainer)
 
     run_dir.set_status("running", device=device, precision=precision,

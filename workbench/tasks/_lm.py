@@ -148,6 +148,11 @@ def token_losses(logits: Any, labels: Any, causal: bool) -> tuple[Any, Any]:
         logits = logits[0]
     nll = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
     top1 = torch.full(labels.shape, -100, dtype=torch.long, device=labels.device)
+    if not causal and logits.dim() == 2:  # masked-LM: the labelled positions only (engine/sparse.py)
+        mask = labels != -100
+        nll[mask] = F.cross_entropy(logits.float(), labels[mask], reduction="none")
+        top1[mask] = logits.argmax(-1)
+        return nll, top1
     for i in range(labels.shape[0]):  # one row at a time: the fp32 copy of the logits stays small
         row = logits[i, :-1] if causal else logits[i]
         target = labels[i, 1:] if causal else labels[i]
@@ -186,18 +191,17 @@ def base_trainer(task: Any, model: Any, tokenizer: Any, device: str, precision: 
     Using the run's TrainingArguments gives the base model the same evaluation batches and, where a
     head has to be trained first, the same optimisation budget as the fine-tuning.
     """
-    from transformers import Trainer
-
     from ..engine.run import _drop_library_progress
-    from ..engine.trainer import training_arguments
+    from ..engine.trainer import trainer_class, training_arguments
 
     args = training_arguments(task.cfg, task, SimpleNamespace(checkpoints=Path(workdir)), device, precision,
                               has_eval=False)
     args.logging_strategy = "no"
     args.save_strategy = "no"
-    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
-                      data_collator=task.collator(tokenizer), compute_metrics=task.compute_metrics,
-                      preprocess_logits_for_metrics=task.preprocess_logits_for_metrics)
+    trainer = trainer_class()(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
+                              data_collator=task.collator(tokenizer), compute_metrics=task.compute_metrics,
+                              preprocess_logits_for_metrics=task.preprocess_logits_for_metrics)
+    trainer.sparse_prediction = task.sparse_prediction
     _drop_library_progress(trainer)
     return trainer
 

@@ -1,0 +1,68 @@
+"""Masked-LM training loss over the masked positions only.
+
+A masked-LM head projects every position onto the vocabulary, although only the masked ~15 % carry
+a label: for MiniLM (hidden 384, vocabulary 30,522) that projection is about a third of a training
+step's arithmetic. transformers offers no switch for it in its masked-LM models (ModernBERT alone
+has a ``sparse_prediction`` config of its own), so workbench gathers the labelled positions right
+before the vocabulary projection (a forward pre-hook on the model's output embeddings) and computes
+the same cross-entropy over them. In evaluation too: the logits Trainer hands to
+``preprocess_logits_for_metrics`` are then M x vocabulary for the batch's M labelled positions, in
+row-major order (``tasks._lm.token_losses`` scatters them back to positions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LabelledPositions:
+    """A forward pre-hook that passes only the hidden states at ``self.mask`` to the projection."""
+
+    def __init__(self, module: Any):
+        self.mask = None
+        self.handle = module.register_forward_pre_hook(self)
+
+    def __call__(self, module: Any, args: tuple):
+        mask = self.mask
+        if mask is None or not args or tuple(args[0].shape[:-1]) != tuple(mask.shape):
+            return None
+        return (args[0][mask],) + tuple(args[1:])
+
+
+def positions_hook(model: Any) -> LabelledPositions | None:
+    """The hook on the model's vocabulary projection, or None where it is not a plain Linear layer."""
+    import torch
+
+    get = getattr(model, "get_output_embeddings", None)
+    projection = get() if callable(get) else None
+    return LabelledPositions(projection) if isinstance(projection, torch.nn.Linear) else None
+
+
+def masked_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: Any = None):
+    """Cross-entropy over the labelled positions, reduced as Trainer expects from the model's own loss,
+    and the model's outputs with ``logits`` for those positions only."""
+    import torch.nn.functional as F
+
+    hook = trainer._positions_hook or None
+    labels = inputs["labels"]
+    mask = labels != -100
+    if hook is not None:
+        hook.mask = mask
+    try:
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+    finally:
+        if hook is not None:
+            hook.mask = None
+    logits = outputs["logits"]
+    if tuple(logits.shape[:-1]) == tuple(mask.shape):  # the hook did not apply: full logits came back
+        logits = logits[mask]
+        outputs["logits"] = logits
+    target = labels[mask]
+    if trainer.model_accepts_loss_kwargs and num_items_in_batch is not None:
+        # normalised over the whole accumulated batch, as Trainer assumes when it passes the count
+        loss = F.cross_entropy(logits.float(), target, reduction="sum") / num_items_in_batch
+        if trainer.args.average_tokens_across_devices:
+            loss = loss * (trainer.accelerator.num_processes // trainer.get_tp_size())  # as Trainer.compute_loss
+    else:
+        loss = F.cross_entropy(logits.float(), target)
+    return loss, outputs
