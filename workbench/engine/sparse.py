@@ -16,17 +16,25 @@ from typing import Any
 
 
 class LabelledPositions:
-    """A forward pre-hook that passes only the hidden states at ``self.mask`` to the projection."""
+    """A forward pre-hook that passes only the hidden states at the labelled positions to the projection.
+
+    ``shape`` is the batch's (rows, length) and ``index`` the flat indices of its labelled positions.
+    """
 
     def __init__(self, module: Any):
-        self.mask = None
+        self.shape: tuple | None = None
+        self.index = None
         self.handle = module.register_forward_pre_hook(self)
 
     def __call__(self, module: Any, args: tuple):
-        mask = self.mask
-        if mask is None or not args or tuple(args[0].shape[:-1]) != tuple(mask.shape):
+        if self.index is None or not args or tuple(args[0].shape[:-1]) != self.shape:
             return None
-        return (args[0][mask],) + tuple(args[1:])
+        return (args[0].flatten(0, -2).index_select(0, self.index),) + tuple(args[1:])
+
+
+def labelled_index(labels: Any) -> Any:
+    """Flat indices of the positions with a label (one device-to-host sync: their number)."""
+    return (labels != -100).reshape(-1).nonzero().squeeze(1)
 
 
 def positions_hook(model: Any) -> LabelledPositions | None:
@@ -45,19 +53,19 @@ def masked_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: A
 
     hook = trainer._positions_hook or None
     labels = inputs["labels"]
-    mask = labels != -100
+    index = labelled_index(labels)
     if hook is not None:
-        hook.mask = mask
+        hook.shape, hook.index = tuple(labels.shape), index
     try:
         outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
     finally:
         if hook is not None:
-            hook.mask = None
+            hook.shape = hook.index = None
     logits = outputs["logits"]
-    if tuple(logits.shape[:-1]) == tuple(mask.shape):  # the hook did not apply: full logits came back
-        logits = logits[mask]
+    if tuple(logits.shape[:-1]) == tuple(labels.shape):  # the hook did not apply: full logits came back
+        logits = logits.flatten(0, -2).index_select(0, index)
         outputs["logits"] = logits
-    target = labels[mask]
+    target = labels.reshape(-1).index_select(0, index)
     if trainer.model_accepts_loss_kwargs and num_items_in_batch is not None:
         # normalised over the whole accumulated batch, as Trainer assumes when it passes the count
         loss = F.cross_entropy(logits.float(), target, reduction="sum") / num_items_in_batch

@@ -149,9 +149,12 @@ def token_losses(logits: Any, labels: Any, causal: bool) -> tuple[Any, Any]:
     nll = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
     top1 = torch.full(labels.shape, -100, dtype=torch.long, device=labels.device)
     if not causal and logits.dim() == 2:  # masked-LM: the labelled positions only (engine/sparse.py)
-        mask = labels != -100
-        nll[mask] = F.cross_entropy(logits.float(), labels[mask], reduction="none")
-        top1[mask] = logits.argmax(-1)
+        from ..engine.sparse import labelled_index
+
+        index = labelled_index(labels)
+        target = labels.reshape(-1).index_select(0, index)
+        nll.view(-1)[index] = F.cross_entropy(logits.float(), target, reduction="none")
+        top1.view(-1)[index] = logits.argmax(-1)
         return nll, top1
     for i in range(labels.shape[0]):  # one row at a time: the fp32 copy of the logits stays small
         row = logits[i, :-1] if causal else logits[i]
