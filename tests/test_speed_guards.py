@@ -310,3 +310,48 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
     for got, want in zip(token_losses(out.logits, batch["labels"], causal=False),
                          token_losses(full.logits, batch["labels"], causal=False)):
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
+
+
+def test_fast_cpu_bernoulli_keeps_dropouts_rate_scaling_gradient_and_seed():
+    import torch.nn.functional as F
+
+    from workbench.engine.dropout import fast_bernoulli
+
+    x = torch.ones(64, 128, 48, requires_grad=True)
+    with fast_bernoulli():
+        torch.manual_seed(3)
+        y = F.dropout(x, 0.1, training=True)
+        again = F.dropout(x, 0.1, training=True)
+        torch.manual_seed(3)
+        same = F.dropout(x, 0.1, training=True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.005
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(sum)/dx = mask x scale
+    assert torch.equal(same, y)  # the mask comes from torch's seeded generator
+    assert not torch.equal(again, y)  # and changes from call to call
+
+
+def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_slow(tiny_bert, clf_csv, tmp_path,
+                                                                                   monkeypatch):
+    """On a non-Intel CPU every dropout mask of a training forward (hidden states and the attention
+    dropout inside SDPA) comes from the fast generator; evaluation draws none; on Intel (MKL's
+    vectorised generator) torch's own stays."""
+    from workbench.engine import dropout
+
+    calls = []
+    real = dropout.bernoulli_draws
+    monkeypatch.setattr(dropout, "bernoulli_draws", lambda shape, p: calls.append(tuple(shape)) or real(shape, p))
+    for vendor, fast in (("AuthenticAMD", True), ("GenuineIntel", False)):
+        calls.clear()
+        monkeypatch.setattr(dropout, "cpu_vendor", lambda v=vendor: v)
+        cfg = tiny_config(tiny_bert, clf_csv, tmp_path / vendor, epochs=1, max_steps=2, batch_size=8)
+        cfg["baseline"] = False
+        finetune(cfg, progress=False)
+        if not fast:
+            assert calls == []
+            continue
+        # per step: embeddings, 2 layers x (attention probabilities, attention output, feed-forward), classifier
+        assert len(calls) == 2 * 8, calls
+        assert sum(len(s) == 4 for s in calls) == 2 * 2  # the B x heads x T x T attention masks

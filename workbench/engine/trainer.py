@@ -108,6 +108,19 @@ def trainer_class() -> type:
             self._bf16_autocast = bool(self.args.bf16) and self.accelerator.mixed_precision == "bf16"
             if self._bf16_autocast:
                 self.accelerator.native_amp = False
+            from .dropout import slow_cpu_bernoulli
+
+            # dropout masks from a fast generator where torch's CPU one is slow (see ``dropout``)
+            self._fast_bernoulli = self.args.device.type == "cpu" and not self.args.torch_compile \
+                and slow_cpu_bernoulli()
+
+        def compute_loss_context_manager(self):
+            stack = super().compute_loss_context_manager()
+            if getattr(self, "_fast_bernoulli", False) and self.model.training:
+                from .dropout import fast_bernoulli
+
+                stack.enter_context(fast_bernoulli())
+            return stack
 
         def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
             if getattr(self, "_bf16_autocast", False):
