@@ -287,7 +287,7 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
 
     trainer = trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
                                                                   report_to="none"))
-    trainer.sparse_prediction = True
+    trainer.sparse_prediction = "masked"
     model.train()
     sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(labelled))
     sparse.backward()
@@ -309,6 +309,56 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
     mask = batch["labels"] != -100
     for got, want in zip(token_losses(out.logits, batch["labels"], causal=False),
                          token_losses(full.logits, batch["labels"], causal=False)):
+        assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
+
+
+def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tiny_gpt2, tmp_path):
+    """With the prompt unlabelled, only the positions that predict a response token are projected
+    onto the vocabulary; loss, gradients and per-token scores equal the model's own."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+
+    from workbench.engine.trainer import trainer_class
+    from workbench.tasks._lm import token_losses
+
+    tok = AutoTokenizer.from_pretrained(tiny_gpt2)
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    rows, labels = [], []
+    for i in range(3):  # prompts of 6-14 tokens, responses of 3-5, right-padded
+        prompt = tok(" ".join(random.Random(i).choices(FILLER, k=6 + 4 * i)))["input_ids"]
+        response = tok(" ".join(random.Random(10 + i).choices(FILLER, k=3 + i)))["input_ids"]
+        rows.append(prompt + response)
+        labels.append([-100] * len(prompt) + response)
+    width = max(map(len, rows))
+    batch = {"input_ids": torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows]),
+             "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+             "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels])}
+    scored = int((batch["labels"][:, 1:] != -100).sum())
+
+    seen: list[tuple] = []
+    model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.append(tuple(a[0].shape)))
+    model.train()
+    dense = model(**batch).loss
+    dense.backward()
+    dense_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    trainer = trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                  report_to="none"))
+    trainer.sparse_prediction = "causal"
+    sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(scored))
+    sparse.backward()
+    assert seen[0][:-1] == tuple(batch["input_ids"].shape) and seen[1][:-1] == (scored,)
+    assert torch.allclose(sparse, dense, rtol=1e-5, atol=1e-6)
+    for p, g in zip(model.parameters(), dense_grads):
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        full = model(**batch)
+        loss, out = trainer.compute_loss(model, dict(batch), return_outputs=True)
+    assert out.logits.shape[0] == scored and torch.allclose(loss, full.loss, rtol=1e-5, atol=1e-6)
+    mask = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    mask[:, 1:] = batch["labels"][:, 1:] != -100
+    for got, want in zip(token_losses(out.logits, batch["labels"], causal=True),
+                         token_losses(full.logits, batch["labels"], causal=True)):
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
 
 

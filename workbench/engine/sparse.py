@@ -1,13 +1,15 @@
-"""Masked-LM training loss over the masked positions only.
+"""Language-model loss over the labelled positions only.
 
-A masked-LM head projects every position onto the vocabulary, although only the masked ~15 % carry
-a label: for MiniLM (hidden 384, vocabulary 30,522) that projection is about a third of a training
-step's arithmetic. transformers offers no switch for it in its masked-LM models (ModernBERT alone
-has a ``sparse_prediction`` config of its own), so workbench gathers the labelled positions right
-before the vocabulary projection (a forward pre-hook on the model's output embeddings) and computes
-the same cross-entropy over them. In evaluation too: the logits Trainer hands to
-``preprocess_logits_for_metrics`` are then M x vocabulary for the batch's M labelled positions, in
-row-major order (``tasks._lm.token_losses`` scatters them back to positions).
+A language-model head projects every position onto the vocabulary, although only some carry a
+label: the masked ~15 % in masked-LM, the response tokens of prompt/response causal-LM data. For
+MiniLM (hidden 384, vocabulary 30,522) that projection and its fp32 cross-entropy were close to
+half of a masked-LM training step. transformers offers no switch for it (ModernBERT alone has a
+``sparse_prediction`` config of its own), so workbench gathers the labelled positions right before
+the vocabulary projection (a forward pre-hook on the model's output embeddings) and computes the
+same cross-entropy over them. For a causal model the position before each labelled token is the one
+that predicts it. In evaluation too: the logits Trainer hands to ``preprocess_logits_for_metrics``
+are then M x vocabulary for the batch's M predicting positions, in row-major order
+(``tasks._lm.token_losses`` scatters them back to positions).
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ class LabelledPositions:
         return (args[0].flatten(0, -2).index_select(0, self.index),) + tuple(args[1:])
 
 
-def labelled_index(labels: Any) -> Any:
-    """Flat indices of the positions with a label (one device-to-host sync: their number)."""
-    return (labels != -100).reshape(-1).nonzero().squeeze(1)
+def predicted_targets(labels: Any, causal: bool) -> Any:
+    """The token each position is scored on: its label, or for a causal model the next position's."""
+    import torch.nn.functional as F
+
+    return F.pad(labels[:, 1:], (0, 1), value=-100) if causal else labels
+
+
+def labelled_index(targets: Any) -> Any:
+    """Flat indices of the positions with a target (one device-to-host sync: their number)."""
+    return (targets != -100).reshape(-1).nonzero().squeeze(1)
 
 
 def positions_hook(model: Any) -> LabelledPositions | None:
@@ -46,14 +55,15 @@ def positions_hook(model: Any) -> LabelledPositions | None:
     return LabelledPositions(projection) if isinstance(projection, torch.nn.Linear) else None
 
 
-def masked_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: Any = None):
+def sparse_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: Any = None, causal: bool = False):
     """Cross-entropy over the labelled positions, reduced as Trainer expects from the model's own loss,
     and the model's outputs with ``logits`` for those positions only."""
     import torch.nn.functional as F
 
     hook = trainer._positions_hook or None
     labels = inputs["labels"]
-    index = labelled_index(labels)
+    targets = predicted_targets(labels, causal)
+    index = labelled_index(targets)
     if hook is not None:
         hook.shape, hook.index = tuple(labels.shape), index
     try:
@@ -65,7 +75,7 @@ def masked_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: A
     if tuple(logits.shape[:-1]) == tuple(labels.shape):  # the hook did not apply: full logits came back
         logits = logits.flatten(0, -2).index_select(0, index)
         outputs["logits"] = logits
-    target = labels.reshape(-1).index_select(0, index)
+    target = targets.reshape(-1).index_select(0, index)
     if trainer.model_accepts_loss_kwargs and num_items_in_batch is not None:
         # normalised over the whole accumulated batch, as Trainer assumes when it passes the count
         loss = F.cross_entropy(logits.float(), target, reduction="sum") / num_items_in_batch

@@ -85,19 +85,22 @@ def trainer_class() -> type:
     from .batching import GroupedLengthSampler
 
     class WorkbenchTrainer(Trainer):
-        # set from the task: train on the labelled positions' logits only (see ``sparse``)
-        sparse_prediction = False
+        # set from the task: "masked" or "causal" scores the labelled positions' logits only (see ``sparse``)
+        sparse_prediction: str | None = None
         _positions_hook = None
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # (not under torch.compile: a varying number of positions per batch would recompile)
             if not (self.sparse_prediction and "labels" in inputs and self.args.n_gpu <= 1
-                    and self.label_smoother is None and self.compute_loss_func is None):
+                    and not self.args.torch_compile and self.label_smoother is None
+                    and self.compute_loss_func is None):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            from .sparse import masked_lm_loss, positions_hook
+            from .sparse import positions_hook, sparse_lm_loss
 
             if self._positions_hook is None:
                 self._positions_hook = positions_hook(self.accelerator.unwrap_model(model)) or False
-            loss, outputs = masked_lm_loss(self, model, inputs, num_items_in_batch)
+            loss, outputs = sparse_lm_loss(self, model, inputs, num_items_in_batch,
+                                           causal=self.sparse_prediction == "causal")
             return (loss, outputs) if return_outputs else loss
 
         def create_accelerator_and_postprocess(self) -> None:

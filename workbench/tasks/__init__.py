@@ -52,8 +52,8 @@ class Task:
     # set by the engine: 8 on a GPU, where bf16/fp16 tensor cores work on multiples of 8; None (the
     # batch's longest text) on a CPU
     pad_to_multiple_of: int | None = None
-    # training loss from the labelled positions' logits only (masked-LM: see engine/sparse.py)
-    sparse_prediction = False
+    # "masked" or "causal": logits only at the labelled positions (see engine/sparse.py)
+    sparse_prediction: str | None = None
 
     def __init__(self, cfg: Any):
         self.cfg = cfg

@@ -148,13 +148,15 @@ def token_losses(logits: Any, labels: Any, causal: bool) -> tuple[Any, Any]:
         logits = logits[0]
     nll = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
     top1 = torch.full(labels.shape, -100, dtype=torch.long, device=labels.device)
-    if not causal and logits.dim() == 2:  # masked-LM: the labelled positions only (engine/sparse.py)
-        from ..engine.sparse import labelled_index
+    if logits.dim() == 2:  # the predicting positions only (engine/sparse.py), row-major
+        from ..engine.sparse import labelled_index, predicted_targets
 
-        index = labelled_index(labels)
-        target = labels.reshape(-1).index_select(0, index)
-        nll.view(-1)[index] = F.cross_entropy(logits.float(), target, reduction="none")
-        top1.view(-1)[index] = logits.argmax(-1)
+        targets = predicted_targets(labels, causal)
+        index = labelled_index(targets)
+        target = targets.reshape(-1).index_select(0, index)
+        scored = index + 1 if causal else index  # position t + 1 holds the score of its prediction at t
+        nll.view(-1)[scored] = F.cross_entropy(logits.float(), target, reduction="none")
+        top1.view(-1)[scored] = logits.argmax(-1)
         return nll, top1
     for i in range(labels.shape[0]):  # one row at a time: the fp32 copy of the logits stays small
         row = logits[i, :-1] if causal else logits[i]

@@ -74,6 +74,8 @@ class CausalLM(Task):
         read = text_loader(d.text_column, self.options["sample_by"], self.skipped)
         train = read(d.train, "data.train")
         self.format = self._detect_format(train)
+        # prompts carry no labels: score only the response positions' logits (packed text is all labelled)
+        self.sparse_prediction = "causal" if self.format == "prompt-response" else None
         if self.format == "prompt-response":
             columns = {"data.prompt_column": d.prompt_column, "data.response_column": d.response_column}
             key = d.prompt_column

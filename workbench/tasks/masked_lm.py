@@ -89,7 +89,7 @@ class MaskedLM(Task):
     greater_is_better = False
     auto_model_name = "AutoModelForMaskedLM"
     remove_unused_columns = False  # the collator reads special-token masks and word offsets
-    sparse_prediction = True
+    sparse_prediction = "masked"
     peft_task_type = None
 
     def __init__(self, cfg: Any):
