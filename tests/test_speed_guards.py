@@ -260,12 +260,38 @@ def test_collators_pad_to_a_multiple_of_8_when_the_engine_asks(tiny_bert):
     assert TextClassification.pad_to_multiple_of is None  # the default, kept on a CPU
 
 
+def sparse_matches_dense_training(model, batch, mode: str, scored: int, tmp_path):
+    """One training loss and backward through the model's own full logits and one through workbench's
+    Trainer with ``sparse_prediction = mode``: the projection sees every position, then only the
+    ``scored`` ones, with equal loss and gradients. Returns the Trainer."""
+    from transformers import TrainingArguments
+
+    from workbench.engine.trainer import trainer_class
+
+    seen: list[tuple] = []
+    model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.append(tuple(a[0].shape)))
+    model.train()
+    dense = model(**batch).loss
+    dense.backward()
+    dense_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    trainer = trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                  report_to="none"))
+    trainer.sparse_prediction = mode
+    sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(scored))
+    sparse.backward()
+    assert seen[0][:-1] == tuple(batch["input_ids"].shape)  # the model's own loss: every position
+    assert seen[1][:-1] == (scored,)  # workbench's: the scored ones only
+    assert torch.allclose(sparse, dense, rtol=1e-5, atol=1e-6)
+    for p, g in zip(model.parameters(), dense_grads):
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
+    return trainer
+
+
 def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_path):
     """Masked-LM training and evaluation project only the labelled (masked) positions onto the
     vocabulary; loss, gradients and per-token scores are those of the model's own full logits."""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainingArguments
-
-    from workbench.engine.trainer import trainer_class
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
     from workbench.tasks.masked_lm import MaskingCollator
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
@@ -277,25 +303,7 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
     labelled = int((batch["labels"] != -100).sum())
     assert 0 < labelled < batch["labels"].numel() // 2
 
-    seen: list[tuple] = []
-    model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.append(tuple(a[0].shape)))
-    model.train()
-    dense = model(**batch).loss
-    dense.backward()
-    dense_grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad(set_to_none=True)
-
-    trainer = trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
-                                                                  report_to="none"))
-    trainer.sparse_prediction = "masked"
-    model.train()
-    sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(labelled))
-    sparse.backward()
-    assert seen[0][:-1] == tuple(batch["input_ids"].shape)  # the model's own loss: every position
-    assert seen[1][:-1] == (labelled,)  # workbench's: the masked ones only
-    assert torch.allclose(sparse, dense, rtol=1e-5, atol=1e-6)
-    for p, g in zip(model.parameters(), dense_grads):
-        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
+    trainer = sparse_matches_dense_training(model, batch, "masked", labelled, tmp_path)
 
     # evaluation: the same loss, and the same per-token scores once scattered back to positions
     from workbench.tasks._lm import token_losses
@@ -315,9 +323,7 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
 def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tiny_gpt2, tmp_path):
     """With the prompt unlabelled, only the positions that predict a response token are projected
     onto the vocabulary; loss, gradients and per-token scores equal the model's own."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
-
-    from workbench.engine.trainer import trainer_class
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from workbench.tasks._lm import token_losses
 
     tok = AutoTokenizer.from_pretrained(tiny_gpt2)
@@ -334,22 +340,7 @@ def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tin
              "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels])}
     scored = int((batch["labels"][:, 1:] != -100).sum())
 
-    seen: list[tuple] = []
-    model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.append(tuple(a[0].shape)))
-    model.train()
-    dense = model(**batch).loss
-    dense.backward()
-    dense_grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad(set_to_none=True)
-    trainer = trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
-                                                                  report_to="none"))
-    trainer.sparse_prediction = "causal"
-    sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(scored))
-    sparse.backward()
-    assert seen[0][:-1] == tuple(batch["input_ids"].shape) and seen[1][:-1] == (scored,)
-    assert torch.allclose(sparse, dense, rtol=1e-5, atol=1e-6)
-    for p, g in zip(model.parameters(), dense_grads):
-        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
+    trainer = sparse_matches_dense_training(model, batch, "causal", scored, tmp_path)
     model.eval()
     with torch.no_grad():
         full = model(**batch)

@@ -27,15 +27,14 @@ def slow_cpu_bernoulli() -> bool:
 
 def bernoulli_draws(shape: Any, p: float) -> Any:
     """A bool tensor of ``shape``, True with probability ``p`` per element."""
+    import math
+
     import numpy as np
     import torch
 
     seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64))
     rng = np.random.Generator(np.random.PCG64(seed))
-    n = 1
-    for s in shape:
-        n *= int(s)
-    draws = rng.integers(-32768, 32767, size=n, dtype=np.int16, endpoint=True)
+    draws = rng.integers(-32768, 32767, size=math.prod(shape), dtype=np.int16, endpoint=True)
     return torch.from_numpy(draws).view(tuple(shape)) < round(p * 65536) - 32768
 
 
