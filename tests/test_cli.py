@@ -120,3 +120,19 @@ def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
     assert proc.returncode == 130, (tmp_path / "stderr.txt").read_text()[-2000:]
     info = json.loads(runs[0].read_text())
     assert info["status"] == "interrupted" and info["resume_from"]  # stopped at a step, with a checkpoint
+
+
+def test_metrics_table_keeps_wide_numbers_apart():
+    from workbench.render import metrics_table_text
+
+    text = metrics_table_text({
+        "finetuned": {"perplexity": 8356.123, "loss": 9.03},
+        "baseline": {"perplexity": 32405.169, "loss": 10.38},
+        "delta": {"perplexity": -24048.768, "loss": -1.35},
+    })
+    head, ppl, loss = text.splitlines()
+    assert ppl.split() == ["perplexity", "8356.1230", "32405.1690", "-24048.7680"]
+    assert loss.split() == ["loss", "9.0300", "10.3800", "-1.3500"]
+    # numbers are right-aligned under their headers
+    assert len({len(line) for line in (head, ppl, loss)}) == 1
+    assert head.split() == ["metric", "fine-tuned", "baseline", "delta"]

@@ -30,14 +30,16 @@ def metrics_rows(evaluation: dict) -> list[tuple[str, Any, Any, Any]]:
 
 
 def metrics_table_text(evaluation: dict) -> str:
+    """A plain-text table whose columns are as wide as their widest cell, two spaces apart."""
     rows = metrics_rows(evaluation)
     if not rows:
         return "(no test metrics)"
-    width = max(len(r[0]) for r in rows) + 2
-    lines = [f"{'metric':<{width}}{'fine-tuned':>12}{'baseline':>12}{'delta':>10}"]
-    for k, f, b, d in rows:
-        lines.append(f"{k:<{width}}{fmt(f):>12}{fmt(b):>12}{fmt_delta(d):>10}")
-    return "\n".join(lines)
+    table = [("metric", "fine-tuned", "baseline", "delta")]
+    table += [(k, fmt(f), fmt(b), fmt_delta(d)) for k, f, b, d in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    return "\n".join(
+        "  ".join([row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]).rstrip()
+        for row in table)
 
 
 LOWER_IS_BETTER = ("perplexity", "nll", "loss", "mse", "mae", "rmse")
