@@ -141,3 +141,61 @@ def test_freeze_all_but_head(tiny_bert, clf_csv, tmp_path):
                    baseline=False)
     params = run.info["parameters"]
     assert params["trainable"] < params["total"] / 10
+
+
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_best_checkpoint_by_loss_is_the_lowest_and_is_the_saved_model(tiny_bert, clf_csv, tmp_path, monkeypatch):
+    import torch
+    from transformers import Trainer
+
+    reloads = []
+    original = Trainer._load_best_model
+    monkeypatch.setattr(Trainer, "_load_best_model", lambda self: reloads.append(1) or original(self))
+    run = finetune(tiny_config(tiny_bert, clf_csv, tmp_path, epochs=3, metric_for_best_model="loss"),
+                   progress=False, baseline=False)
+    ckpts = RunDir(run.dir).complete_checkpoints()
+    last = ckpts[-1]
+    state = json.loads((last / "trainer_state.json").read_text())
+    losses = {e["step"]: e["eval_loss"] for e in state["log_history"] if "eval_loss" in e}
+    assert len(losses) == 3
+    best_step = min(losses, key=losses.get)  # a loss is better when it is lower, for any task
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{best_step}")
+    best = _tensors(run.dir / "checkpoints" / f"checkpoint-{best_step}")
+    final = _tensors(run.dir / "model")
+    assert best.keys() == final.keys() and all(torch.equal(best[k], final[k]) for k in best)
+    # the best weights are read back only when they are not the ones in memory already
+    assert len(reloads) == (0 if last.name == f"checkpoint-{best_step}" else 1)
+
+
+def test_best_model_is_read_back_only_when_it_is_not_the_last_step(monkeypatch):
+    from types import SimpleNamespace
+
+    from transformers import Trainer
+
+    from workbench.engine.trainer import trainer_class
+
+    reloads = []
+    monkeypatch.setattr(Trainer, "_load_best_model", lambda self: reloads.append(self.state.best_model_checkpoint))
+    for best, step in (("/r/checkpoints/checkpoint-20", 20), ("/r/checkpoints/checkpoint-10", 20),
+                       ("/r/checkpoints/checkpoint-2", 20)):
+        trainer = object.__new__(trainer_class())  # only the state is read
+        trainer.state = SimpleNamespace(best_model_checkpoint=best, global_step=step)
+        trainer._load_best_model()
+    assert reloads == ["/r/checkpoints/checkpoint-10", "/r/checkpoints/checkpoint-2"]
+
+
+def test_metric_direction_for_the_best_checkpoint():
+    from types import SimpleNamespace
+
+    from workbench.engine.trainer import greater_is_better
+
+    clf = SimpleNamespace(main_metric="accuracy", greater_is_better=True)
+    lm = SimpleNamespace(main_metric="perplexity", greater_is_better=False)
+    assert greater_is_better("accuracy", clf) and greater_is_better("f1_macro", clf)
+    assert not greater_is_better("loss", clf) and not greater_is_better("perplexity", lm)
+    assert not greater_is_better("mse", clf) and greater_is_better("pearsonr", clf)

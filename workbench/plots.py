@@ -19,8 +19,6 @@ from typing import Any
 # Matplotlib's default cycle, so runs keep their colour across every chart of a report.
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
-LOWER_IS_BETTER = ("loss", "perplexity", "nll", "mse", "mae", "rmse")
-
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

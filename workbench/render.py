@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .metrics import lower_is_better
 from .runs import RunDir
 
 
@@ -42,9 +43,6 @@ def metrics_table_text(evaluation: dict) -> str:
         for row in table)
 
 
-LOWER_IS_BETTER = ("perplexity", "nll", "loss", "mse", "mae", "rmse")
-
-
 def improved(metric: str, delta: Any, evaluation: dict) -> bool:
     """Whether a delta is a gain: perplexity, nll, loss and errors improve when they fall."""
     if not isinstance(delta, (int, float)):
@@ -52,7 +50,7 @@ def improved(metric: str, delta: Any, evaluation: dict) -> bool:
     if metric == evaluation.get("main_metric"):
         lower = not evaluation.get("greater_is_better", True)
     else:
-        lower = metric in LOWER_IS_BETTER
+        lower = lower_is_better(metric)
     return delta < 0 if lower else delta > 0
 
 

@@ -54,7 +54,7 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         save_total_limit=2 if save else None,
         load_best_model_at_end=save,
         metric_for_best_model=metric if save else None,
-        greater_is_better=task.greater_is_better if save else None,
+        greater_is_better=greater_is_better(metric, task) if save else None,
         logging_strategy="steps",
         logging_steps=t.logging_steps,
         logging_first_step=True,
@@ -71,6 +71,16 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         remove_unused_columns=getattr(task, "remove_unused_columns", True),
         optim="adamw_torch_fused" if device == "cuda" or _fused_cpu_ok() else "adamw_torch",
     )
+
+
+def greater_is_better(metric: str, task: Any) -> bool:
+    """The direction of the metric that picks the best checkpoint: the task's own for its main metric,
+    otherwise by name (a loss, perplexity or error improves as it falls)."""
+    if metric == task.main_metric:
+        return task.greater_is_better
+    from ..metrics import lower_is_better
+
+    return not lower_is_better(metric)
 
 
 @lru_cache(maxsize=1)
@@ -131,6 +141,14 @@ def trainer_class() -> type:
 
                 return torch.autocast(self.args.device.type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
             return super().autocast_smart_context_manager(cache_enabled)
+
+        def _load_best_model(self) -> None:
+            # When the best checkpoint is the one written at the last step, the weights in memory are
+            # the ones it holds: Trainer would read them back anyway (seconds for a 1B model).
+            best = self.state.best_model_checkpoint
+            if best and Path(best).name == f"checkpoint-{self.state.global_step}":
+                return
+            super()._load_best_model()
 
         def _get_train_sampler(self, train_dataset=None):
             data = self.train_dataset

@@ -11,6 +11,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BUNDLED = ("accuracy", "precision", "recall", "f1", "seqeval", "mse", "pearsonr")
+LOWER_IS_BETTER = ("perplexity", "nll", "loss", "mse", "mae", "rmse")
+
+
+def lower_is_better(name: str) -> bool:
+    """Whether a metric improves as it falls (losses, perplexity, errors), judged by its name."""
+    name = name.removeprefix("eval_")
+    return name in LOWER_IS_BETTER or name.endswith("loss")
 
 
 @lru_cache(maxsize=None)
