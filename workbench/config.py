@@ -80,7 +80,8 @@ class TrainConfig:
     logging_steps: int = _f(10, "Log loss and learning rate every N steps.")
     early_stopping_patience: int | None = _f(None, "Stop after N evaluations without improvement.")
     metric_for_best_model: str | None = _f(None, "Validation metric that selects the best checkpoint "
-                                           "(default: the task's main metric).")
+                                           "(default: the task's main metric); a loss, perplexity or error "
+                                           "counts as better when lower.")
     save_checkpoints: bool = _f(True, "Keep resumable checkpoints (best and last) under checkpoints/.")
     resume_from: str | None = _f(None, "Continue an interrupted run: a checkpoint folder, or a run directory or id "
                                  "(its latest complete checkpoint). Use the same settings as that run.")
