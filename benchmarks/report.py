@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 VARIANT_NAMES = {"B0": "B0 naive Trainer", "B1": "B1 tuned Trainer", "B2": "B2 hand loop", "P": "P workbench",
@@ -110,7 +111,10 @@ def render(result: dict) -> str:
             text = _pct(v) if "share" in key else f"{v:.2f}×"
             if key == "P/B0 tokens/s":
                 ok = (lambda x: x >= 3.0) if gpu else (lambda x: x >= 4.0)
-            cells.append(f"{text} {'met' if ok(v) else 'not met'}")
+            per_round = r.get(f"{key} per round") or []
+            spread = (f" (per round {min(per_round):.2f}–{max(per_round):.2f}, median "
+                      f"{statistics.median(per_round):.2f})" if len(per_round) > 1 else "")
+            cells.append(f"{text} {'met' if ok(v) else 'not met'}{spread}")
         same = r.get("P and B2 same batches")
         lines.append(f"| {w['name']} | " + " | ".join(cells) + f" | {'yes' if same else ('no' if same is False else '–')} |")
     magic = result.get("magic")
@@ -144,7 +148,8 @@ def merge(results: list[dict]) -> dict:
     from .run import summarize
 
     out = dict(results[0])
-    records = [x for r in results for x in r.get("records", [])]
+    # a round is a repeat within one call: runs of different calls are not paired with each other
+    records = [{**x, "call": i} for i, r in enumerate(results) for x in r.get("records", [])]
     out["records"] = records
     out.update(summarize(records, next((r["peak_flops"] for r in results if r.get("peak_flops")), None)))
     seen: set[str] = set()

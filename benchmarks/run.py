@@ -107,6 +107,13 @@ def median(xs: list) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def round_ratios(windows: dict[str, dict[tuple, dict]], num: str, den: str, field: str) -> list[float]:
+    """``field`` of variant ``num`` over that of ``den``, round by round (sorted): the runs of one round
+    ran back to back, so each ratio is free of the load drifting between rounds."""
+    a, b = windows.get(num, {}), windows.get(den, {})
+    return sorted(a[k][field] / b[k][field] for k in a.keys() & b.keys() if a[k].get(field) and b[k].get(field))
+
+
 def summarize(records: list[dict], peak: float | None) -> dict:
     ok = [r for r in records if "error" not in r]
     by: dict[tuple, list] = {}
@@ -130,16 +137,21 @@ def summarize(records: list[dict], peak: float | None) -> dict:
         row["steps"] = rs[0]["steps"]
         row["batch_signature"] = [b["real"] for b in rs[0]["batches"][:8]]
         table.setdefault(wl, {})[var] = row
+    rounds: dict[str, dict[str, dict]] = {}
+    for (wl, var), rs in by.items():
+        rounds.setdefault(wl, {})[var] = {(r.get("call", 0), r.get("repeat", 0)): r["window"] for r in rs}
     ratios = {}
     for wl, rows in table.items():
         r = {}
         for base in ("B0", "B1"):
             if "P" in rows and base in rows:
                 r[f"P/{base} tokens/s"] = rows["P"]["tokens_per_second"] / rows[base]["tokens_per_second"]
+                r[f"P/{base} tokens/s per round"] = round_ratios(rounds[wl], "P", base, "tokens_per_second")
         if "P" in rows and "P+compile" in rows:
             r["P+compile/P tokens/s"] = rows["P+compile"]["tokens_per_second"] / rows["P"]["tokens_per_second"]
         if "P" in rows and "B2" in rows:
             r["P/B2 step time"] = rows["P"]["step_seconds"] / rows["B2"]["step_seconds"]
+            r["P/B2 step time per round"] = round_ratios(rounds[wl], "P", "B2", "step_seconds")
             r["P and B2 same batches"] = rows["P"]["batch_signature"] == rows["B2"]["batch_signature"]
         if "P" in rows:
             s, wall = rows["P"]["split"], rows["P"]["wall_seconds"]

@@ -169,3 +169,10 @@ def test_counting_collator_in_loader_workers_keeps_the_batch_order():
     assert not count.batches  # nothing was counted in this process
     assert [b["width"] for b in count.train_batches(10)] == widths == list(range(4, 41, 4))
     assert count.train_batches(3)[0]["rows"] == [1, 2, 3, 4]
+
+
+def test_ratios_round_by_round_pair_runs_of_the_same_call_and_round():
+    windows = {"P": {(0, 0): {"step_seconds": 1.0}, (0, 1): {"step_seconds": 2.2}, (1, 0): {"step_seconds": 3.0}},
+               "B2": {(0, 0): {"step_seconds": 1.25}, (0, 1): {"step_seconds": 2.0}, (1, 1): {"step_seconds": 9.0}}}
+    assert run.round_ratios(windows, "P", "B2", "step_seconds") == pytest.approx([0.8, 1.1])
+    assert run.round_ratios(windows, "P", "B0", "step_seconds") == []
