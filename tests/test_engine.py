@@ -64,10 +64,15 @@ def test_eval_json_compares_with_the_baseline(finished):
 def test_run_handle_and_predict(finished):
     assert finished.status == "completed"
     assert finished.metrics["accuracy"] == json.loads((finished.dir / "eval.json").read_text())["finetuned"]["accuracy"]
-    preds = finished.predict(["match goal team player coach league score", "bank market shares profit price"])
-    assert [p["label"] for p in preds] == ["sport", "money"]
-    single = finished.predict("software chip computer phone network")
-    assert single["label"] == "tech" and abs(sum(single["scores"].values()) - 1) < 1e-4
+    # predict() agrees with the test evaluation on the examples eval.json keeps (where the fine-tuned
+    # and the base model disagree): the same model, tokenization and label names
+    examples = json.loads((finished.dir / "eval.json").read_text())["examples"]
+    assert examples
+    preds = finished.predict([e["text"] for e in examples])
+    assert [p["label"] for p in preds] == [e["finetuned"] for e in examples]
+    single = finished.predict(examples[0]["text"])
+    assert single["label"] == max(single["scores"], key=single["scores"].get) == examples[0]["finetuned"]
+    assert set(single["scores"]) == {"money", "sport", "tech"} and abs(sum(single["scores"].values()) - 1) < 1e-4
     again = Run.load(finished.id, finished.dir.parent)
     assert again.metrics == finished.metrics
     assert "accuracy" in again._repr_html_()

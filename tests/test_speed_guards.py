@@ -356,6 +356,7 @@ def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tin
 def test_fast_cpu_bernoulli_keeps_dropouts_rate_scaling_gradient_and_seed():
     import torch.nn.functional as F
 
+    from workbench.engine import dropout
     from workbench.engine.dropout import fast_bernoulli
 
     x = torch.ones(64, 128, 48, requires_grad=True)
@@ -372,6 +373,12 @@ def test_fast_cpu_bernoulli_keeps_dropouts_rate_scaling_gradient_and_seed():
     assert torch.equal(x.grad, y.detach())  # d(sum)/dx = mask x scale
     assert torch.equal(same, y)  # the mask comes from torch's seeded generator
     assert not torch.equal(again, y)  # and changes from call to call
+    small = torch.ones(dropout.NATIVE_BELOW - 1)  # small masks: torch's own draw, which is quicker there
+    torch.manual_seed(5)
+    native = F.dropout(small, 0.1, training=True)
+    with fast_bernoulli():
+        torch.manual_seed(5)
+        assert torch.equal(F.dropout(small, 0.1, training=True), native)
 
 
 def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_slow(tiny_bert, clf_csv, tmp_path,
@@ -384,6 +391,7 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
     calls = []
     real = dropout.bernoulli_draws
     monkeypatch.setattr(dropout, "bernoulli_draws", lambda shape, p: calls.append(tuple(shape)) or real(shape, p))
+    monkeypatch.setattr(dropout, "NATIVE_BELOW", 0)  # the tiny model's masks are all small
     for vendor, fast in (("AuthenticAMD", True), ("GenuineIntel", False)):
         calls.clear()
         monkeypatch.setattr(dropout, "cpu_vendor", lambda v=vendor: v)
@@ -396,3 +404,21 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
         # per step: embeddings, 2 layers x (attention probabilities, attention output, feed-forward), classifier
         assert len(calls) == 2 * 8, calls
         assert sum(len(s) == 4 for s in calls) == 2 * 2  # the B x heads x T x T attention masks
+
+
+def test_flop_estimate_counts_the_parameters_once_not_per_batch(tiny_bert, monkeypatch):
+    from transformers import AutoModelForSequenceClassification, Trainer
+
+    from workbench.engine.trainer import trainer_class
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3)
+    counts = []
+    real = type(model).num_parameters
+    monkeypatch.setattr(type(model), "num_parameters", lambda self, **kw: counts.append(kw) or real(self, **kw))
+    trainer = object.__new__(trainer_class())  # only the model is read
+    trainer.model = model
+    batches = [{"input_ids": torch.ones(8, n, dtype=torch.long)} for n in (12, 30, 7)]
+    expected = [Trainer.floating_point_ops(trainer, b) for b in batches]
+    counts.clear()
+    assert [trainer.floating_point_ops(b) for b in batches] == expected and expected[0] > 0
+    assert counts == [{"exclude_embeddings": True}]
