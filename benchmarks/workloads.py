@@ -45,6 +45,12 @@ class Workload:
 
 QWEN_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
+# A model so small that a step is almost all Python: the framework's own work per step (loop,
+# callbacks, optimizer and clipping bookkeeping), which on a GPU has to hide behind the kernels.
+HOST = Workload("toy-bert-host", "host work per step: a 2-layer, 32-wide BERT on BBC News sentences",
+                "text-classification", "toy-bert", "bbc-short", max_length=64, batch_size=8, learning_rate=1e-3,
+                warmup=10, steps=300, b0_steps=2, n_eval=16, variants=["B2", "P"])
+
 CPU = [
     Workload("minilm-bbc-long", "MiniLM classification, BBC News articles (long: 99 % cut at 128 tokens)",
              "text-classification", "minilm", "bbc-long", max_length=128, batch_size=16, learning_rate=1e-4,
@@ -61,6 +67,7 @@ CPU = [
     Workload("tiny-clm", "Causal LM, GPT-2-style 4 layers x 256 (random weights), BBC News paragraphs",
              "causal-lm", "tiny-gpt2", "bbc-text", max_length=256, batch_size=8, learning_rate=5e-4,
              warmup=1, steps=5, b0_steps=3, n_eval=64, n_train=400),
+    HOST,
 ]
 
 GPU_VARIANTS = ["B0", "B1", "B2", "P", "P+compile"]
@@ -82,6 +89,7 @@ GPU = [
              "causal-lm", "qwen2-0.5b", "bbc-text", max_length=1024, batch_size=8, learning_rate=2e-4,
              warmup=5, steps=30, b0_steps=15, n_eval=128, n_train=6000,
              lora={"r": 16, "alpha": 32, "target_modules": QWEN_LINEAR}, variants=LARGE_DECODER_VARIANTS),
+    HOST,
 ]
 
 # The GPU suite's code paths at toy sizes: runs on a CPU in seconds (used by the tests).
