@@ -204,3 +204,21 @@ def test_metric_direction_for_the_best_checkpoint():
     assert greater_is_better("accuracy", clf) and greater_is_better("f1_macro", clf)
     assert not greater_is_better("loss", clf) and not greater_is_better("perplexity", lm)
     assert not greater_is_better("mse", clf) and greater_is_better("pearsonr", clf)
+
+
+def test_unknown_best_metric_fails_before_training_with_the_choices(tiny_bert, clf_csv, tmp_path):
+    from workbench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        finetune(tiny_config(tiny_bert, clf_csv, tmp_path, epochs=2, metric_for_best_model="acuracy"),
+                 progress=False, baseline=False)
+    msg = str(e.value)
+    assert "train.metric_for_best_model: 'acuracy'" in msg and "accuracy, precision_macro" in msg
+    assert "runtime" not in msg and "preparation" not in msg
+    (run_dir,) = tmp_path.iterdir()
+    events = [json.loads(line)["event"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "step" not in events and "eval" not in events and events[-1] == "failed"
+    # a valid name with Trainer's prefix passes the check and trains
+    run = finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "ok", epochs=1, metric_for_best_model="eval_f1_macro"),
+                   progress=False, baseline=False)
+    assert run.status == "completed"

@@ -10,7 +10,7 @@ from workbench import finetune
 from workbench.api import Run
 from workbench.cli import main
 from workbench.config import resolve
-from workbench.errors import DataError, ModelError
+from workbench.errors import ConfigError, DataError, ModelError
 from workbench.models import load_tokenizer
 from workbench.tasks import get
 from workbench.tasks._lm import pack
@@ -163,3 +163,10 @@ def test_eval_json_is_strict_json(adapted):
     text = (adapted.dir / "eval.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["split"] == "test"
+
+
+def test_best_metric_is_checked_against_the_language_model_metrics(tiny_bert, domain_txt, tmp_path):
+    cfg = mlm_config(tiny_bert, domain_txt, tmp_path)
+    cfg["train"]["metric_for_best_model"] = "f1_macro"  # a classification metric
+    with pytest.raises(ConfigError, match=r"'f1_macro' is not a validation metric.*perplexity"):
+        finetune(cfg, progress=False, baseline=False)

@@ -129,6 +129,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     )
     trainer.sparse_prediction = task.sparse_prediction
     _drop_library_progress(trainer)
+    if cfg.train.metric_for_best_model and args.metric_for_best_model:
+        check_best_metric(trainer, datasets["validation"], cfg.train.metric_for_best_model)
 
     run_dir.set_status("running", device=device, precision=precision,
                        parameters={"total": total, "trainable": trainable})
@@ -182,6 +184,20 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
                                 "baseline": base.get(task.main_metric)})
     emit(RunFinished(status="completed", metrics=metrics, baseline=base, elapsed=elapsed,
                      train_seconds=train_seconds))
+
+
+def check_best_metric(trainer: Any, validation: Any, name: str) -> None:
+    """Fail before training when ``train.metric_for_best_model`` names no validation metric of the task.
+
+    Trainer would raise only at the first evaluation, after an epoch of training; the names come from
+    the task's own metrics on a few validation rows (``predict`` fires no evaluation events).
+    """
+    out = trainer.predict(validation.select(range(min(8, len(validation)))), metric_key_prefix="eval")
+    names = [k.removeprefix("eval_") for k in out.metrics
+             if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second", "_preparation_time"))]
+    if name.removeprefix("eval_") not in names:
+        raise ConfigError(f"train.metric_for_best_model: {name!r} is not a validation metric of this task; "
+                          f"choose one of {', '.join(names)} (or leave it unset for the task's main metric).")
 
 
 def resume_checkpoint(cfg: RunConfig) -> Path | None:
