@@ -381,6 +381,30 @@ def test_fast_cpu_bernoulli_keeps_dropouts_rate_scaling_gradient_and_seed():
         assert torch.equal(F.dropout(small, 0.1, training=True), native)
 
 
+def test_fast_cpu_bernoulli_is_for_the_training_thread_and_only_while_open():
+    import threading
+
+    from workbench.engine import dropout
+    from workbench.engine.dropout import fast_bernoulli
+
+    big = torch.empty(2 * dropout.NATIVE_BELOW)
+
+    def draw():
+        torch.manual_seed(7)
+        return big.clone().bernoulli_(0.3)
+
+    expected = draw()  # torch's own
+    got = {}
+    with fast_bernoulli():
+        mine = draw()
+        other = threading.Thread(target=lambda: got.update(mask=draw()))
+        other.start()
+        other.join()
+    assert not torch.equal(mine, expected)  # this thread: the fast generator
+    assert torch.equal(got["mask"], expected)  # another thread: torch's own numbers
+    assert torch.equal(draw(), expected)  # and torch's own kernel again once closed
+
+
 def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_slow(tiny_bert, clf_csv, tmp_path,
                                                                                    monkeypatch):
     """On a non-Intel CPU every dropout mask of a training forward (hidden states and the attention

@@ -5,17 +5,18 @@ dropout inside SDPA) with MKL's vectorised generator only on Intel processors; e
 EPYC/Ryzen, ARM) each element costs one Mersenne-Twister draw. On an AMD EPYC that was about a
 fifth of a MiniLM training step at batch 16 x 128 tokens (a torch.profiler trace of the benchmark's
 BBC News workload: 20 masks per step, 6 of them 16 x 12 x 128 x 128 attention masks). torch has no
-switch for that generator, so while a training forward runs, ``FastBernoulli`` (a
-``TorchDispatchMode``, below autograd: gradients are untouched) answers CPU ``bernoulli_(p)`` calls
-with numpy's PCG64 instead: 16 bits per element, so p is exact to 1/65,536, from a seed that torch's
-own seeded generator gives each call, which keeps runs reproducible from ``train.seed``. Masks of
-fewer than ``NATIVE_BELOW`` elements, and every other operation, pass through unchanged.
+switch for that generator, so while a training forward runs, ``fast_bernoulli`` answers CPU
+``bernoulli_(p)`` calls (below autograd: gradients are untouched) with numpy's PCG64 instead: 16
+bits per element, so p is exact to 1/65,536, from a seed that torch's own seeded generator gives
+each call, which keeps runs reproducible from ``train.seed``. Masks of fewer than ``NATIVE_BELOW``
+elements keep torch's own draw; no other operation is touched.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .device import cpu_vendor
 
@@ -43,26 +44,34 @@ def bernoulli_draws(shape: Any, p: float) -> Any:
     return torch.from_numpy(draws).view(tuple(shape)) < round(p * 65536) - 32768
 
 
-def fast_bernoulli() -> Any:
-    """A context manager under which CPU ``tensor.bernoulli_(p)`` uses ``bernoulli_draws``."""
-    return _mode()()
+@contextmanager
+def fast_bernoulli() -> Iterator[None]:
+    """While open, CPU ``tensor.bernoulli_(p)`` on this thread uses ``bernoulli_draws``.
 
+    The CPU kernel of ``aten::bernoulli_.float`` is replaced for the duration (a ``torch.library``
+    registration, removed on exit). A ``TorchDispatchMode`` would be the thread-local way, but it
+    calls into Python for every operation of the forward (about 600 for MiniLM): a MiniLM training
+    step took 3-8 % longer with it than with this, which costs one registration per forward (about
+    0.4 ms). Calls
+    from other threads, with an explicit generator, or on small masks get torch's own draw through
+    the tensor-probability overload, which draws the same numbers as the kernel it stands in for.
+    """
+    import warnings
 
-@lru_cache(maxsize=1)
-def _mode() -> type:
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
 
-    target = torch.ops.aten.bernoulli_.float
+    owner = threading.get_ident()
 
-    class FastBernoulli(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if func is target and args[0].device.type == "cpu" and kwargs.get("generator") is None \
-                    and args[0].numel() >= NATIVE_BELOW:
-                out = args[0]
-                p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
-                return out.copy_(bernoulli_draws(out.shape, float(p)))
-            return func(*args, **kwargs)
+    def kernel(self: Any, p: float = 0.5, *, generator: Any = None) -> Any:
+        if generator is None and self.numel() >= NATIVE_BELOW and threading.get_ident() == owner:
+            return self.copy_(bernoulli_draws(self.shape, float(p)))
+        return self.bernoulli_(torch.tensor(float(p), dtype=torch.float64), generator=generator)
 
-    return FastBernoulli
+    lib = torch.library.Library("aten", "IMPL")
+    try:
+        with warnings.catch_warnings():  # torch warns that a built-in kernel is being overridden
+            warnings.simplefilter("ignore")
+            lib.impl("bernoulli_.float", kernel, "CPU")
+        yield
+    finally:
+        lib._destroy()
