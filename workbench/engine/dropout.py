@@ -52,9 +52,9 @@ def fast_bernoulli() -> Iterator[None]:
     registration, removed on exit). A ``TorchDispatchMode`` would be the thread-local way, but it
     calls into Python for every operation of the forward (about 600 for MiniLM): a MiniLM training
     step took 3-8 % longer with it than with this, which costs one registration per forward (about
-    0.4 ms). Calls
-    from other threads, with an explicit generator, or on small masks get torch's own draw through
-    the tensor-probability overload, which draws the same numbers as the kernel it stands in for.
+    0.4 ms). Calls from other threads, with an explicit generator, or on small masks get torch's own
+    draw through the tensor-probability overload, which draws the same numbers as the kernel it
+    stands in for.
     """
     import warnings
 
