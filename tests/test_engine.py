@@ -195,15 +195,13 @@ def test_best_model_is_read_back_only_when_it_is_not_the_last_step(monkeypatch):
 
 
 def test_metric_direction_for_the_best_checkpoint():
-    from types import SimpleNamespace
+    from workbench.metrics import greater_is_better
 
-    from workbench.engine.trainer import greater_is_better
-
-    clf = SimpleNamespace(main_metric="accuracy", greater_is_better=True)
-    lm = SimpleNamespace(main_metric="perplexity", greater_is_better=False)
-    assert greater_is_better("accuracy", clf) and greater_is_better("f1_macro", clf)
-    assert not greater_is_better("loss", clf) and not greater_is_better("perplexity", lm)
-    assert not greater_is_better("mse", clf) and greater_is_better("pearsonr", clf)
+    clf = ("accuracy", True)  # a task's main metric and its direction
+    lm = ("perplexity", False)
+    assert greater_is_better("accuracy", *clf) and greater_is_better("f1_macro", *clf)
+    assert not greater_is_better("loss", *clf) and not greater_is_better("perplexity", *lm)
+    assert not greater_is_better("mse", *clf) and greater_is_better("pearsonr", *clf)
 
 
 def test_unknown_best_metric_fails_before_training_with_the_choices(tiny_bert, clf_csv, tmp_path):

@@ -216,9 +216,9 @@ def cmd_runs_list(root: str | None) -> int:
             metric = r.get("error", "")[:60]
         table.append((r["id"], str(r.get("task", "")), _short(str(r.get("model", ""))), str(r.get("status", "")),
                       metric, _age(r.get("created_at"))))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    from .render import text_table
+
+    print(text_table(table))
     return 0
 
 

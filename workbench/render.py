@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .metrics import lower_is_better
+from .metrics import greater_is_better
 from .runs import RunDir
 
 
@@ -30,28 +30,29 @@ def metrics_rows(evaluation: dict) -> list[tuple[str, Any, Any, Any]]:
     return [(k, fin.get(k), base.get(k), delta.get(k)) for k in keys]
 
 
+def text_table(rows: list[tuple[str, ...]], right_from: int | None = None) -> str:
+    """Rows of cells as plain text: columns as wide as their widest cell, two spaces apart, and the
+    columns from ``right_from`` on (numbers) right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = len(widths) if right_from is None else right_from
+    return "\n".join("  ".join(cell.rjust(w) if i >= right else cell.ljust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows)
+
+
 def metrics_table_text(evaluation: dict) -> str:
-    """A plain-text table whose columns are as wide as their widest cell, two spaces apart."""
     rows = metrics_rows(evaluation)
     if not rows:
         return "(no test metrics)"
-    table = [("metric", "fine-tuned", "baseline", "delta")]
-    table += [(k, fmt(f), fmt(b), fmt_delta(d)) for k, f, b, d in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    return "\n".join(
-        "  ".join([row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]).rstrip()
-        for row in table)
+    return text_table([("metric", "fine-tuned", "baseline", "delta")]
+                      + [(k, fmt(f), fmt(b), fmt_delta(d)) for k, f, b, d in rows], right_from=1)
 
 
 def improved(metric: str, delta: Any, evaluation: dict) -> bool:
     """Whether a delta is a gain: perplexity, nll, loss and errors improve when they fall."""
     if not isinstance(delta, (int, float)):
         return False
-    if metric == evaluation.get("main_metric"):
-        lower = not evaluation.get("greater_is_better", True)
-    else:
-        lower = lower_is_better(metric)
-    return delta < 0 if lower else delta > 0
+    higher = greater_is_better(metric, evaluation.get("main_metric"), evaluation.get("greater_is_better", True))
+    return delta > 0 if higher else delta < 0
 
 
 def metrics_table_html(evaluation: dict) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..events import CheckpointSaved, Evaluation, Step
+from ..metrics import greater_is_better
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_text, now_iso
 
 GPU_LOADER_WORKERS = 2
@@ -54,7 +55,7 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         save_total_limit=2 if save else None,
         load_best_model_at_end=save,
         metric_for_best_model=metric if save else None,
-        greater_is_better=greater_is_better(metric, task) if save else None,
+        greater_is_better=greater_is_better(metric, task.main_metric, task.greater_is_better) if save else None,
         logging_strategy="steps",
         logging_steps=t.logging_steps,
         logging_first_step=True,
@@ -71,16 +72,6 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         remove_unused_columns=getattr(task, "remove_unused_columns", True),
         optim="adamw_torch_fused" if device == "cuda" or _fused_cpu_ok() else "adamw_torch",
     )
-
-
-def greater_is_better(metric: str, task: Any) -> bool:
-    """The direction of the metric that picks the best checkpoint: the task's own for its main metric,
-    otherwise by name (a loss, perplexity or error improves as it falls)."""
-    if metric == task.main_metric:
-        return task.greater_is_better
-    from ..metrics import lower_is_better
-
-    return not lower_is_better(metric)
 
 
 @lru_cache(maxsize=1)

@@ -14,10 +14,13 @@ BUNDLED = ("accuracy", "precision", "recall", "f1", "seqeval", "mse", "pearsonr"
 LOWER_IS_BETTER = ("perplexity", "nll", "loss", "mse", "mae", "rmse")
 
 
-def lower_is_better(name: str) -> bool:
-    """Whether a metric improves as it falls (losses, perplexity, errors), judged by its name."""
+def greater_is_better(name: str, main_metric: str | None, main_greater: bool) -> bool:
+    """A metric's direction: the task's own for its main metric, otherwise by name (a loss,
+    perplexity or error improves as it falls)."""
     name = name.removeprefix("eval_")
-    return name in LOWER_IS_BETTER or name.endswith("loss")
+    if name == main_metric:
+        return main_greater
+    return not (name in LOWER_IS_BETTER or name.endswith("loss"))
 
 
 @lru_cache(maxsize=None)
