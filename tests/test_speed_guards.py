@@ -416,6 +416,14 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
     real = dropout.bernoulli_draws
     monkeypatch.setattr(dropout, "bernoulli_draws", lambda shape, p: calls.append(tuple(shape)) or real(shape, p))
     monkeypatch.setattr(dropout, "NATIVE_BELOW", 0)  # the tiny model's masks are all small
+    replaced = []
+    real_library = torch.library.Library
+
+    def library(*args, **kwargs):
+        replaced.append(args)
+        return real_library(*args, **kwargs)
+
+    monkeypatch.setattr(torch.library, "Library", library)
     for vendor, fast in (("AuthenticAMD", True), ("GenuineIntel", False)):
         calls.clear()
         monkeypatch.setattr(dropout, "cpu_vendor", lambda v=vendor: v)
@@ -427,6 +435,7 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
             continue
         # per step: embeddings, 2 layers x (attention probabilities, attention output, feed-forward), classifier
         assert len(calls) == 2 * 8, calls
+        assert replaced == [("aten", "IMPL")]  # the kernel is replaced once for the run, not per forward
         assert sum(len(s) == 4 for s in calls) == 2 * 2  # the B x heads x T x T attention masks
 
 

@@ -44,37 +44,62 @@ def bernoulli_draws(shape: Any, p: float) -> Any:
     return torch.from_numpy(draws).view(tuple(shape)) < round(p * 65536) - 32768
 
 
-@contextmanager
-def fast_bernoulli() -> Iterator[None]:
-    """While open, CPU ``tensor.bernoulli_(p)`` on this thread uses ``bernoulli_draws``.
+_state = threading.local()  # .on: this thread's masks come from bernoulli_draws
+_lock = threading.Lock()
+_kernel_users = 0  # open bernoulli_kernel() contexts; the replacement stays while there is one
+_library: Any = None
 
-    The CPU kernel of ``aten::bernoulli_.float`` is replaced for the duration (a ``torch.library``
-    registration, removed on exit). A ``TorchDispatchMode`` would be the thread-local way, but it
-    calls into Python for every operation of the forward (about 600 for MiniLM): a MiniLM training
-    step took 3-8 % longer with it than with this, which costs one registration per forward (about
-    0.4 ms). Calls from other threads, with an explicit generator, or on small masks get torch's own
-    draw through the tensor-probability overload, which draws the same numbers as the kernel it
-    stands in for.
+
+def _kernel(self: Any, p: float = 0.5, *, generator: Any = None) -> Any:
+    import torch
+
+    if generator is None and self.numel() >= NATIVE_BELOW and getattr(_state, "on", False):
+        return self.copy_(bernoulli_draws(self.shape, float(p)))
+    # torch's own draw: the tensor-probability overload draws the same numbers as the replaced kernel
+    return self.bernoulli_(torch.tensor(float(p), dtype=torch.float64), generator=generator)
+
+
+@contextmanager
+def bernoulli_kernel() -> Iterator[None]:
+    """While open, the CPU kernel of ``aten::bernoulli_.float`` is ``_kernel`` (for a training run).
+
+    It draws from ``bernoulli_draws`` only on a thread inside ``fast_bernoulli()``; every other call
+    (other threads, evaluation, an explicit generator, small masks) gets torch's own numbers. A
+    ``TorchDispatchMode`` would be the thread-local way, but it calls into Python for every operation
+    of the forward (about 600 for MiniLM): a MiniLM training step took 3-8 % longer with it.
     """
+    global _kernel_users, _library
     import warnings
 
     import torch
 
-    owner = threading.get_ident()
-
-    def kernel(self: Any, p: float = 0.5, *, generator: Any = None) -> Any:
-        if generator is None and self.numel() >= NATIVE_BELOW and threading.get_ident() == owner:
-            return self.copy_(bernoulli_draws(self.shape, float(p)))
-        return self.bernoulli_(torch.tensor(float(p), dtype=torch.float64), generator=generator)
-
-    lib = torch.library.Library("aten", "IMPL")
+    with _lock:
+        if _kernel_users == 0:
+            _library = torch.library.Library("aten", "IMPL")
+            try:
+                with warnings.catch_warnings():  # torch warns that a built-in kernel is being overridden
+                    warnings.simplefilter("ignore")
+                    _library.impl("bernoulli_.float", _kernel, "CPU")
+            except Exception:  # a torch build that refuses the override keeps its own (slower) draw
+                pass
+        _kernel_users += 1
     try:
-        try:
-            with warnings.catch_warnings():  # torch warns that a built-in kernel is being overridden
-                warnings.simplefilter("ignore")
-                lib.impl("bernoulli_.float", kernel, "CPU")
-        except Exception:  # a torch build that refuses the override keeps its own (slower) draw
-            pass
         yield
     finally:
-        lib._destroy()
+        with _lock:
+            _kernel_users -= 1
+            if _kernel_users == 0:
+                _library._destroy()
+                _library = None
+
+
+@contextmanager
+def fast_bernoulli() -> Iterator[None]:
+    """While open, CPU ``tensor.bernoulli_(p)`` on this thread uses ``bernoulli_draws`` (a training
+    forward). Inside ``bernoulli_kernel()`` this only sets a thread-local flag."""
+    with bernoulli_kernel():
+        was, _state.on = getattr(_state, "on", False), True
+        try:
+            yield
+        finally:
+            _state.on = was

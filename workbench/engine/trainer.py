@@ -118,6 +118,14 @@ def trainer_class() -> type:
             self._fast_bernoulli = self.args.device.type == "cpu" and not self.args.torch_compile \
                 and slow_cpu_bernoulli()
 
+        def train(self, *args, **kwargs):
+            if not getattr(self, "_fast_bernoulli", False):
+                return super().train(*args, **kwargs)
+            from .dropout import bernoulli_kernel
+
+            with bernoulli_kernel():  # replaced once per run; each training forward switches it on
+                return super().train(*args, **kwargs)
+
         def compute_loss_context_manager(self):
             stack = super().compute_loss_context_manager()
             if getattr(self, "_fast_bernoulli", False) and self.model.training:
