@@ -381,6 +381,33 @@ def test_fast_cpu_bernoulli_keeps_dropouts_rate_scaling_gradient_and_seed():
         assert torch.equal(F.dropout(small, 0.1, training=True), native)
 
 
+def test_fast_cpu_bernoulli_edges_probability_one_and_zero_dtypes_and_strided_masks():
+    """p within 2**-17 of 1 keeps every element (a 16-bit threshold would wrap to 'none'), p = 0 keeps
+    none, half-precision and transposed (non-contiguous) tensors get the right rate in place."""
+    import torch.nn.functional as F
+
+    from workbench.engine import dropout
+    from workbench.engine.dropout import fast_bernoulli
+
+    n = 4 * dropout.NATIVE_BELOW
+    with fast_bernoulli():
+        for p in (1.0, 1 - 1e-7):
+            assert torch.equal(torch.zeros(n).bernoulli_(p), torch.ones(n)), p
+        assert torch.equal(torch.ones(n).bernoulli_(0.0), torch.zeros(n))
+        x = torch.ones(n)
+        assert torch.allclose(F.dropout(x, 1e-7, training=True), x)  # a tiny rate keeps the activations
+        half = torch.empty(n, dtype=torch.bfloat16).bernoulli_(0.25)
+        assert half.dtype == torch.bfloat16 and set(half.unique().tolist()) == {0.0, 1.0}
+        assert abs(half.float().mean().item() - 0.25) < 0.02
+        strided = torch.full((64, n // 32), 7.0).t()
+        assert not strided.is_contiguous()
+        strided.bernoulli_(0.75)
+        assert set(strided.unique().tolist()) == {0.0, 1.0}
+        assert abs(strided.mean().item() - 0.75) < 0.02
+        with pytest.raises(RuntimeError):
+            torch.empty(n).bernoulli_(1.5)  # torch's own check of p still applies
+
+
 def test_fast_cpu_bernoulli_is_for_the_training_thread_and_only_while_open():
     import threading
 
@@ -413,8 +440,8 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
     from workbench.engine import dropout
 
     calls = []
-    real = dropout.bernoulli_draws
-    monkeypatch.setattr(dropout, "bernoulli_draws", lambda shape, p: calls.append(tuple(shape)) or real(shape, p))
+    real = dropout.bernoulli_into
+    monkeypatch.setattr(dropout, "bernoulli_into", lambda out, p: calls.append(tuple(out.shape)) or real(out, p))
     monkeypatch.setattr(dropout, "NATIVE_BELOW", 0)  # the tiny model's masks are all small
     replaced = []
     real_library = torch.library.Library
