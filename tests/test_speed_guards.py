@@ -443,6 +443,7 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
     real = dropout.bernoulli_into
     monkeypatch.setattr(dropout, "bernoulli_into", lambda out, p: calls.append(tuple(out.shape)) or real(out, p))
     monkeypatch.setattr(dropout, "NATIVE_BELOW", 0)  # the tiny model's masks are all small
+    monkeypatch.setattr(dropout, "FAST_FROM_BATCH_WIDTH", 0)
     replaced = []
     real_library = torch.library.Library
 
@@ -464,6 +465,28 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
         assert len(calls) == 2 * 8, calls
         assert replaced == [("aten", "IMPL")]  # the kernel is replaced once for the run, not per forward
         assert sum(len(s) == 4 for s in calls) == 2 * 2  # the B x heads x T x T attention masks
+
+
+def test_a_narrow_models_run_keeps_torchs_own_dropout_kernel(tiny_bert, clf_csv, tmp_path, monkeypatch):
+    """Batch x hidden width under FAST_FROM_BATCH_WIDTH: masks are small, so the kernel stays torch's
+    (a replaced kernel puts a Python call in front of every mask); at or over it, it is replaced."""
+    from transformers import AutoConfig
+
+    from workbench.engine import dropout
+
+    assert dropout.fast_masks_pay(16, 384) and not dropout.fast_masks_pay(8, 32)  # MiniLM; the toy BERT
+    width = AutoConfig.from_pretrained(tiny_bert).hidden_size
+    monkeypatch.setattr(dropout, "cpu_vendor", lambda: "AuthenticAMD")
+    replaced = []
+    real_library = torch.library.Library
+    monkeypatch.setattr(torch.library, "Library", lambda *a, **kw: replaced.append(a) or real_library(*a, **kw))
+    for limit, expected in ((8 * width + 1, []), (8 * width, [("aten", "IMPL")])):
+        replaced.clear()
+        monkeypatch.setattr(dropout, "FAST_FROM_BATCH_WIDTH", limit)
+        cfg = tiny_config(tiny_bert, clf_csv, tmp_path / str(limit), epochs=1, max_steps=2, batch_size=8)
+        cfg["baseline"] = False
+        finetune(cfg, progress=False)
+        assert replaced == expected, (limit, replaced)
 
 
 def test_flop_estimate_counts_the_parameters_once_not_per_batch(tiny_bert, monkeypatch):

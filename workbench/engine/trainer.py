@@ -112,11 +112,14 @@ def trainer_class() -> type:
             self._bf16_autocast = bool(self.args.bf16) and self.accelerator.mixed_precision == "bf16"
             if self._bf16_autocast:
                 self.accelerator.native_amp = False
-            from .dropout import slow_cpu_bernoulli
+            from .dropout import fast_masks_pay, slow_cpu_bernoulli
 
-            # dropout masks from a fast generator where torch's CPU one is slow (see ``dropout``)
+            # dropout masks from a fast generator where torch's CPU one is slow (see ``dropout``),
+            # unless the model is so narrow that its masks are small
+            hidden = getattr(getattr(self.model, "config", None), "hidden_size", None)
             self._fast_bernoulli = self.args.device.type == "cpu" and not self.args.torch_compile \
-                and slow_cpu_bernoulli()
+                and slow_cpu_bernoulli() \
+                and fast_masks_pay(self.args.train_batch_size, hidden if isinstance(hidden, int) else None)
 
         def train(self, *args, **kwargs):
             if not getattr(self, "_fast_bernoulli", False):
