@@ -52,9 +52,12 @@ class SyncCounter(TorchFunctionMode):
         self.in_model = False
         self.per_step: dict[int, list[str]] = {}
         self.in_forward: dict[int, list[str]] = {}
+        self.loop_calls: dict[int, list[str]] = {}  # every torch call of the loop around the model
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
+        if not (self.in_collate or self.in_model):
+            self.loop_calls.setdefault(self.step, []).append(name)
         if name in SYNC_METHODS and not self.in_collate:
             (self.in_forward if self.in_model else self.per_step).setdefault(self.step, []).append(name)
         return func(*args, **(kwargs or {}))
@@ -176,6 +179,27 @@ def test_no_host_sync_between_logging_steps(probed_run):
     assert not noisy, f"host syncs inside training steps: {noisy}"
     assert any(probe.counter.per_step.get(s) for s in range(1, len(probe.steps) + 1)), \
         "the counter saw no logging-step reads at all; it is not attached"
+
+
+# torch calls that read or set attributes, mark profiler regions or move a tensor to the device it
+# is on; every other call of the loop around the model launches work
+BOOKKEEPING = {"__get__", "__set__", "is_complex", "_set_grad_enabled", "numel", "detach", "to",
+               "_record_function_enter_new", "_record_function_exit._RecordFunction"}
+
+
+def test_the_loop_around_the_model_launches_the_same_few_operations_every_step(probed_run):
+    _, probe = probed_run
+    logging_steps = 10
+    quiet = [s for s in range(2, len(probe.steps)) if s % logging_steps not in (0, logging_steps - 1)]
+    launched = {s: sorted(n for n in probe.counter.loop_calls.get(s, []) if n not in BOOKKEEPING) for s in quiet}
+    first = launched[quiet[0]]
+    assert all(ops == first for ops in launched.values())
+    # backward; the loss scaled for accumulation (by Trainer and by accelerate) and added to the
+    # running total; clipping: one norm over all gradients, the coefficient, one scaling; fused
+    # AdamW for the two parameter groups (with and without weight decay) and their step counters
+    assert "backward" in first and first.count("_fused_adamw_") == 2, first
+    assert len(first) <= 15, f"{len(first)} operations per step around the model: {first}"
+    assert "ne" not in first and "sum" not in first, "labelled items are counted on every step"
 
 
 def test_matmuls_run_in_bf16_where_the_cpu_has_it(probed_run):
@@ -505,3 +529,97 @@ def test_flop_estimate_counts_the_parameters_once_not_per_batch(tiny_bert, monke
     counts.clear()
     assert [trainer.floating_point_ops(b) for b in batches] == expected and expected[0] > 0
     assert counts == [{"exclude_embeddings": True}]
+
+
+def _trainer(model_path, out, **args):
+    from transformers import AutoModelForSequenceClassification, TrainingArguments
+
+    from workbench.engine.trainer import trainer_class
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=3)
+    targs = TrainingArguments(output_dir=str(out), use_cpu=True, report_to="none", max_grad_norm=0.5, **args)
+    trainer = trainer_class()(model=model, args=targs)
+    trainer.current_gradient_accumulation_steps = args.get("gradient_accumulation_steps", 1)
+    return trainer, model
+
+
+def _batch(model):
+    g = torch.Generator().manual_seed(0)
+    return {"input_ids": torch.randint(5, model.config.vocab_size, (4, 12), generator=g),
+            "attention_mask": torch.ones(4, 12, dtype=torch.long), "labels": torch.tensor([0, 1, 2, 0])}
+
+
+def test_training_steps_skip_the_train_mode_walk_only_while_every_module_trains(tiny_bert, tmp_path, monkeypatch):
+    trainer, model = _trainer(tiny_bert, tmp_path)
+    calls = []
+    real = torch.nn.Module.train
+    monkeypatch.setattr(torch.nn.Module, "train", lambda self, mode=True: calls.append(mode) or real(self, mode))
+    modules = list(model.modules())
+    model.eval()
+    calls.clear()
+    trainer.training_step(model, _batch(model))  # after an evaluation: the full walk
+    assert len(calls) == len(modules) and all(m.training for m in modules)
+    calls.clear()
+    trainer.training_step(model, _batch(model))
+    trainer.training_step(model, _batch(model))
+    assert calls == [] and "train" not in model.__dict__
+    model.bert.encoder.layer[0].eval()  # one block switched off by hand: the next step walks again
+    trainer.training_step(model, _batch(model))
+    assert calls and all(m.training for m in modules)
+    model.eval()  # and an evaluation after the shortcut still reaches every module
+    assert not any(m.training for m in modules)
+
+
+def test_one_device_clipping_equals_accelerates_and_lists_the_parameters_once(tiny_bert, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    trainer, model = _trainer(tiny_bert, tmp_path)
+    g = torch.Generator().manual_seed(1)
+    grads = {n: torch.randn(p.shape, generator=g) for n, p in model.named_parameters()}
+
+    def load():
+        for n, p in model.named_parameters():
+            p.grad = grads[n].clone()
+
+    load()
+    expected_norm = Trainer._clip_grad_norm(trainer, model)  # through accelerate
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    assert float(expected_norm) > 5 * trainer.args.max_grad_norm, "the gradients must be clipped, not only measured"
+    listed = []
+    real = torch.nn.Module.parameters
+    monkeypatch.setattr(torch.nn.Module, "parameters", lambda self, recurse=True: listed.append(1) or real(self, recurse))
+    for _ in range(3):
+        load()
+        torch.testing.assert_close(trainer._clip_grad_norm(model), expected_norm)
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(p.grad, expected[n])
+    assert len(listed) == 1
+
+
+def test_one_batch_per_step_leaves_the_loss_divisor_to_the_model(tiny_bert, tmp_path):
+    trainer, model = _trainer(tiny_bert, tmp_path / "one")
+    batch = _batch(model)
+    batch["labels"] = torch.tensor([0, 1, -100, 2])
+    assert trainer._get_num_items_in_batch([batch], torch.device("cpu")) is None
+    # the model's mean loss is what Trainer's count would have divided by
+    model.train()
+    torch.manual_seed(3)
+    mean = model(**batch).loss
+    torch.manual_seed(3)
+    counted = model(**batch, num_items_in_batch=torch.tensor(3)).loss
+    torch.testing.assert_close(mean, counted)
+    accumulating, _ = _trainer(tiny_bert, tmp_path / "ga", gradient_accumulation_steps=2)
+    assert int(accumulating._get_num_items_in_batch([batch, batch], torch.device("cpu"))) == 6
+
+
+def test_accelerates_package_check_is_answered_from_a_cache_during_training_only(tiny_bert, tmp_path, monkeypatch):
+    import accelerate.optimizer as accelerated
+    from transformers import Trainer
+
+    original = accelerated.is_lomo_available
+    seen = []
+    monkeypatch.setattr(Trainer, "train", lambda self, *a, **kw: seen.append(accelerated.is_lomo_available))
+    trainer, _ = _trainer(tiny_bert, tmp_path)
+    trainer.train()
+    assert seen[0] is not original and seen[0].__wrapped__ is original and hasattr(seen[0], "cache_info")
+    assert accelerated.is_lomo_available is original

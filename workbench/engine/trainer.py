@@ -10,6 +10,7 @@ import math
 import os
 import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -122,12 +123,29 @@ def trainer_class() -> type:
                 and fast_masks_pay(self.args.train_batch_size, hidden if isinstance(hidden, int) else None)
 
         def train(self, *args, **kwargs):
-            if not getattr(self, "_fast_bernoulli", False):
-                return super().train(*args, **kwargs)
-            from .dropout import bernoulli_kernel
+            from contextlib import ExitStack
 
-            with bernoulli_kernel():  # replaced once per run; each training forward switches it on
+            with ExitStack() as stack:
+                stack.enter_context(_package_checks_cached())
+                if getattr(self, "_fast_bernoulli", False):
+                    from .dropout import bernoulli_kernel
+
+                    # replaced once per run; each training forward switches it on
+                    stack.enter_context(bernoulli_kernel())
                 return super().train(*args, **kwargs)
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            # Trainer calls model.train() at every step, a walk that sets the flag on every module
+            # again (about 0.1 ms for a 2-layer BERT, more for deeper models) although only an
+            # evaluation in between switches it off. When every module is still training, and none
+            # defines a train() of its own, the call is answered without the walk.
+            if not _all_training(self, model):
+                return super().training_step(model, inputs, num_items_in_batch)
+            model.__dict__["train"] = _already_training(model)
+            try:
+                return super().training_step(model, inputs, num_items_in_batch)
+            finally:
+                model.__dict__.pop("train", None)
 
         def compute_loss_context_manager(self):
             stack = super().compute_loss_context_manager()
@@ -156,6 +174,35 @@ def trainer_class() -> type:
                 cached = self._flop_parameters = (self.model, self.model.num_parameters(exclude_embeddings=True))
             return 6 * inputs[main].numel() * cached[1]
 
+        def _single_device(self) -> bool:
+            from accelerate.utils import DistributedType
+
+            return self.accelerator.distributed_type == DistributedType.NO and self.args.n_gpu <= 1
+
+        def _get_num_items_in_batch(self, batch_samples: list, device):
+            # Trainer counts the labelled items of every batch (tensor operations on each step) so
+            # that losses summed over accumulated micro-batches or processes share one divisor. With
+            # one batch per step on one device the divisor is the batch's own count, which is what
+            # the model's mean loss divides by already.
+            if self.args.gradient_accumulation_steps == 1 and self._single_device() \
+                    and self.compute_loss_func is None:
+                return None
+            return super()._get_num_items_in_batch(batch_samples, device)
+
+        def _clip_grad_norm(self, model):
+            # Trainer clips through accelerate, which lists the parameters again and groups them by
+            # device mesh on every step (about 0.15 ms on a small model); on one device, without a
+            # loss scaler or sharded gradients, that is torch's own clipping over a list made once.
+            if not self._single_device() or self.accelerator.scaler is not None \
+                    or self._has_mixed_mesh_grads(model):
+                return super()._clip_grad_norm(model)
+            import torch
+
+            cached = getattr(self, "_clip_parameters", None)
+            if cached is None or cached[0] is not model:
+                cached = self._clip_parameters = (model, list(model.parameters()))
+            return torch.nn.utils.clip_grad_norm_(cached[1], self.args.max_grad_norm)
+
         def _load_best_model(self) -> None:
             # When the best checkpoint is the one written at the last step, the weights in memory are
             # the ones it holds: Trainer would read them back anyway (seconds for a 1B model).
@@ -173,6 +220,67 @@ def trainer_class() -> type:
                                         lengths=list(data[self.args.length_column_name]))
 
     return WorkbenchTrainer
+
+
+def _all_training(trainer: Any, model: Any) -> bool:
+    """Whether every module of ``model`` is in training mode and a train() call would change nothing.
+
+    The module list is made once per model; a module with a train() method of its own (one that
+    may do more than set the flag) rules the shortcut out, and so do hub kernels not (yet)
+    switched to their training mode, which transformers' train() would switch.
+    """
+    cached = getattr(trainer, "_module_list", None)
+    if cached is None or cached[0] is not model:
+        import torch
+        from transformers import PreTrainedModel
+
+        modules = list(model.modules())
+        plain = (torch.nn.Module.train, PreTrainedModel.train)
+        kernels_training = None
+        if getattr(model, "use_kernels", False):
+            try:
+                from kernels import Mode
+
+                kernels_training = Mode.TRAINING
+            except ImportError:  # transformers' train() does nothing with kernels then
+                pass
+        eligible = all(type(m).train in plain for m in modules)
+        cached = trainer._module_list = (model, modules if eligible else None, kernels_training)
+    _, modules, kernels_training = cached
+    if modules is None or (kernels_training is not None and getattr(model, "kernels_mode", None) != kernels_training):
+        return False
+    return all(m.training for m in modules)
+
+
+def _already_training(model: Any) -> Callable:
+    def train(mode: bool = True):
+        if not mode:  # not expected inside a training step; done in full
+            return type(model).train(model, mode)
+        return model
+    return train
+
+
+@contextmanager
+def _package_checks_cached():
+    """Answer accelerate's per-step "is lomo_optim installed?" from a cache during a training loop.
+
+    Its optimizer wrapper asks importlib twice on every step (about 70 µs); the installed packages
+    do not change while a loop runs. The module's own function is put back afterwards.
+    """
+    try:
+        import accelerate.optimizer as accelerated
+    except ImportError:
+        yield
+        return
+    original = getattr(accelerated, "is_lomo_available", None)
+    if original is None or hasattr(original, "cache_info"):  # absent, or a loop in another thread has it
+        yield
+        return
+    accelerated.is_lomo_available = lru_cache(maxsize=1)(original)
+    try:
+        yield
+    finally:
+        accelerated.is_lomo_available = original
 
 
 def _fused_cpu_ok() -> bool:
