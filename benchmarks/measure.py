@@ -94,6 +94,13 @@ class Clock:
         a, b = self.ends.get(self.warmup), self.ends.get(self.warmup + self.steps)
         return None if a is None or b is None else b - a
 
+    def durations(self) -> list[float] | None:
+        """Seconds of each timed step (on a CPU; a GPU's queued work makes single steps meaningless)."""
+        ends = [self.ends.get(s) for s in range(self.warmup, self.warmup + self.steps + 1)]
+        if self.cuda or None in ends:
+            return None
+        return [round(b - a, 7) for a, b in zip(ends, ends[1:])]
+
 
 class Phases:
     """Seconds per named phase, exclusive of nested phases (an evaluation inside ``Trainer.train``

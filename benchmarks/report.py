@@ -117,6 +117,13 @@ def render(result: dict) -> str:
             cells.append(f"{text} {'met' if ok(v) else 'not met'}{spread}")
         same = r.get("P and B2 same batches")
         lines.append(f"| {w['name']} | " + " | ".join(cells) + f" | {'yes' if same else ('no' if same is False else '–')} |")
+    paired = [(w["name"], result["ratios"].get(w["name"], {}).get("P/B2 step time, step by step"))
+              for w in result["workloads"]]
+    paired = [(n, v) for n, v in paired if v is not None]
+    if paired:
+        lines += ["", "P/B2 step time, step by step (P and B2 train on the same batches in the same order; each "
+                      "timed step's median over the runs, summed, which leaves out bursts of outside load that "
+                      "slow single steps of single runs): " + ", ".join(f"{n} {v:.2f}×" for n, v in paired) + "."]
     magic = result.get("magic")
     if magic and "error" not in magic:
         p_row = result["table"].get(magic["workload"], {}).get("P", {})

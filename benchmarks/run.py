@@ -114,6 +114,23 @@ def round_ratios(windows: dict[str, dict[tuple, dict]], num: str, den: str, fiel
     return sorted(a[k][field] / b[k][field] for k in a.keys() & b.keys() if a[k].get(field) and b[k].get(field))
 
 
+def step_by_step_ratio(num: list[dict], den: list[dict]) -> float | None:
+    """Step time of ``num`` over ``den`` when both trained on the same batches in the same order: each
+    timed step's median over the runs of a variant, summed. A burst of load from outside slows a
+    few steps of one run; the median over runs leaves those out, a ratio of whole windows does not."""
+    def per_step(rs):
+        times = [r.get("step_times") for r in rs]
+        if not times or None in times or len({len(t) for t in times}) != 1:
+            return None
+        return [statistics.median(col) for col in zip(*times)]
+
+    batches = {json.dumps([b["rows"] for b in r["batches"]]) for r in num + den}
+    a, b = per_step(num), per_step(den)
+    if len(batches) != 1 or a is None or b is None or len(a) != len(b):
+        return None
+    return sum(a) / sum(b)
+
+
 def summarize(records: list[dict], peak: float | None) -> dict:
     ok = [r for r in records if "error" not in r]
     by: dict[tuple, list] = {}
@@ -153,6 +170,7 @@ def summarize(records: list[dict], peak: float | None) -> dict:
             r["P/B2 step time"] = rows["P"]["step_seconds"] / rows["B2"]["step_seconds"]
             r["P/B2 step time per round"] = round_ratios(rounds[wl], "P", "B2", "step_seconds")
             r["P and B2 same batches"] = rows["P"]["batch_signature"] == rows["B2"]["batch_signature"]
+            r["P/B2 step time, step by step"] = step_by_step_ratio(by[(wl, "P")], by[(wl, "B2")])
         if "P" in rows:
             s, wall = rows["P"]["split"], rows["P"]["wall_seconds"]
             r["P callbacks share of wall"] = s["callbacks"] / wall

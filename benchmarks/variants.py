@@ -145,6 +145,7 @@ def result(spec: dict, variant: str, phases: Phases, clock: Clock, counter: Coun
 
     return {"workload": spec["name"], "variant": variant, "device": dev, "precision": precision,
             "warmup": clock.warmup, "steps": clock.steps, "window_seconds": clock.window(),
+            "step_times": clock.durations(),
             "batches": counter.train_batches(clock.warmup + clock.steps), "phases": phases.seconds,
             "wall_seconds": wall, "metric": metric, "memory": peak_memory(dev == "cuda"),
             "shape": model_shape(model)}

@@ -88,6 +88,8 @@ def test_smoke_suite_end_to_end(bench_dir, tmp_path):
     rows = result["table"]["toy-bert-short"]
     assert set(rows) == {"B0", "B1", "B2", "P"} and not result["failures"]
     assert result["ratios"]["toy-bert-short"]["P and B2 same batches"] is True
+    assert result["ratios"]["toy-bert-short"]["P/B2 step time, step by step"] > 0
+    assert len(result["records"][0]["step_times"]) == result["records"][0]["steps"]
     assert rows["B0"]["pad_fraction"] > 0.4 > rows["P"]["pad_fraction"]  # B0 pads every text to max_length
     assert rows["B0"]["precision"] == "fp32" and rows["P"]["precision"] == rows["B1"]["precision"]
     for r in rows.values():
@@ -176,3 +178,18 @@ def test_ratios_round_by_round_pair_runs_of_the_same_call_and_round():
                "B2": {(0, 0): {"step_seconds": 1.25}, (0, 1): {"step_seconds": 2.0}, (1, 1): {"step_seconds": 9.0}}}
     assert run.round_ratios(windows, "P", "B2", "step_seconds") == pytest.approx([0.8, 1.1])
     assert run.round_ratios(windows, "P", "B0", "step_seconds") == []
+
+
+def test_step_by_step_ratio_takes_each_steps_median_over_runs_and_needs_the_same_batches():
+    batches = [{"rows": [5, 4]}, {"rows": [9, 9]}, {"rows": [3, 2]}]
+
+    def rec(times, b=batches):
+        return {"step_times": times, "batches": b}
+
+    # a burst of outside load slowed step 2 of one P run tenfold: the median over the runs leaves it out
+    p = [rec([1.0, 2.0, 1.0]), rec([1.1, 20.0, 0.9]), rec([0.9, 2.2, 1.0])]
+    b2 = [rec([1.0, 2.0, 1.0]), rec([1.0, 2.0, 1.0]), rec([1.0, 2.0, 1.0])]
+    assert run.step_by_step_ratio(p, b2) == pytest.approx((1.0 + 2.2 + 1.0) / 4.0)
+    other = [{"rows": [5, 4]}, {"rows": [9, 8]}, {"rows": [3, 2]}]
+    assert run.step_by_step_ratio(p, [rec([1.0, 2.0, 1.0], other)]) is None  # different batches: no pairing
+    assert run.step_by_step_ratio(p, [rec(None)]) is None  # GPU runs record no single steps

@@ -612,14 +612,33 @@ def test_one_batch_per_step_leaves_the_loss_divisor_to_the_model(tiny_bert, tmp_
     assert int(accumulating._get_num_items_in_batch([batch, batch], torch.device("cpu"))) == 6
 
 
-def test_accelerates_package_check_is_answered_from_a_cache_during_training_only(tiny_bert, tmp_path, monkeypatch):
+def test_during_training_accelerates_package_check_is_cached_and_zero_grad_takes_a_list(tiny_bert, tmp_path,
+                                                                                        monkeypatch):
     import accelerate.optimizer as accelerated
     from transformers import Trainer
 
     original = accelerated.is_lomo_available
-    seen = []
-    monkeypatch.setattr(Trainer, "train", lambda self, *a, **kw: seen.append(accelerated.is_lomo_available))
-    trainer, _ = _trainer(tiny_bert, tmp_path)
+    trainer, model = _trainer(tiny_bert, tmp_path)
+    listed, seen = [], []
+    real = torch.nn.Module.parameters
+
+    def loop(self, *a, **kw):  # stands in for Trainer's loop: a few steps' gradient clearing
+        seen.append(accelerated.is_lomo_available)
+        monkeypatch.setattr(torch.nn.Module, "parameters", lambda m, recurse=True: listed.append(1) or real(m, recurse))
+        for _ in range(3):
+            for p in model.parameters():
+                p.grad = torch.ones_like(p)
+            listed.clear()
+            model.zero_grad()
+            assert listed == []
+            assert all(p.grad is None for p in model.parameters())
+        for p in model.parameters():
+            p.grad = torch.ones_like(p)
+        model.zero_grad(set_to_none=False)
+        assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+        monkeypatch.setattr(torch.nn.Module, "parameters", real)
+
+    monkeypatch.setattr(Trainer, "train", loop)
     trainer.train()
     assert seen[0] is not original and seen[0].__wrapped__ is original and hasattr(seen[0], "cache_info")
-    assert accelerated.is_lomo_available is original
+    assert accelerated.is_lomo_available is original and "zero_grad" not in vars(model)
