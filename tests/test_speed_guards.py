@@ -550,24 +550,32 @@ def _batch(model):
 
 
 def test_training_steps_skip_the_train_mode_walk_only_while_every_module_trains(tiny_bert, tmp_path, monkeypatch):
+    from transformers import Trainer
+
     trainer, model = _trainer(tiny_bert, tmp_path)
     calls = []
     real = torch.nn.Module.train
     monkeypatch.setattr(torch.nn.Module, "train", lambda self, mode=True: calls.append(mode) or real(self, mode))
     modules = list(model.modules())
-    model.eval()
-    calls.clear()
-    trainer.training_step(model, _batch(model))  # after an evaluation: the full walk
-    assert len(calls) == len(modules) and all(m.training for m in modules)
-    calls.clear()
-    trainer.training_step(model, _batch(model))
-    trainer.training_step(model, _batch(model))
-    assert calls == [] and "train" not in model.__dict__
-    model.bert.encoder.layer[0].eval()  # one block switched off by hand: the next step walks again
-    trainer.training_step(model, _batch(model))
-    assert calls and all(m.training for m in modules)
-    model.eval()  # and an evaluation after the shortcut still reaches every module
-    assert not any(m.training for m in modules)
+
+    def loop(self, *a, **kw):  # stands in for Trainer's loop: steps, with an evaluation before them
+        model.eval()
+        calls.clear()
+        trainer.training_step(model, _batch(model))  # after an evaluation: the full walk
+        assert len(calls) == len(modules) and all(m.training for m in modules)
+        calls.clear()
+        trainer.training_step(model, _batch(model))
+        trainer.training_step(model, _batch(model))
+        assert calls == []
+        model.bert.encoder.layer[0].eval()  # one block switched off by hand: the next step walks again
+        trainer.training_step(model, _batch(model))
+        assert calls and all(m.training for m in modules)
+        model.eval()  # and an evaluation after the shortcut still reaches every module
+        assert not any(m.training for m in modules)
+
+    monkeypatch.setattr(Trainer, "train", loop)
+    trainer.train()
+    assert "train" not in model.__dict__
 
 
 def test_one_device_clipping_equals_accelerates_and_lists_the_parameters_once(tiny_bert, tmp_path, monkeypatch):

@@ -128,26 +128,13 @@ def trainer_class() -> type:
 
             with ExitStack() as stack:
                 stack.enter_context(_package_checks_cached())
-                stack.enter_context(_zero_grad_over_a_list(self.model))
+                stack.enter_context(_walk_free_module_calls(self, self.model))
                 if getattr(self, "_fast_bernoulli", False):
                     from .dropout import bernoulli_kernel
 
                     # replaced once per run; each training forward switches it on
                     stack.enter_context(bernoulli_kernel())
                 return super().train(*args, **kwargs)
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            # Trainer calls model.train() at every step, a walk that sets the flag on every module
-            # again (about 0.1 ms for a 2-layer BERT, more for deeper models) although only an
-            # evaluation in between switches it off. When every module is still training, and none
-            # defines a train() of its own, the call is answered without the walk.
-            if not _all_training(self, model):
-                return super().training_step(model, inputs, num_items_in_batch)
-            model.__dict__["train"] = _already_training(model)
-            try:
-                return super().training_step(model, inputs, num_items_in_batch)
-            finally:
-                model.__dict__.pop("train", None)
 
         def compute_loss_context_manager(self):
             stack = super().compute_loss_context_manager()
@@ -204,10 +191,7 @@ def trainer_class() -> type:
                 return super()._clip_grad_norm(model)
             import torch
 
-            cached = getattr(self, "_clip_parameters", None)
-            if cached is None or cached[0] is not model:
-                cached = self._clip_parameters = (model, list(model.parameters()))
-            return torch.nn.utils.clip_grad_norm_(cached[1], self.args.max_grad_norm)
+            return torch.nn.utils.clip_grad_norm_(_model_lists(self, model)[1], self.args.max_grad_norm)
 
         def _load_best_model(self) -> None:
             # When the best checkpoint is the one written at the last step, the weights in memory are
@@ -228,74 +212,75 @@ def trainer_class() -> type:
     return WorkbenchTrainer
 
 
-def _all_training(trainer: Any, model: Any) -> bool:
-    """Whether every module of ``model`` is in training mode and a train() call would change nothing.
-
-    The module list is made once per model; a module with a train() method of its own (one that
-    may do more than set the flag) rules the shortcut out, and so do hub kernels not (yet)
-    switched to their training mode, which transformers' train() would switch.
-    """
-    cached = getattr(trainer, "_module_list", None)
+def _model_lists(trainer: Any, model: Any) -> tuple[list, list]:
+    """The modules and the parameters of ``model``, listed once per model (training adds neither)."""
+    cached = getattr(trainer, "_listed", None)
     if cached is None or cached[0] is not model:
-        import torch
-        from transformers import PreTrainedModel
-
-        modules = list(model.modules())
-        plain = (torch.nn.Module.train, PreTrainedModel.train)
-        kernels_training = None
-        if getattr(model, "use_kernels", False):
-            try:
-                from kernels import Mode
-
-                kernels_training = Mode.TRAINING
-            except ImportError:  # transformers' train() does nothing with kernels then
-                pass
-        eligible = all(type(m).train in plain for m in modules)
-        cached = trainer._module_list = (model, modules if eligible else None, kernels_training)
-    _, modules, kernels_training = cached
-    if modules is None or (kernels_training is not None and getattr(model, "kernels_mode", None) != kernels_training):
-        return False
-    return all(map(_training_flag, modules))
+        cached = trainer._listed = (model, list(model.modules()), list(model.parameters()))
+    return cached[1], cached[2]
 
 
 _training_flag = attrgetter("training")
 
 
-def _already_training(model: Any) -> Callable:
-    def train(mode: bool = True):
-        if not mode:  # not expected inside a training step; done in full
-            return type(model).train(model, mode)
-        return model
-    return train
-
-
 @contextmanager
-def _zero_grad_over_a_list(model: Any):
-    """``model.zero_grad()`` over a parameter list made once, for the length of a training loop.
+def _walk_free_module_calls(trainer: Any, model: Any):
+    """``model.train()`` and ``model.zero_grad()`` without a walk over every module, during a training loop.
 
-    Trainer clears the gradients with ``model.zero_grad()`` after every step, which lists the
-    parameters again (a walk over every module, about 50 µs for a 2-layer BERT); a loop does not
-    add parameters. Only the default ``set_to_none=True`` takes the list.
+    Trainer calls ``model.train()`` at every step (setting the flag on every module again, about
+    0.1 ms for a 2-layer BERT, more for deeper models, although only an evaluation in between
+    switches it off) and ``model.zero_grad()`` after every step (listing the parameters again, about
+    50 µs). For the length of the loop the model answers both from lists made once: ``train()``
+    returns at once while every module is training and does the full call otherwise (after an
+    evaluation, or a module switched by hand); ``zero_grad()`` clears the listed gradients. A module
+    with a ``train()`` of its own, or hub kernels that transformers' ``train()`` would switch, keep
+    the full call; so does ``zero_grad(set_to_none=False)``.
     """
     import torch
+    from transformers import PreTrainedModel
 
-    if model is None or "zero_grad" in vars(model) or type(model).zero_grad is not torch.nn.Module.zero_grad:
+    if model is None:
         yield
         return
-    parameters = list(model.parameters())
+    modules, parameters = _model_lists(trainer, model)
+    shortcuts = {}
+    if "train" not in vars(model) and all(type(m).train in (torch.nn.Module.train, PreTrainedModel.train)
+                                          for m in modules):
+        kernels_training = _kernels_training_mode(model)
 
-    def zero_grad(set_to_none: bool = True) -> None:
-        if not set_to_none:
-            return type(model).zero_grad(model, set_to_none)
-        for p in parameters:
-            if p.grad is not None:
-                p.grad = None
+        def train(mode: bool = True):
+            if mode and all(map(_training_flag, modules)) and \
+                    (kernels_training is None or getattr(model, "kernels_mode", None) == kernels_training):
+                return model
+            return type(model).train(model, mode)
 
-    model.__dict__["zero_grad"] = zero_grad
+        shortcuts["train"] = train
+    if "zero_grad" not in vars(model) and type(model).zero_grad is torch.nn.Module.zero_grad:
+        def zero_grad(set_to_none: bool = True) -> None:
+            if not set_to_none:
+                return type(model).zero_grad(model, set_to_none)
+            for p in parameters:
+                if p.grad is not None:
+                    p.grad = None
+
+        shortcuts["zero_grad"] = zero_grad
+    model.__dict__.update(shortcuts)
     try:
         yield
     finally:
-        model.__dict__.pop("zero_grad", None)
+        for name in shortcuts:
+            model.__dict__.pop(name, None)
+
+
+def _kernels_training_mode(model: Any) -> Any:
+    """The hub-kernels mode transformers' ``train()`` sets, where the model uses hub kernels."""
+    if not getattr(model, "use_kernels", False):
+        return None
+    try:
+        from kernels import Mode
+    except ImportError:  # transformers' train() does nothing with kernels then
+        return None
+    return Mode.TRAINING
 
 
 @contextmanager
