@@ -128,7 +128,7 @@ def render(result: dict) -> str:
     if magic and "error" not in magic:
         p_row = result["table"].get(magic["workload"], {}).get("P", {})
         lines += ["", f"Through the notebook front end ({magic['workload']} as a `%%finetune` cell executed by "
-                      f"papermill, once): the live display (HTML progress and PNG chart, updated in place) spent "
+                      f"papermill, once): the live display (HTML progress and SVG chart, updated in place) spent "
                       f"{magic['ui_seconds']:.3f} s of the run's {magic['elapsed_seconds']:.1f} s "
                       f"({_pct(magic['ui_share_of_run'])}; target ≤ 1 %). Training took "
                       f"{magic['train_seconds']:.1f} s there and {_n(p_row.get('run_train_seconds'), 1)} s (median) "

@@ -190,7 +190,7 @@ def test_magic_shows_final_progress_curves_and_confusion_matrix(magic_run):
     progress, chart, confusion = outputs[:3]
     html = progress["text/html"]
     assert "completed" in html and "100%" in html and run.id in html and "val accuracy" in html
-    assert chart["image/png"] and confusion["image/png"]
+    assert "src='data:image/svg+xml;base64," in chart["text/html"] and "wb-confusion" in confusion["text/html"]
     assert sum(1 for o in cap.outputs if (o.transient or {}).get("display_id")) > 3  # it was updated in place
 
 

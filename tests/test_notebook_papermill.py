@@ -48,7 +48,7 @@ def test_the_cell_blocked_until_the_run_ended(executed):
     assert status == "completed" and 0.0 <= float(accuracy) <= 1.0  # --background blocks under papermill
 
 
-def test_outputs_are_the_final_state_as_plain_html_and_png(executed):
+def test_outputs_are_the_final_state_as_plain_html(executed):
     nb, _ = executed
     outs = outputs_of(nb, 2)
     kinds = [sorted(o.get("data", {})) for o in outs]
@@ -56,9 +56,10 @@ def test_outputs_are_the_final_state_as_plain_html_and_png(executed):
     assert "widgets" not in nb.metadata
     progress = outs[0]["data"]["text/html"]
     assert "completed" in progress and "100%" in progress and "val accuracy" in progress
-    pngs = [o["data"]["image/png"] for o in outs if "image/png" in o.get("data", {})]
-    assert len(pngs) == 2  # the curves, then the confusion matrices
-    assert all(base64.b64decode(p).startswith(b"\x89PNG") for p in pngs)
+    chart, confusion = (o["data"]["text/html"] for o in outs[1:3])
+    svg = re.search(r"src='data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)'", chart).group(1)
+    assert b"<polyline" in base64.b64decode(svg)  # the curves, drawn
+    assert "wb-confusion" in confusion and "fine-tuned" in confusion  # then the confusion matrices
     summary = [o for o in outs if o.get("output_type") == "execute_result"][0]["data"]["text/html"]
     assert "wb-metrics" in summary and "fine-tuned" in summary and "baseline" in summary
     assert not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
@@ -73,7 +74,7 @@ def test_nbconvert_html_shows_metrics_and_curves_without_scripts_or_network(exec
     plain, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)  # `jupyter nbconvert --to html`
     for html in (plain, export_html(nb)):
         assert "wb-metrics" in html and "metric (test)" in html
-        assert re.search(r"<img[^>]+src=\"data:image/png;base64,iVBOR", html)
+        assert re.search(r"<img[^>]+src=[\"']data:image/svg\+xml;base64,", html) and "wb-confusion" in html
         assert "widget-state" not in html and "widget-view" not in html
         assert "completed" in html and "paper" in html
     assert not re.search(r"<script[^>]+src=[\"']?https?:", export_html(nb))

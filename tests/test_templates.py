@@ -50,7 +50,7 @@ def assert_self_contained(page: str) -> None:
 
 
 def images(page: str) -> int:
-    return len(re.findall(r'<img [^>]*src="data:image/png;base64,', page))
+    return len(re.findall(r"""<img [^>]*src=["']data:image/(png|svg\+xml);base64,""", page))
 
 
 @pytest.fixture(scope="module")

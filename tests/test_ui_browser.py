@@ -1,5 +1,6 @@
 """The control panel in a real JupyterLab, driven in Debian's Chromium: Start trains a tiny BERT on a
-thread while the widgets update in the page, and Stop ends a second run at the next step.
+thread while the widgets update in the page, and Stop ends a second run at the next step. And a saved
+notebook with a finished run's outputs, opened later (so untrusted), still shows its chart and tables.
 
 Set WORKBENCH_SCREENSHOTS=<folder> to keep the screenshots (docs/panel.png comes from here).
 """
@@ -84,7 +85,7 @@ def test_panel_start_and_stop_in_jupyterlab(lab, tmp_path: Path):
         expect(panel).to_contain_text("finished")
         expect(start).to_be_enabled()
         expect(stop).to_be_disabled()
-        assert panel.locator("img").count() >= 2  # curves and confusion matrices
+        expect(panel.locator("table.wb-confusion")).to_have_count(2)  # fine-tuned and base model
         page.screenshot(path=str(tmp_path / "panel.png"), full_page=True)
 
         # A second run long enough that Stop lands while it trains (the first one takes seconds).
@@ -100,3 +101,76 @@ def test_panel_start_and_stop_in_jupyterlab(lab, tmp_path: Path):
         statuses = sorted(json.loads((r / "run.json").read_text())["status"] for r in runs)
         assert statuses == ["completed", "interrupted"]
         assert not page.errors, page.errors
+
+
+def finished_run_outputs(run_dir) -> list[dict]:
+    """The outputs NotebookProgress leaves in a cell after a (synthetic) classification run."""
+    from workbench.events import Evaluation, RunFinished, RunStarted, Step
+    from workbench.runs import atomic_write_json
+    from workbench.ui.live import NotebookProgress
+
+    class Handle:
+        def __init__(self, obj):
+            self.obj = obj
+
+        def update(self, obj):
+            self.obj = obj
+
+    handles: list[Handle] = []
+    view = NotebookProgress(display=lambda obj: handles.append(Handle(obj)) or handles[-1], confusion=True)
+    view(RunStarted(run_id=run_dir.id, run_dir=str(run_dir.path), task="text-classification", model="tiny",
+                    total_steps=40, num_train=320, device="cpu", precision="fp32", main_metric="accuracy"))
+    for i in range(1, 41):
+        view(Step(step=i, total_steps=40, epoch=i / 20, loss=2.0 / (1 + i / 10), learning_rate=1e-4, grad_norm=None,
+                  samples_per_second=8.0, tokens_per_second=900.0, elapsed=i, eta=40 - i))
+        if i % 20 == 0:
+            view(Evaluation(step=i, epoch=i / 20, split="validation",
+                            metrics={"loss": 1.0 / (1 + i / 20), "accuracy": 0.5 + i / 100}))
+    atomic_write_json(run_dir.eval_json, {
+        "split": "test", "main_metric": "accuracy", "finetuned": {"accuracy": 0.9}, "baseline": {"accuracy": 0.6},
+        "delta": {"accuracy": 0.3}, "confusion_matrix": {"labels": ["sport", "tech"],
+                                                         "finetuned": [[9, 1], [1, 9]], "baseline": [[6, 4], [4, 6]]}})
+    view(RunFinished(status="completed", metrics={"accuracy": 0.9}, baseline={"accuracy": 0.6}, elapsed=45.0,
+                     train_seconds=40.0))
+    return [{"output_type": "display_data", "metadata": {}, "data": {"text/html": h.obj.data}} for h in handles]
+
+
+def test_a_saved_notebook_shows_the_live_chart_and_confusion_tables_untrusted(tmp_path: Path):
+    """JupyterLab sanitizes the HTML of notebooks it did not execute: inline <svg> is dropped there, so
+    the live chart is an <img> holding its SVG as a data URI, and the confusion matrices a styled table."""
+    from playwright.sync_api import expect
+
+    from workbench.runs import RunDir
+
+    if not os.path.exists(lab_server.CHROMIUM):
+        pytest.fail(f"{lab_server.CHROMIUM} is missing: `apt-get install -y chromium` (make test does it)")
+    root = tmp_path / "root"
+    root.mkdir()
+    outputs = finished_run_outputs(RunDir.create(tmp_path / "runs", "saved", "text-classification"))
+    control = {"output_type": "display_data", "metadata": {},
+               "data": {"text/html": "<div class='inline-svg'><svg width='10' height='10'><circle r='5'/></svg></div>"}}
+    cell = {"cell_type": "code", "id": "run", "metadata": {}, "execution_count": 1, "source": "%%finetune ...",
+            "outputs": [*outputs, control]}
+    nb = {"cells": [cell], "nbformat": 4, "nbformat_minor": 5,
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    (root / "saved.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    with lab_server.running_lab(tmp_path / "lab", root, templates) as server:
+        url = f"{server.url}lab/tree/saved.ipynb?token={server.token}"
+        with lab_server.chromium_page(url, tmp_path, viewport={"width": 1280, "height": 1400}) as page:
+            page.set_default_timeout(60_000)
+            area = page.locator(".jp-Notebook .jp-OutputArea").first
+            expect(area).to_contain_text("completed", timeout=120_000)
+            expect(area.locator(".inline-svg")).to_have_count(1)
+            assert area.locator(".inline-svg svg").count() == 0  # untrusted: the sanitizer removed inline SVG
+            chart = area.locator("img[alt^='training loss']")
+            expect(chart).to_be_visible()
+            width = chart.evaluate("img => img.complete ? img.naturalWidth : -1")
+            assert width == 768  # the SVG decoded as an image
+            tables = area.locator("table.wb-confusion")
+            expect(tables).to_have_count(2)
+            shade = tables.first.locator("td").first.evaluate("td => getComputedStyle(td).backgroundColor")
+            assert shade not in ("rgba(0, 0, 0, 0)", "transparent", "rgb(255, 255, 255)")  # the styles survived
+            page.screenshot(path=str(tmp_path / "saved.png"), full_page=True)
+            assert not page.errors, page.errors

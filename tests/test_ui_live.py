@@ -1,8 +1,11 @@
 """Live progress and charts, fed with synthetic events on a fake clock (no training, fractions of a second)."""
 
+import base64
 import json
 import math
+import re
 import struct
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -13,6 +16,18 @@ from workbench.ui import live
 from workbench.ui.live import LiveState, NotebookProgress
 
 PNG = b"\x89PNG\r\n\x1a\n"
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def svg_of(img_html: str) -> ET.Element:
+    """The SVG inside the live chart's <img> data URI, parsed (fails on malformed XML)."""
+    data = re.search(r"src='data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)'", img_html).group(1)
+    return ET.fromstring(base64.b64decode(data))
+
+
+def polylines(svg: ET.Element) -> list[list[tuple[float, float]]]:
+    return [[tuple(map(float, pt.split(","))) for pt in line.get("points").split()]
+            for line in svg.iter(f"{SVG_NS}polyline")]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -144,11 +159,11 @@ def test_html_updates_are_throttled_to_five_per_second(clock, run_dir):
 def test_chart_redraws_slow_down_to_stay_within_the_budget(clock, run_dir, monkeypatch):
     import time
 
-    def slow_png(self):
+    def slow_svg(self):
         time.sleep(0.02)
-        return PNG + b"x" * 30
+        return "<svg xmlns='http://www.w3.org/2000/svg'/>"
 
-    monkeypatch.setattr(LiveState, "chart_png", slow_png)
+    monkeypatch.setattr(LiveState, "chart_svg", slow_svg)
     view = NotebookProgress(display=FakeDisplay(), chart_interval=1.0, chart_budget=0.005)
     view(started(run_dir, total=400))
     for i in range(1, 401):  # 40 s of fake time; a 20 ms chart may be drawn every 4 s at most
@@ -178,8 +193,10 @@ def test_final_state_is_progress_curves_and_metrics_against_baseline(clock, run_
     assert "Test metrics" in final and "0.9000" in final and "0.6000" in final and "+0.3000" in final
     assert "linear probe" in final and run_dir.id in final
     assert "val accuracy" in final and "0.7500" in final  # the evaluations table
-    assert chart.objects[-1].data.startswith(PNG) and chart.objects[-1].metadata["alt"]
-    assert confusion.objects[0].data.startswith(PNG)
+    points = polylines(svg_of(chart.objects[-1].data))
+    assert [len(p) for p in points] == [10, 2, 2]  # train loss every 10 steps, validation loss, accuracy
+    assert "alt='training loss and validation metric" in chart.objects[-1].data
+    assert "wb-confusion" in confusion.objects[0].data and ">9<" in confusion.objects[0].data
 
 
 def test_summary_off_leaves_the_metrics_to_the_caller(run_dir):
@@ -225,8 +242,8 @@ def test_widget_progress_draws_the_same_state_into_widgets(clock, run_dir):
     view(RunFinished(status="completed", metrics={"accuracy": 0.9}, baseline={"accuracy": 0.6}, elapsed=6.0,
                      train_seconds=5.0))
     assert "completed" in view.html.value and "+0.3000" in view.html.value
-    assert bytes(view.chart.value).startswith(PNG) and view.chart.layout.display == ""
-    assert bytes(view.extra.value).startswith(PNG) and view.chart_note.layout.display == "none"
+    assert polylines(svg_of(view.chart.value)) and view.chart.layout.display == ""
+    assert "wb-confusion" in view.extra.value and view.chart_note.layout.display == "none"
 
 
 def test_metrics_jsonl_lines_and_live_records_agree(run_dir):
@@ -243,9 +260,93 @@ def test_metrics_jsonl_lines_and_live_records_agree(run_dir):
     assert plots.curve_series(on_disk) == plots.curve_series(view.state.records)
 
 
-def test_live_curves_redraw_matches_a_fresh_chart():
-    """The live chart keeps its figure between redraws; every redraw equals a chart drawn from scratch."""
-    chart = plots.LiveCurves("run")
-    all_records = records()
-    for n in (3, 12, 21, len(all_records)):  # steps only, then the evaluations appear
-        assert chart.png(all_records[:n]) == plots.curves_png({"run": all_records[:n]})
+def test_live_chart_svg_draws_every_series_in_its_panel():
+    from workbench.ui import charts
+
+    svg = ET.fromstring(charts.curves_svg(records()))
+    series = plots.curve_series(records())
+    lines = polylines(svg)
+    assert [len(p) for p in lines] == [len(series[k][0]) for k in ("train loss", "validation loss",
+                                                                    "validation accuracy")]
+    (x_train, y_train), (x_val, _), (x_acc, y_acc) = (list(zip(*p)) for p in lines)
+    middle = charts.WIDTH / 2
+    assert max(x_train + x_val) < middle < min(x_acc)  # loss on the left, the metric on the right
+    assert all(a < b for a, b in zip(x_train, x_train[1:]))  # steps run left to right
+    assert y_train[0] < y_train[-1]  # the loss falls: SVG's y grows downwards
+    assert y_acc[0] > y_acc[-1]  # the accuracy rises
+    texts = [t.text for t in svg.iter(f"{SVG_NS}text")]
+    assert "loss" in texts and "validation accuracy" in texts and "train" in texts and "validation" in texts
+    empty = ET.fromstring(charts.curves_svg([]))
+    assert not polylines(empty) and [t.text for t in empty.iter(f"{SVG_NS}text")].count("no values yet") == 2
+
+
+def test_live_chart_escapes_names_thins_long_runs_and_rounds_ticks():
+    from workbench.ui import charts
+
+    odd = [{"event": "started", "main_metric": "f1<&>'"}, *records()]
+    odd += [{"event": "eval", "step": 120, "metrics": {"f1<&>'": 0.5}}, {"event": "eval", "step": 130,
+                                                                        "metrics": {"f1<&>'": 0.6}}]
+    titles = [t.text for t in ET.fromstring(charts.curves_svg(odd)).iter(f"{SVG_NS}text")]
+    assert "validation f1<&>'" in titles  # escaped in the XML, the same text once parsed
+    long = [{"event": "step", "step": i, "loss": 1.0 + (i % 7 == 0)} for i in range(1, 20_001)]
+    train = polylines(ET.fromstring(charts.curves_svg(long)))[0]
+    assert len(train) <= 2 * charts.WIDTH  # at most two points per pixel column
+    assert {round(y, 1) for _, y in train} == {round(y, 1) for _, y in polylines(ET.fromstring(
+        charts.curves_svg(long[:50])))[0]}  # both levels kept: spikes are not thinned away
+    assert charts.nice_ticks(0.51, 0.76) == [0.55, 0.6, 0.65, 0.7, 0.75]
+    assert charts.nice_ticks(1, 500, 6) == [100, 200, 300, 400, 500]
+    ticks = charts.nice_ticks(0.0, 1.0)
+    assert [charts._tick_label(t, ticks) for t in ticks] == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+    img = charts.svg_img("<svg/>", "a 'chart' <x>")
+    assert img.startswith("<img src='data:image/svg+xml;base64,") and "alt='a &#x27;chart&#x27; &lt;x&gt;'" in img
+
+
+def test_confusion_html_shades_rows_and_escapes_labels(run_dir):
+    from workbench.ui import charts
+
+    eval_json(run_dir)
+    ev = run_dir.read_eval()
+    single, both = charts.confusion_html(ev), charts.confusion_html(ev, with_baseline=True)
+    assert single.count("<table") == 1 and both.count("<table") == 2
+    assert "fine-tuned</b> (accuracy" in both and "baseline</b> (accuracy" in both
+    weird = {"confusion_matrix": {"labels": ["<script>", "b"], "finetuned": [[3, 1], [0, 4]]}}
+    page = charts.confusion_html(weird)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert f"background-color:{charts.blues(0.75)};color:white" in page  # 3 of 4 in the row: dark, white ink
+    assert f"background-color:{charts.blues(0.25)};color:#222" in page
+    assert charts.blues(0.0) == "#f7fbff" and charts.blues(1.0) == "#08306b"
+    with pytest.raises(ValueError, match="no confusion matrix"):
+        charts.confusion_html({"finetuned": {"f1": 0.5}})
+
+
+def test_the_live_display_never_imports_matplotlib(run_dir):
+    """Its fixed cost (import, first figure) alone would exceed the display's 1 % budget on short runs."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, json
+from workbench.ui.live import NotebookProgress
+from workbench.ui.widgets import WidgetProgress
+from workbench.events import RunStarted, Step, Evaluation, RunFinished
+from workbench.runs import RunDir
+from pathlib import Path
+rd = RunDir(Path({str(run_dir.path)!r}))
+for view in (NotebookProgress(display=lambda obj: type("H", (), {{"update": lambda self, o: None}})(),
+                              confusion=True), WidgetProgress()):
+    view(RunStarted(run_id=rd.id, run_dir=str(rd.path), task="text-classification", model="m", total_steps=20,
+                    num_train=8, device="cpu", precision="fp32", main_metric="accuracy"))
+    for i in range(1, 21):
+        view(Step(step=i, total_steps=20, epoch=i / 10, loss=1 / i, learning_rate=1e-4, grad_norm=None,
+                  samples_per_second=8.0, tokens_per_second=800.0, elapsed=i, eta=20 - i))
+    view(Evaluation(step=20, epoch=2.0, split="validation", metrics={{"loss": 0.5, "accuracy": 0.8}}))
+    view(RunFinished(status="completed", metrics={{"accuracy": 0.9}}, baseline={{"accuracy": 0.6}}, elapsed=3.0,
+                     train_seconds=2.0))
+    assert view.chart_updates >= 1
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "PIL"))))
+"""
+    eval_json(run_dir)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+

@@ -92,35 +92,9 @@ def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: floa
     return _png(fig, dpi)
 
 
-class LiveCurves:
-    """``curves_png`` of one growing run, redrawn cheaply: the figure and its lines are kept and only
-    their data change, which halves the drawing time of a live chart. Axes are rebuilt only when a
-    new series (the first evaluation) appears."""
-
-    def __init__(self, name: str = "run", dpi: int = 96, width: float = 8.0):
-        self.name, self.dpi = name, dpi
-        self.fig, self.axes = _curves_figure(width)
-        self.lines: dict[str, Any] = {}
-
-    def png(self, records: list[dict]) -> bytes:
-        series = curve_series(records)
-        if set(series) != set(self.lines):
-            for ax in self.axes:
-                ax.clear()
-            self.lines = _draw_curves(*self.axes, {self.name: records})
-        else:
-            for key, line in self.lines.items():
-                line.set_data(*series[key])
-            for ax in self.axes:
-                if ax.lines:  # an empty axis keeps its 0..1 frame
-                    ax.relim()
-                    ax.autoscale_view()
-        return _png(self.fig, self.dpi)
-
-
 def _curves_figure(width: float) -> tuple[Any, Any]:
-    # Fixed margins instead of a constrained layout, and fixed legend places: a live chart is redrawn
-    # during training, and those two searches were most of its drawing time.
+    # Fixed margins instead of a constrained layout, and fixed legend places: those two searches were
+    # most of the drawing time.
     fig, _ = _figure(width, 3.0, layout=None)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
     return fig, fig.subplots(1, 2)
@@ -163,12 +137,9 @@ def _draw_curves(ax_loss: Any, ax_metric: Any, records_by_run: dict[str, list[di
 
 # ---- confusion matrix ----------------------------------------------------------------------------
 
-def confusion_png(evaluation: dict, with_baseline: bool = False, dpi: int = 96) -> bytes:
-    """The test-split confusion matrix of the fine-tuned model from an eval.json dict.
-
-    Cells are coloured by the share of the true class (rows sum to 1) and annotated with counts.
-    ``with_baseline`` puts the base model's matrix beside it when eval.json has one.
-    """
+def confusion_panels(evaluation: dict, with_baseline: bool = False) -> tuple[list[str], list[tuple[str, list]]]:
+    """Labels and ``[("fine-tuned", matrix), ("baseline", matrix)]`` (the baseline when asked and recorded)
+    from an eval.json dict; a clear error when it holds no confusion matrix."""
     cm = evaluation.get("confusion_matrix") or {}
     labels = [str(x) for x in cm.get("labels") or []]
     if not labels or not cm.get("finetuned"):
@@ -176,6 +147,16 @@ def confusion_png(evaluation: dict, with_baseline: bool = False, dpi: int = 96) 
     panels = [("fine-tuned", cm["finetuned"])]
     if with_baseline and cm.get("baseline"):
         panels.append(("baseline", cm["baseline"]))
+    return labels, panels
+
+
+def confusion_png(evaluation: dict, with_baseline: bool = False, dpi: int = 96) -> bytes:
+    """The test-split confusion matrix of the fine-tuned model from an eval.json dict.
+
+    Cells are coloured by the share of the true class (rows sum to 1) and annotated with counts.
+    ``with_baseline`` puts the base model's matrix beside it when eval.json has one.
+    """
+    labels, panels = confusion_panels(evaluation, with_baseline)
     n = len(labels)
     side = min(9.0, max(2.6, 0.55 * n + 1.6))
     fig, _ = _figure(side * len(panels), side * 0.92)

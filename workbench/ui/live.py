@@ -3,10 +3,11 @@
 ``NotebookProgress`` is an events sink: ``finetune(cfg, sinks=[NotebookProgress()], progress=False)``.
 It shows two outputs, each created once with ``display(..., display_id=True)`` and updated in place:
 an HTML block (progress bar with ETA, loss, learning rate, throughput, a table of evaluations, and
-at the end the test metrics against the baseline) and a PNG chart of the loss and metric curves.
-Papermill (nbclient) applies those updates to the stored outputs, so the executed notebook and
-its ``nbconvert --to html`` export show the final state as plain HTML and PNG: no widget state,
-no script, no network.
+at the end the test metrics against the baseline) and a chart of the loss and metric curves (an SVG
+image in HTML, see ``workbench.ui.charts``); classification runs add their confusion matrices as an
+HTML table at the end. Papermill (nbclient) applies those updates to the stored outputs, so the
+executed notebook and its ``nbconvert --to html`` export show the final state as plain HTML: no
+widget state, no script, no network.
 
 Cost is bounded: the HTML is redrawn at most ``1 / interval`` times a second, and the chart at
 most every ``chart_interval`` seconds and never more often than keeps its drawing time under
@@ -78,7 +79,6 @@ class LiveState:
         self.error: str | None = None
         self.warnings: list[str] = []
         self.finished: RunFinished | None = None
-        self._chart: Any = None  # plots.LiveCurves, made on the first chart
         self.version = 0        # bumps on every change, so views redraw only when something changed
         self.curve_version = 0  # bumps when a point is added to the curves
 
@@ -210,12 +210,10 @@ class LiveState:
             return f"<div style='color:{STATUS_COLORS['failed']}'><b>Failed:</b> {esc(self.error)}</div>{where}"
         return ""
 
-    def chart_png(self) -> bytes:
-        from ..plots import LiveCurves
+    def chart_svg(self) -> str:
+        from .charts import curves_svg
 
-        if self._chart is None:
-            self._chart = LiveCurves(self.run_id or "run")
-        return self._chart.png(self.records)
+        return curves_svg(self.records)
 
 
 def _read_info(run_dir: str) -> dict:
@@ -240,7 +238,8 @@ def run_dir_link(run_dir: str) -> str:
 class LiveView:
     """An events sink that folds events into a ``LiveState`` and redraws a view of it, throttled.
 
-    Subclasses say where the HTML and the PNGs go (``put_html``, ``put_chart``, ``put_extra``);
+    Subclasses say where the HTML, the chart's SVG and the confusion matrices' HTML go (``put_html``,
+    ``put_chart``, ``put_extra``);
     this class decides when: the HTML at most every ``interval`` seconds, the chart at most every
     ``chart_interval`` seconds and only as often as keeps chart drawing under ``chart_budget`` of
     the time, and both at once when the run ends. ``ui_seconds`` is the time spent in here.
@@ -282,7 +281,7 @@ class LiveView:
         drawable = self.state.curve_version >= 2 or final and self.state.curve_version  # one point draws no line
         if drawable and self.state.curve_version != self._chart_version and (final or now - self._last_chart >= wait):
             t0 = time.perf_counter()
-            self.put_chart(self.state.chart_png())
+            self.put_chart(self.state.chart_svg())
             self._chart_cost = time.perf_counter() - t0
             self._chart_version = self.state.curve_version
             self._last_chart = time.monotonic()
@@ -290,18 +289,17 @@ class LiveView:
         if final and self.confusion and self.state.status == "completed":
             ev = self.state.evaluation()
             if (ev.get("confusion_matrix") or {}).get("finetuned"):
-                from ..plots import confusion_png
+                from .charts import confusion_html
 
-                self.put_extra(confusion_png(ev, with_baseline=True),
-                               "confusion matrices of the fine-tuned and the base model on the test split")
+                self.put_extra(confusion_html(ev, with_baseline=True))
 
     def put_html(self, text: str) -> None:
         raise NotImplementedError
 
-    def put_chart(self, png: bytes) -> None:
+    def put_chart(self, svg: str) -> None:
         raise NotImplementedError
 
-    def put_extra(self, png: bytes, alt: str) -> None:
+    def put_extra(self, text: str) -> None:
         raise NotImplementedError
 
 
@@ -340,11 +338,17 @@ class NotebookProgress(LiveView):
         else:
             self._html_handle.update(HTML(text))
 
-    def put_chart(self, png: bytes) -> None:
-        self._chart_handle.update(png_image(png, CHART_ALT))
+    def put_chart(self, svg: str) -> None:
+        from IPython.display import HTML
 
-    def put_extra(self, png: bytes, alt: str) -> None:
-        self._show(png_image(png, alt))
+        from .charts import svg_img
+
+        self._chart_handle.update(HTML(svg_img(svg, CHART_ALT)))
+
+    def put_extra(self, text: str) -> None:
+        from IPython.display import HTML
+
+        self._show(HTML(text))
 
 
 def png_image(png: bytes, alt: str) -> Any:
