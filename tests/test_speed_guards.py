@@ -20,7 +20,7 @@ from workbench import finetune
 from workbench.engine.device import cpu_has_fast_bf16
 from workbench.events import Step
 
-from builders import FILLER, TOPICS, tiny_config
+from builders import FILLER, TOPICS, make_texts, tiny_config
 
 # Tensor methods that copy a device value to the host: each one stalls a GPU pipeline.
 SYNC_METHODS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy", "nonzero"}
@@ -232,6 +232,47 @@ def test_evaluation_batches_are_larger_than_training_batches(tiny_bert, tmp_path
     assert args.train_sampling_strategy == "group_by_length" and args.dataloader_num_workers == 0
 
 
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true")
+def test_on_a_gpu_batches_reach_the_device_without_blocking_the_host(tiny_bert, tmp_path):
+    """A blocking host-to-GPU copy waits for every kernel already queued, so the host could not
+    prepare the next step while the GPU computes. The GPU arguments ask for pinned memory and
+    non-blocking copies, and Trainer's own loader then copies every tensor with ``non_blocking``."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from workbench.config import resolve
+    from workbench.engine.trainer import trainer_class, training_arguments
+    from workbench.tasks import get
+
+    cfg = resolve(inline=tiny_config(tiny_bert, "bbc-news", tmp_path))
+    task = get(cfg.task)(cfg)
+    run_dir = SimpleNamespace(checkpoints=tmp_path)
+    cpu = training_arguments(cfg, task, run_dir, "cpu", "fp32", True)
+    assert cpu.accelerator_config.non_blocking is False and cpu.dataloader_pin_memory is False
+    gpu = training_arguments(cfg, task, run_dir, "cuda", "fp32", True)
+    assert gpu.accelerator_config.non_blocking is True and gpu.dataloader_pin_memory is True
+    assert gpu.dataloader_num_workers == 2 and gpu.dataloader_persistent_workers is True
+
+    # the same arguments through Trainer's loader (on this machine's CPU; no workers needed here)
+    gpu.dataloader_num_workers, gpu.dataloader_persistent_workers, gpu.remove_unused_columns = 0, False, False
+    model = torch.nn.Linear(2, 2)
+    data = Dataset.from_dict({"input_ids": [[1, 2]] * 4, "labels": [0, 1] * 2})
+    trainer = trainer_class()(model=model, args=gpu, train_dataset=data, eval_dataset=data,
+                              data_collator=lambda rows: {k: torch.tensor([r[k] for r in rows]) for k in rows[0]})
+    calls = []
+
+    class ToCalls(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") == "to":
+                calls.append(dict(kwargs or {}))
+            return func(*args, **(kwargs or {}))
+
+    with ToCalls():
+        next(iter(trainer.get_train_dataloader()))
+    assert calls and all(c.get("non_blocking") is True for c in calls), calls
+
+
 def test_grouped_batches_cover_every_row_once_and_keep_batches_aligned():
     from workbench.engine.batching import grouped_batches
 
@@ -344,6 +385,31 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
 
 
+def test_masked_lm_training_steps_take_the_labelled_positions_from_the_collator(tiny_bert, tmp_path, monkeypatch):
+    """Listing the labelled positions from labels already on a GPU (a ``nonzero``) would make the
+    host wait for every queued kernel at the start of each step: the loader's collator lists them
+    on the host, and every training step's loss receives them, equal to what the labels give."""
+    from workbench.engine import sparse
+
+    seen: list[bool] = []
+    original = sparse.sparse_lm_loss
+
+    def recording(trainer, model, inputs, num_items_in_batch=None, causal=False, index=None):
+        if model.training:
+            want = sparse.labelled_index(sparse.predicted_targets(inputs["labels"], causal))
+            seen.append(index is not None and torch.equal(index, want))
+        return original(trainer, model, inputs, num_items_in_batch, causal, index)
+
+    monkeypatch.setattr(sparse, "sparse_lm_loss", recording)
+    data = tmp_path / "domain.txt"
+    data.write_text("\n".join(text for text, _ in make_texts(300, seed=5)) + "\n")
+    cfg = {"task": "masked-lm", "model": str(tiny_bert), "runs_dir": str(tmp_path / "runs"),
+           "data": {"train": str(data)},
+           "train": {"epochs": 1, "batch_size": 16, "max_length": 64, "logging_steps": 5}}
+    finetune(cfg, progress=False, baseline=False)
+    assert len(seen) >= 4 and all(seen), seen
+
+
 def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tiny_gpt2, tmp_path):
     """With the prompt unlabelled, only the positions that predict a response token are projected
     onto the vocabulary; loss, gradients and per-token scores equal the model's own."""
@@ -370,6 +436,14 @@ def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tin
         full = model(**batch)
         loss, out = trainer.compute_loss(model, dict(batch), return_outputs=True)
     assert out.logits.shape[0] == scored and torch.allclose(loss, full.loss, rtol=1e-5, atol=1e-6)
+    # the same with the positions listed by the loader's collator (on the host) instead
+    from workbench.engine.sparse import INDEX_KEY, IndexingCollator
+
+    listed = IndexingCollator(lambda features: dict(batch), causal=True)([])
+    assert listed[INDEX_KEY].numel() == scored
+    with torch.no_grad():
+        loss_listed, out_listed = trainer.compute_loss(model, listed, return_outputs=True)
+    assert torch.equal(loss_listed, loss) and torch.equal(out_listed.logits, out.logits)
     mask = torch.zeros_like(batch["labels"], dtype=torch.bool)
     mask[:, 1:] = batch["labels"][:, 1:] != -100
     for got, want in zip(token_losses(out.logits, batch["labels"], causal=True),

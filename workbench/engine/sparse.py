@@ -42,8 +42,32 @@ def predicted_targets(labels: Any, causal: bool) -> Any:
 
 
 def labelled_index(targets: Any) -> Any:
-    """Flat indices of the positions with a target (one device-to-host sync: their number)."""
+    """Flat indices of the positions with a target (on a GPU one device-to-host sync: their number)."""
     return (targets != -100).reshape(-1).nonzero().squeeze(1)
+
+
+# the batch key under which ``IndexingCollator`` passes the labelled positions to the loss
+INDEX_KEY = "labelled_index"
+
+
+class IndexingCollator:
+    """A collator that also lists each batch's labelled positions, while the labels are on the host.
+
+    On a GPU, counting them from the labels already on the device (a ``nonzero``) makes the host
+    wait for every kernel queued before it, at the start of every step; in the collator the count is
+    a host operation, and the index reaches the device with the batch. A class rather than a
+    closure, so that loader workers started by spawn can receive it.
+    """
+
+    def __init__(self, collate: Any, causal: bool):
+        self.collate = collate
+        self.causal = causal
+
+    def __call__(self, features: list) -> Any:
+        batch = self.collate(features)
+        if "labels" in batch:
+            batch[INDEX_KEY] = labelled_index(predicted_targets(batch["labels"], self.causal))
+        return batch
 
 
 def positions_hook(model: Any) -> LabelledPositions | None:
@@ -55,15 +79,18 @@ def positions_hook(model: Any) -> LabelledPositions | None:
     return LabelledPositions(projection) if isinstance(projection, torch.nn.Linear) else None
 
 
-def sparse_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: Any = None, causal: bool = False):
+def sparse_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: Any = None, causal: bool = False,
+                   index: Any = None):
     """Cross-entropy over the labelled positions, reduced as Trainer expects from the model's own loss,
-    and the model's outputs with ``logits`` for those positions only."""
+    and the model's outputs with ``logits`` for those positions only. ``index``: the positions as
+    ``IndexingCollator`` listed them (counted here from the labels otherwise)."""
     import torch.nn.functional as F
 
     hook = trainer._positions_hook or None
     labels = inputs["labels"]
     targets = predicted_targets(labels, causal)
-    index = labelled_index(targets)
+    if index is None:
+        index = labelled_index(targets)
     if hook is not None:
         hook.shape, hook.index = tuple(labels.shape), index
     try:

@@ -69,6 +69,11 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         dataloader_num_workers=GPU_LOADER_WORKERS if device == "cuda" else 0,
         dataloader_persistent_workers=device == "cuda",
         dataloader_pin_memory=device == "cuda",
+        # and the batches go to the GPU as non-blocking copies from that pinned memory: accelerate's
+        # loader copies them blocking by default, and a blocking copy waits for every kernel already
+        # queued (the previous step's backward and optimizer), so the host could not prepare the
+        # next step while the GPU computes
+        accelerator_config={"non_blocking": True} if device == "cuda" else None,
         torch_compile=t.torch_compile,
         # a task whose collator reads extra columns (word offsets for whole-word masking) keeps them
         remove_unused_columns=getattr(task, "remove_unused_columns", True),
@@ -92,19 +97,39 @@ def trainer_class() -> type:
         sparse_prediction: str | None = None
         _positions_hook = None
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        def _sparse_loss(self) -> bool:
             # (not under torch.compile: a varying number of positions per batch would recompile)
-            if not (self.sparse_prediction and "labels" in inputs and self.args.n_gpu <= 1
-                    and not self.args.torch_compile and self.label_smoother is None
-                    and self.compute_loss_func is None):
+            return bool(self.sparse_prediction) and self.args.n_gpu <= 1 and not self.args.torch_compile \
+                and self.label_smoother is None and self.compute_loss_func is None
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            from .sparse import INDEX_KEY
+
+            index = inputs.get(INDEX_KEY)
+            if index is not None:
+                inputs = {k: v for k, v in inputs.items() if k != INDEX_KEY}
+            if not (self._sparse_loss() and "labels" in inputs):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             from .sparse import positions_hook, sparse_lm_loss
 
             if self._positions_hook is None:
                 self._positions_hook = positions_hook(self.accelerator.unwrap_model(model)) or False
             loss, outputs = sparse_lm_loss(self, model, inputs, num_items_in_batch,
-                                           causal=self.sparse_prediction == "causal")
+                                           causal=self.sparse_prediction == "causal", index=index)
             return (loss, outputs) if return_outputs else loss
+
+        def _get_dataloader(self, *args, **kwargs):
+            # the loss's labelled positions are listed by the collator, on the host (see sparse)
+            if not self._sparse_loss():
+                return super()._get_dataloader(*args, **kwargs)
+            from .sparse import IndexingCollator
+
+            plain = self.data_collator
+            self.data_collator = IndexingCollator(plain, causal=self.sparse_prediction == "causal")
+            try:
+                return super()._get_dataloader(*args, **kwargs)
+            finally:
+                self.data_collator = plain
 
         def create_accelerator_and_postprocess(self) -> None:
             super().create_accelerator_and_postprocess()
