@@ -87,41 +87,31 @@ def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: floa
     One run gives a training chart; several give an overlay for comparison. A run with no
     logged steps yet draws empty axes with a note, so a live display can show it from the start.
     """
-    fig, axes = _curves_figure(width)
-    _draw_curves(*axes, records_by_run)
-    return _png(fig, dpi)
-
-
-def _curves_figure(width: float) -> tuple[Any, Any]:
     # Fixed margins instead of a constrained layout, and fixed legend places: those two searches were
     # most of the drawing time.
     fig, _ = _figure(width, 3.0, layout=None)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
-    return fig, fig.subplots(1, 2)
+    _draw_curves(*fig.subplots(1, 2), records_by_run)
+    return _png(fig, dpi)
 
 
-def _draw_curves(ax_loss: Any, ax_metric: Any, records_by_run: dict[str, list[dict]]) -> dict[str, Any]:
-    """Plot every run's series; returns the lines of the last run by series name."""
+def _draw_curves(ax_loss: Any, ax_metric: Any, records_by_run: dict[str, list[dict]]) -> None:
     metrics_seen: list[str] = []
-    lines: dict[str, Any] = {}
     for i, (name, records) in enumerate(records_by_run.items()):
         color = COLORS[i % len(COLORS)]
         label = name if len(records_by_run) > 1 else None
-        lines = {}
         for key, (xs, ys) in curve_series(records).items():
             if key == "train loss":
-                lines[key], = ax_loss.plot(xs, ys, color=color, linewidth=1.4,
-                                           label=f"{label} train" if label else "train")
+                ax_loss.plot(xs, ys, color=color, linewidth=1.4, label=f"{label} train" if label else "train")
             elif key == "validation loss":
-                lines[key], = ax_loss.plot(xs, ys, color=color, linewidth=1.4, linestyle="--", marker="o",
-                                           markersize=3, label=f"{label} validation" if label else "validation")
+                ax_loss.plot(xs, ys, color=color, linewidth=1.4, linestyle="--", marker="o", markersize=3,
+                             label=f"{label} validation" if label else "validation")
             else:
                 metric = key.removeprefix("validation ")
                 if metric not in metrics_seen:
                     metrics_seen.append(metric)
-                lines[key], = ax_metric.plot(xs, ys, color=color, linewidth=1.4, marker="o", markersize=3,
-                                             label=f"{label} ({metric})" if label and len(metrics_seen) > 1
-                                             else label)
+                ax_metric.plot(xs, ys, color=color, linewidth=1.4, marker="o", markersize=3,
+                               label=f"{label} ({metric})" if label and len(metrics_seen) > 1 else label)
     ax_loss.set_title("loss", fontsize=9)
     ax_metric.set_title("validation " + (" / ".join(metrics_seen) if metrics_seen else "metric"), fontsize=9)
     for ax, place in ((ax_loss, "upper right"), (ax_metric, "best")):
@@ -132,7 +122,6 @@ def _draw_curves(ax_loss: Any, ax_metric: Any, records_by_run: dict[str, list[di
         if not ax.lines:
             ax.text(0.5, 0.5, "no values yet", transform=ax.transAxes, ha="center", va="center", color="#888",
                     fontsize=9)
-    return lines
 
 
 # ---- confusion matrix ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from ..events import CheckpointSaved, Evaluation, Step
 from ..metrics import greater_is_better
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_text, now_iso
+from .sparse import INDEX_KEY
 
 GPU_LOADER_WORKERS = 2
 
@@ -103,8 +104,6 @@ def trainer_class() -> type:
                 and self.label_smoother is None and self.compute_loss_func is None
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            from .sparse import INDEX_KEY
-
             index = inputs.get(INDEX_KEY)
             if index is not None:
                 inputs = {k: v for k, v in inputs.items() if k != INDEX_KEY}

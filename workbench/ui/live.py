@@ -238,8 +238,8 @@ def run_dir_link(run_dir: str) -> str:
 class LiveView:
     """An events sink that folds events into a ``LiveState`` and redraws a view of it, throttled.
 
-    Subclasses say where the HTML, the chart's SVG and the confusion matrices' HTML go (``put_html``,
-    ``put_chart``, ``put_extra``);
+    Subclasses say where the HTML, the chart (an SVG image tag) and the confusion matrices' HTML go
+    (``put_html``, ``put_chart``, ``put_extra``);
     this class decides when: the HTML at most every ``interval`` seconds, the chart at most every
     ``chart_interval`` seconds and only as often as keeps chart drawing under ``chart_budget`` of
     the time, and both at once when the run ends. ``ui_seconds`` is the time spent in here.
@@ -281,7 +281,9 @@ class LiveView:
         drawable = self.state.curve_version >= 2 or final and self.state.curve_version  # one point draws no line
         if drawable and self.state.curve_version != self._chart_version and (final or now - self._last_chart >= wait):
             t0 = time.perf_counter()
-            self.put_chart(self.state.chart_svg())
+            from .charts import svg_img
+
+            self.put_chart(svg_img(self.state.chart_svg(), CHART_ALT))
             self._chart_cost = time.perf_counter() - t0
             self._chart_version = self.state.curve_version
             self._last_chart = time.monotonic()
@@ -296,7 +298,7 @@ class LiveView:
     def put_html(self, text: str) -> None:
         raise NotImplementedError
 
-    def put_chart(self, svg: str) -> None:
+    def put_chart(self, tag: str) -> None:
         raise NotImplementedError
 
     def put_extra(self, text: str) -> None:
@@ -338,12 +340,10 @@ class NotebookProgress(LiveView):
         else:
             self._html_handle.update(HTML(text))
 
-    def put_chart(self, svg: str) -> None:
+    def put_chart(self, tag: str) -> None:
         from IPython.display import HTML
 
-        from .charts import svg_img
-
-        self._chart_handle.update(HTML(svg_img(svg, CHART_ALT)))
+        self._chart_handle.update(HTML(tag))
 
     def put_extra(self, text: str) -> None:
         from IPython.display import HTML

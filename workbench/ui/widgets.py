@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .live import CHART_ALT, CHART_PLACEHOLDER, LiveView
+from .live import CHART_PLACEHOLDER, LiveView
 
 
 class WidgetProgress(LiveView):
@@ -30,10 +30,8 @@ class WidgetProgress(LiveView):
     def put_html(self, text: str) -> None:
         self.html.value = text
 
-    def put_chart(self, svg: str) -> None:
-        from .charts import svg_img
-
-        self.chart.value = svg_img(svg, CHART_ALT)
+    def put_chart(self, tag: str) -> None:
+        self.chart.value = tag
         self.chart.layout.display = ""
         self.chart_note.layout.display = "none"
 
