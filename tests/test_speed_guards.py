@@ -385,10 +385,12 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
 
 
-def test_masked_lm_training_steps_take_the_labelled_positions_from_the_collator(tiny_bert, tmp_path, monkeypatch):
+def test_masked_lm_steps_and_evaluation_take_the_labelled_positions_from_the_collator(tiny_bert, tmp_path,
+                                                                                     monkeypatch):
     """Listing the labelled positions from labels already on a GPU (a ``nonzero``) would make the
     host wait for every queued kernel at the start of each step: the loader's collator lists them
-    on the host, and every training step's loss receives them, equal to what the labels give."""
+    on the host, and every training step's loss receives them, equal to what the labels give; each
+    evaluation batch's per-token scores are placed with them too."""
     from workbench.engine import sparse
 
     seen: list[bool] = []
@@ -401,6 +403,18 @@ def test_masked_lm_training_steps_take_the_labelled_positions_from_the_collator(
         return original(trainer, model, inputs, num_items_in_batch, causal, index)
 
     monkeypatch.setattr(sparse, "sparse_lm_loss", recording)
+    # evaluation: the per-token scores are scattered back with the collator's positions too
+    from workbench.tasks import masked_lm
+
+    scored: list[bool] = []
+    scoring = masked_lm.token_losses
+
+    def recording_scores(logits, labels, causal, index=None):
+        want = sparse.labelled_index(sparse.predicted_targets(labels, causal))
+        scored.append(index is not None and torch.equal(index, want) and logits.shape[0] == want.numel())
+        return scoring(logits, labels, causal, index)
+
+    monkeypatch.setattr(masked_lm, "token_losses", recording_scores)
     data = tmp_path / "domain.txt"
     data.write_text("\n".join(text for text, _ in make_texts(300, seed=5)) + "\n")
     cfg = {"task": "masked-lm", "model": str(tiny_bert), "runs_dir": str(tmp_path / "runs"),
@@ -408,6 +422,7 @@ def test_masked_lm_training_steps_take_the_labelled_positions_from_the_collator(
            "train": {"epochs": 1, "batch_size": 16, "max_length": 64, "logging_steps": 5}}
     finetune(cfg, progress=False, baseline=False)
     assert len(seen) >= 4 and all(seen), seen
+    assert len(scored) >= 2 and all(scored), scored
 
 
 def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tiny_gpt2, tmp_path):
@@ -530,11 +545,40 @@ def test_fast_cpu_bernoulli_is_for_the_training_thread_and_only_while_open():
     assert torch.equal(draw(), expected)  # and torch's own kernel again once closed
 
 
+def test_torchs_one_number_per_element_draw_is_recognised_by_its_numbers(monkeypatch):
+    """The check asks torch, not the processor's vendor: this build's scalar-p draw matches the
+    per-element draw, and a draw that gives other numbers (as MKL's generator does) is called fast;
+    torch's global generator is not advanced by asking."""
+    from workbench.engine import dropout
+
+    per_element = torch.equal(
+        torch.empty(1000).bernoulli_(0.3, generator=torch.Generator().manual_seed(7)),
+        torch.empty(1000).bernoulli_(torch.tensor(0.3, dtype=torch.float64), generator=torch.Generator().manual_seed(7)))
+    dropout.slow_cpu_bernoulli.cache_clear()
+    state = torch.get_rng_state()
+    try:
+        assert dropout.slow_cpu_bernoulli() is per_element
+        assert torch.equal(torch.get_rng_state(), state)
+        real = torch.Tensor.bernoulli_
+
+        def vectorised(self, p=0.5, *, generator=None):  # a float p drawn from another stream
+            if isinstance(p, float):
+                return self.copy_(torch.rand(self.shape, generator=generator) < p)
+            return real(self, p, generator=generator)
+
+        monkeypatch.setattr(torch.Tensor, "bernoulli_", vectorised)
+        dropout.slow_cpu_bernoulli.cache_clear()
+        assert dropout.slow_cpu_bernoulli() is False
+    finally:
+        monkeypatch.undo()
+        dropout.slow_cpu_bernoulli.cache_clear()
+
+
 def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_slow(tiny_bert, clf_csv, tmp_path,
                                                                                    monkeypatch):
-    """On a non-Intel CPU every dropout mask of a training forward (hidden states and the attention
-    dropout inside SDPA) comes from the fast generator; evaluation draws none; on Intel (MKL's
-    vectorised generator) torch's own stays."""
+    """Where torch draws one number per mask element, every dropout mask of a training forward (hidden
+    states and the attention dropout inside SDPA) comes from the fast generator and evaluation draws
+    none; where torch's build uses MKL's vectorised generator, torch's own stays."""
     from workbench.engine import dropout
 
     calls = []
@@ -550,10 +594,10 @@ def test_cpu_training_draws_dropout_masks_fast_only_where_torchs_generator_is_sl
         return real_library(*args, **kwargs)
 
     monkeypatch.setattr(torch.library, "Library", library)
-    for vendor, fast in (("AuthenticAMD", True), ("GenuineIntel", False)):
+    for fast in (True, False):
         calls.clear()
-        monkeypatch.setattr(dropout, "cpu_vendor", lambda v=vendor: v)
-        cfg = tiny_config(tiny_bert, clf_csv, tmp_path / vendor, epochs=1, max_steps=2, batch_size=8)
+        monkeypatch.setattr(dropout, "slow_cpu_bernoulli", lambda slow=fast: slow)
+        cfg = tiny_config(tiny_bert, clf_csv, tmp_path / str(fast), epochs=1, max_steps=2, batch_size=8)
         cfg["baseline"] = False
         finetune(cfg, progress=False)
         if not fast:
@@ -574,7 +618,7 @@ def test_a_narrow_models_run_keeps_torchs_own_dropout_kernel(tiny_bert, clf_csv,
 
     assert dropout.fast_masks_pay(16, 384) and not dropout.fast_masks_pay(8, 32)  # MiniLM; the toy BERT
     width = AutoConfig.from_pretrained(tiny_bert).hidden_size
-    monkeypatch.setattr(dropout, "cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(dropout, "slow_cpu_bernoulli", lambda: True)
     replaced = []
     real_library = torch.library.Library
     monkeypatch.setattr(torch.library, "Library", lambda *a, **kw: replaced.append(a) or real_library(*a, **kw))

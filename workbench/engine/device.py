@@ -19,19 +19,6 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-@lru_cache(maxsize=1)
-def cpu_vendor() -> str:
-    """``GenuineIntel``, ``AuthenticAMD``, ... from /proc/cpuinfo ('' where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def cpu_has_fast_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matmuls run ~4x fp32 there; elsewhere bf16 on CPU is a slowdown."""
     flags = cpu_flags()

@@ -1,11 +1,13 @@
-"""Dropout masks from a fast generator on CPUs where torch draws them one number at a time.
+"""Dropout masks from a fast generator where torch's CPU one draws them one number at a time.
 
-On a CPU, torch draws Bernoulli masks (``bernoulli_``: every dropout, including the attention
-dropout inside SDPA) with MKL's vectorised generator only on Intel processors; elsewhere (AMD
-EPYC/Ryzen, ARM) each element costs one Mersenne-Twister draw. On an AMD EPYC that was about a
-fifth of a MiniLM training step at batch 16 x 128 tokens (a torch.profiler trace of the benchmark's
-BBC News workload: 20 masks per step, 6 of them 16 x 12 x 128 x 128 attention masks). torch has no
-switch for that generator, so while a training forward runs, ``fast_bernoulli`` answers CPU
+torch's CPU ``bernoulli_(p)`` (every dropout, including the attention dropout inside SDPA) draws
+one Mersenne-Twister number per element unless its build routes the call to MKL's vectorised
+generator, which older builds did on Intel processors only. The PyPI CPU wheel of torch 2.13 draws
+one number per element on Intel (a 2-core Xeon with AMX) and AMD (EPYC) alike: 38 ms for one
+16 x 12 x 128 x 128 attention mask on the Xeon. On an AMD EPYC that was about a fifth of a MiniLM
+training step at batch 16 x 128 tokens (a torch.profiler trace of the benchmark's BBC News
+workload: 20 masks per step, 6 of them 16 x 12 x 128 x 128 attention masks). torch has no switch
+for that generator, so while a training forward runs, ``fast_bernoulli`` answers CPU
 ``bernoulli_(p)`` calls (below autograd: gradients are untouched) with numpy's PCG64 instead: 16
 bits per element, so p is exact to 1/65,536, from a seed that torch's own seeded generator gives
 each call, which keeps runs reproducible from ``train.seed``. Masks of fewer than ``NATIVE_BELOW``
@@ -14,11 +16,10 @@ elements keep torch's own draw; no other operation is touched.
 
 from __future__ import annotations
 
+import functools
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
-
-from .device import cpu_vendor
 
 
 # Below this many elements torch's own draw is as quick as numpy's fixed cost per call (on the
@@ -32,9 +33,20 @@ NATIVE_BELOW = 4096
 FAST_FROM_BATCH_WIDTH = 512
 
 
+@functools.cache
 def slow_cpu_bernoulli() -> bool:
-    """True where torch's CPU ``bernoulli_`` draws one random number per element (not an Intel CPU)."""
-    return cpu_vendor() != "GenuineIntel"
+    """True where torch's CPU ``bernoulli_(p)`` draws one random number per element.
+
+    Asked of torch itself rather than guessed from the processor: the one-number-per-element path
+    gives the same numbers as the tensor-probability overload (which never uses MKL) from the same
+    seed; MKL's generator gives others. A private generator leaves torch's global one untouched.
+    """
+    import torch
+
+    def draw(p: object) -> object:
+        return torch.empty(64).bernoulli_(p, generator=torch.Generator().manual_seed(0))
+
+    return torch.equal(draw(0.5), draw(torch.tensor(0.5, dtype=torch.float64)))
 
 
 def fast_masks_pay(batch_size: int, hidden_size: int | None) -> bool:

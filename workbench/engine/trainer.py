@@ -6,6 +6,7 @@ chooses fast arguments and bridges Trainer callbacks to workbench events.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import threading
@@ -97,6 +98,19 @@ def trainer_class() -> type:
         # set from the task: "masked" or "causal" scores the labelled positions' logits only (see ``sparse``)
         sparse_prediction: str | None = None
         _positions_hook = None
+        _scored_index = None  # the evaluation batch's labelled positions, for preprocess_logits_for_metrics
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            given = self.preprocess_logits_for_metrics
+            if given is not None and "index" in inspect.signature(given).parameters:
+                # the task scatters the labelled positions' logits back with the index the loader's
+                # collator listed on the host, rather than a nonzero over labels on the device
+                def preprocess(logits, labels):
+                    index, self._scored_index = self._scored_index, None
+                    return given(logits, labels, index=index)
+
+                self.preprocess_logits_for_metrics = preprocess
 
         def _sparse_loss(self) -> bool:
             # (not under torch.compile: a varying number of positions per batch would recompile)
@@ -104,6 +118,7 @@ def trainer_class() -> type:
                 and self.label_smoother is None and self.compute_loss_func is None
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            self._scored_index = None
             index = inputs.get(INDEX_KEY)
             if index is not None:
                 inputs = {k: v for k, v in inputs.items() if k != INDEX_KEY}
@@ -115,6 +130,8 @@ def trainer_class() -> type:
                 self._positions_hook = positions_hook(self.accelerator.unwrap_model(model)) or False
             loss, outputs = sparse_lm_loss(self, model, inputs, num_items_in_batch,
                                            causal=self.sparse_prediction == "causal", index=index)
+            if return_outputs:
+                self._scored_index = index
             return (loss, outputs) if return_outputs else loss
 
         def _get_dataloader(self, *args, **kwargs):

@@ -134,12 +134,14 @@ def length_report(examples: int, lengths: list[int], kept: list[int], max_length
 
 # ---- perplexity -----------------------------------------------------------------------------------
 
-def token_losses(logits: Any, labels: Any, causal: bool) -> tuple[Any, Any]:
+def token_losses(logits: Any, labels: Any, causal: bool, index: Any = None) -> tuple[Any, Any]:
     """Per-position negative log-likelihood and top-1 prediction, aligned with ``labels``.
 
     Runs on the device inside ``preprocess_logits_for_metrics`` so only two B x T arrays reach the
     host, never the B x T x vocabulary logits. For a causal model position t scores ``labels[t]``
-    from the logits at t - 1 (position 0 is never scored).
+    from the logits at t - 1 (position 0 is never scored). Logits of the predicting positions only
+    (M x vocabulary) are scattered back by ``index``, the positions the loader's collator listed
+    (listed here from the labels when it is None).
     """
     import torch
     import torch.nn.functional as F
@@ -152,7 +154,8 @@ def token_losses(logits: Any, labels: Any, causal: bool) -> tuple[Any, Any]:
         from ..engine.sparse import labelled_index, predicted_targets
 
         targets = predicted_targets(labels, causal)
-        index = labelled_index(targets)
+        if index is None:
+            index = labelled_index(targets)
         target = targets.reshape(-1).index_select(0, index)
         scored = index + 1 if causal else index  # position t + 1 holds the score of its prediction at t
         nll.view(-1)[scored] = F.cross_entropy(logits.float(), target, reduction="none")
