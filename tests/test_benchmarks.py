@@ -153,6 +153,13 @@ def test_report_merges_results_of_several_calls(bench_dir):
     text = render(m)
     assert text.count("#### toy-bert-short") == 1 and "| B2 hand loop |" in text and " in 2 calls (" in text
     assert "these have none: toy-bert-short P." in text and "| B0 naive Trainer | failed or not run |" in text
+    # the P/B0 target is judged on long-tailed text only; texts that fill max_length are shown without it
+    m["ratios"]["toy-bert-short"]["P/B0 tokens/s"] = 2.0
+    assert "| toy-bert-short | 2.00× not met |" in render(m)
+    m["workloads"][0]["long_tailed"] = False
+    assert "| toy-bert-short | 2.00× (no target: not long-tailed text) |" in render(m)
+    assert [w.name for w in workloads.CPU + workloads.GPU if not w.long_tailed] == [
+        "minilm-bbc-long", "minilm-bbc-long-b32", "bert-base-bbc"]
 
 
 def test_counting_collator_in_loader_workers_keeps_the_batch_order():
