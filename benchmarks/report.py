@@ -31,9 +31,14 @@ def write_section(path: Path, name: str, result_or_text: dict | str) -> None:
 
 
 def long_tailed(workload: dict) -> bool:
-    """Whether the P/B0 target applies (result files written before the field existed: the BBC
-    News articles, which fill max_length, are the texts that are not long-tailed)."""
-    return workload.get("long_tailed", workload.get("corpus") != "bbc-long")
+    """Whether the P/B0 target applies: as recorded, or for result files written before the field
+    existed, as the suites define the workload of that name."""
+    if "long_tailed" in workload:
+        return workload["long_tailed"]
+    from .workloads import SUITES
+
+    defined = {w.name: w.long_tailed for suite in SUITES.values() for w in suite}
+    return defined.get(workload["name"], True)
 
 
 def _n(v, digits: int = 0) -> str:

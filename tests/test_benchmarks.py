@@ -158,6 +158,9 @@ def test_report_merges_results_of_several_calls(bench_dir):
     assert "| toy-bert-short | 2.00× not met |" in render(m)
     m["workloads"][0]["long_tailed"] = False
     assert "| toy-bert-short | 2.00× (no target: not long-tailed text) |" in render(m)
+    from benchmarks.report import long_tailed
+
+    assert not long_tailed({"name": "bert-base-bbc"}) and long_tailed({"name": "gpt2-clm"})  # older result files
     assert [w.name for w in workloads.CPU + workloads.GPU if not w.long_tailed] == [
         "minilm-bbc-long", "minilm-bbc-long-b32", "bert-base-bbc"]
 
