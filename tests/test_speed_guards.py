@@ -325,6 +325,17 @@ def test_collators_pad_to_a_multiple_of_8_when_the_engine_asks(tiny_bert):
     assert TextClassification.pad_to_multiple_of is None  # the default, kept on a CPU
 
 
+def graph_nodes(tensor) -> set[str]:
+    """The names of the autograd nodes ``tensor`` was computed through."""
+    seen, todo = {}, [tensor.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and id(node) not in seen:
+            seen[id(node)] = type(node).__name__
+            todo.extend(n for n, _ in node.next_functions)
+    return set(seen.values())
+
+
 def sparse_matches_dense_training(model, batch, mode: str, scored: int, tmp_path):
     """One training loss and backward through the model's own full logits and one through workbench's
     Trainer with ``sparse_prediction = mode``: the projection sees every position, then only the
@@ -347,6 +358,7 @@ def sparse_matches_dense_training(model, batch, mode: str, scored: int, tmp_path
     sparse.backward()
     assert seen[0][:-1] == tuple(batch["input_ids"].shape)  # the model's own loss: every position
     assert seen[1][:-1] == (scored,)  # workbench's: the scored ones only
+    assert "FusedBackward" in graph_nodes(sparse)  # through the fused cross-entropy
     assert torch.allclose(sparse, dense, rtol=1e-5, atol=1e-6)
     for p, g in zip(model.parameters(), dense_grads):
         assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
@@ -464,6 +476,42 @@ def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tin
     for got, want in zip(token_losses(out.logits, batch["labels"], causal=True),
                          token_losses(full.logits, batch["labels"], causal=True)):
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_fused_cross_entropy_gives_torchs_loss_and_gradient_over_several_chunks(dtype, monkeypatch):
+    """The language-model loss computes its gradient chunk by chunk in the forward pass: loss and
+    gradient equal torch's fp32 cross-entropy's (rows not a multiple of the chunk, a divisor given
+    as a tensor, an incoming gradient other than 1), and a second backward is refused."""
+    import torch.nn.functional as F
+
+    from workbench.engine import sparse
+
+    rows, vocab = 37, 1000
+    monkeypatch.setitem(sparse.CHUNK_BYTES, "cpu", 8 * 4 * vocab)  # 8 rows per chunk: 5 chunks
+    torch.manual_seed(0)
+    logits = (torch.randn(rows, vocab) * 4).to(dtype)
+    target = torch.randint(0, vocab, (rows,))
+    mine = logits.clone().requires_grad_()
+    theirs = logits.clone().requires_grad_()
+    loss = sparse.cross_entropy(mine, target, torch.tensor(29))
+    want = F.cross_entropy(theirs.float(), target, reduction="sum") / 29
+    assert type(loss.grad_fn).__name__.startswith("FusedBackward")
+    (loss * 3).backward(retain_graph=True)
+    (want * 3).backward()
+    assert torch.allclose(loss, want, rtol=1e-6)
+    assert mine.grad.dtype == dtype
+    tolerance = 2 ** -7 if dtype == torch.bfloat16 else 1e-6  # one rounding of the logits' dtype
+    assert torch.allclose(mine.grad.float(), theirs.grad.float(), rtol=tolerance, atol=1e-9)
+    assert (mine.grad.float().sum(1) * 29 / 3).abs().max() < 1e-2  # each row's softmax minus one-hot
+    with pytest.raises(RuntimeError, match="backward once"):
+        loss.backward()
+    # without a gradient, and for fp16 logits (whose gradient needs the loss scale before it is
+    # rounded), torch's own
+    with torch.no_grad():
+        assert torch.allclose(sparse.cross_entropy(logits, target, rows), F.cross_entropy(logits.float(), target))
+    half = logits.half().requires_grad_()
+    assert type(sparse.cross_entropy(half, target, rows).grad_fn).__name__ == "DivBackward0"
 
 
 def test_fast_cpu_bernoulli_keeps_dropouts_rate_scaling_gradient_and_seed():

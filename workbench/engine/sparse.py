@@ -84,8 +84,6 @@ def sparse_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: A
     """Cross-entropy over the labelled positions, reduced as Trainer expects from the model's own loss,
     and the model's outputs with ``logits`` for those positions only. ``index``: the positions as
     ``IndexingCollator`` listed them (counted here from the labels otherwise)."""
-    import torch.nn.functional as F
-
     hook = trainer._positions_hook or None
     labels = inputs["labels"]
     targets = predicted_targets(labels, causal)
@@ -105,9 +103,83 @@ def sparse_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: A
     target = targets.reshape(-1).index_select(0, index)
     if trainer.model_accepts_loss_kwargs and num_items_in_batch is not None:
         # normalised over the whole accumulated batch, as Trainer assumes when it passes the count
-        loss = F.cross_entropy(logits.float(), target, reduction="sum") / num_items_in_batch
+        loss = cross_entropy(logits, target, num_items_in_batch)
         if trainer.args.average_tokens_across_devices:
             loss = loss * (trainer.accelerator.num_processes // trainer.get_tp_size())  # as Trainer.compute_loss
     else:
-        loss = F.cross_entropy(logits.float(), target)
+        loss = cross_entropy(logits, target, target.numel())
     return loss, outputs
+
+
+# fp32 bytes of logits one chunk of the fused cross-entropy works on: a few MiB stay in a CPU's
+# caches between the chunk's passes; on a GPU, chunks only bound the fp32 working memory
+CHUNK_BYTES = {"cpu": 4 << 20}
+DEVICE_CHUNK_BYTES = 256 << 20
+
+
+class _FusedCrossEntropy:
+    """Summed cross-entropy whose gradient is computed with the loss, a chunk of rows at a time.
+
+    ``F.cross_entropy(logits.float(), ...)`` over a language model's positions x vocabulary logits
+    makes an fp32 copy, its log-softmax, and in the backward two more fp32 arrays of that size and
+    a cast back, each a pass over memory (for a 4-layer, 256-wide GPT-2 on 8 x 256 tokens on a CPU,
+    that was close to half of the training step). Here each chunk of rows is read once in the
+    forward pass: its fp32 log-softmax gives the loss, and ``exp`` of it minus the one-hot target
+    is the gradient, scaled and stored in the logits' dtype; the backward pass only multiplies it
+    by the incoming gradient. The result equals torch's up to the rounding of fp32 sums. Liger's
+    and Apple's fused cross-entropies do this on GPUs with Triton kernels; they need a GPU and do
+    not run on a CPU, where workbench needs it most.
+    """
+
+    _function = None
+
+    @classmethod
+    def function(cls):
+        if cls._function is None:
+            import torch
+
+            class Fused(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, logits, target, divisor):
+                    rows = max(1, CHUNK_BYTES.get(logits.device.type, DEVICE_CHUNK_BYTES) // (4 * logits.shape[-1]))
+                    grad = torch.empty_like(logits)
+                    total = logits.new_zeros((), dtype=torch.float32)
+                    steps = torch.arange(min(rows, logits.shape[0]), device=logits.device)
+                    for start in range(0, logits.shape[0], rows):
+                        log_p = torch.log_softmax(logits[start:start + rows], -1, dtype=torch.float32)
+                        picked = (steps[:log_p.shape[0]], target[start:start + rows])
+                        total -= log_p[picked].sum()
+                        log_p.exp_()
+                        log_p[picked] -= 1.0
+                        torch.div(log_p, divisor, out=grad[start:start + rows])  # rounded once, here
+                    ctx.grad = grad
+                    return total / divisor
+
+                @staticmethod
+                def backward(ctx, out):
+                    grad, ctx.grad = ctx.grad, None
+                    if grad is None:
+                        raise RuntimeError("workbench's fused cross-entropy keeps its gradient for one "
+                                           "backward pass; call backward once per forward")
+                    # in place: the stored gradient is this function's own; a 0-dim fp32 factor is
+                    # applied in fp32 before the result is rounded to the logits' dtype
+                    return grad.mul_(out.float()), None, None
+
+            cls._function = Fused
+        return cls._function
+
+
+def cross_entropy(logits: Any, target: Any, divisor: Any) -> Any:
+    """The cross-entropy of ``logits`` (rows x vocabulary) against ``target`` (every row labelled),
+    summed and divided by ``divisor`` (a number or a 0-dim tensor): torch's own where no gradient
+    is needed or the logits are fp16 (whose gradient needs the loss scale before its rounding), the
+    fused one otherwise."""
+    import torch
+    import torch.nn.functional as F
+
+    if not (torch.is_grad_enabled() and logits.requires_grad) or logits.dtype == torch.float16 \
+            or logits.dim() != 2 or logits.shape[0] == 0:
+        return F.cross_entropy(logits.float(), target, reduction="sum") / divisor
+    if not isinstance(divisor, torch.Tensor):
+        divisor = torch.tensor(float(divisor), device=logits.device)
+    return _FusedCrossEntropy.function().apply(logits, target, divisor.to(logits.device, torch.float32))
