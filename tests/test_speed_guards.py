@@ -478,6 +478,54 @@ def test_prompt_response_causal_lm_scores_the_response_positions_logits_only(tin
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
 
 
+def test_packed_causal_lm_training_takes_the_fused_loss_over_every_predicting_position(tiny_gpt2, tmp_path,
+                                                                                        monkeypatch):
+    """Packed text is labelled almost everywhere: each training step's loss goes through the fused
+    cross-entropy over every position that predicts a labelled token, listed by the loader's
+    collator; evaluation scores those positions with the same list."""
+    from workbench.engine import sparse
+    from workbench.tasks import causal_lm
+
+    steps: list[bool] = []
+    losses: list[int] = []
+    original, fused = sparse.sparse_lm_loss, sparse.cross_entropy
+
+    def recording(trainer, model, inputs, num_items_in_batch=None, causal=False, index=None):
+        if model.training:
+            want = sparse.labelled_index(sparse.predicted_targets(inputs["labels"], causal))
+            losses.clear()
+            out = original(trainer, model, inputs, num_items_in_batch, causal, index)
+            steps.append(causal and index is not None and torch.equal(index, want) and losses == [want.numel()]
+                         and want.numel() >= inputs["labels"].numel() * 0.75)
+            return out
+        return original(trainer, model, inputs, num_items_in_batch, causal, index)
+
+    def recording_loss(logits, target, divisor):
+        if logits.requires_grad:
+            losses.append(logits.shape[0])
+        return fused(logits, target, divisor)
+
+    monkeypatch.setattr(sparse, "sparse_lm_loss", recording)
+    monkeypatch.setattr(sparse, "cross_entropy", recording_loss)
+    scored: list[bool] = []
+    scoring = causal_lm.token_losses
+
+    def recording_scores(logits, labels, causal, index=None):
+        want = sparse.labelled_index(sparse.predicted_targets(labels, causal))
+        scored.append(index is not None and torch.equal(index, want) and logits.shape[0] == want.numel())
+        return scoring(logits, labels, causal, index)
+
+    monkeypatch.setattr(causal_lm, "token_losses", recording_scores)
+    data = tmp_path / "domain.txt"
+    data.write_text("\n".join(text for text, _ in make_texts(200, seed=3)) + "\n")
+    cfg = {"task": "causal-lm", "model": str(tiny_gpt2), "runs_dir": str(tmp_path / "runs"),
+           "data": {"train": str(data)},
+           "train": {"epochs": 1, "batch_size": 8, "max_length": 32, "logging_steps": 5}}
+    finetune(cfg, progress=False, baseline=False)
+    assert len(steps) >= 4 and all(steps), steps
+    assert len(scored) >= 2 and all(scored), scored
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_fused_cross_entropy_gives_torchs_loss_and_gradient_over_several_chunks(dtype, monkeypatch):
     """The language-model loss computes its gradient chunk by chunk in the forward pass: loss and

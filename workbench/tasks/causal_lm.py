@@ -35,6 +35,10 @@ class CausalLM(Task):
     greater_is_better = False
     auto_model_name = "AutoModelForCausalLM"
     peft_task_type = "CAUSAL_LM"
+    # the loss over the labelled positions (engine/sparse.py): with prompt/response data only the
+    # response positions are projected onto the vocabulary; packed text, labelled almost everywhere,
+    # gains the fused cross-entropy
+    sparse_prediction = "causal"
 
     def __init__(self, cfg: Any):
         super().__init__(cfg)
@@ -74,8 +78,6 @@ class CausalLM(Task):
         read = text_loader(d.text_column, self.options["sample_by"], self.skipped)
         train = read(d.train, "data.train")
         self.format = self._detect_format(train)
-        # prompts carry no labels: score only the response positions' logits (packed text is all labelled)
-        self.sparse_prediction = "causal" if self.format == "prompt-response" else None
         if self.format == "prompt-response":
             columns = {"data.prompt_column": d.prompt_column, "data.response_column": d.response_column}
             key = d.prompt_column
