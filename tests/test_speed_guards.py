@@ -397,43 +397,60 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
 
 
-def test_masked_lm_steps_and_evaluation_take_the_labelled_positions_from_the_collator(tiny_bert, tmp_path,
-                                                                                     monkeypatch):
-    """Listing the labelled positions from labels already on a GPU (a ``nonzero``) would make the
-    host wait for every queued kernel at the start of each step: the loader's collator lists them
-    on the host, and every training step's loss receives them, equal to what the labels give; each
-    evaluation batch's per-token scores are placed with them too."""
+def record_listed_positions(monkeypatch, task_module) -> tuple[list[dict], list[bool]]:
+    """Records, for each training step, whether the loss received the positions the loader's collator
+    listed (equal to what the labels give), how many rows the fused cross-entropy took with a
+    gradient, and the batch's labelled and total positions; for each evaluation batch, whether the
+    task's per-token scores were placed with the listed positions."""
     from workbench.engine import sparse
 
-    seen: list[bool] = []
-    original = sparse.sparse_lm_loss
+    steps: list[dict] = []
+    scored: list[bool] = []
+    rows: list[int] = []
+    original, fused, scoring = sparse.sparse_lm_loss, sparse.cross_entropy, task_module.token_losses
 
     def recording(trainer, model, inputs, num_items_in_batch=None, causal=False, index=None):
-        if model.training:
-            want = sparse.labelled_index(sparse.predicted_targets(inputs["labels"], causal))
-            seen.append(index is not None and torch.equal(index, want))
-        return original(trainer, model, inputs, num_items_in_batch, causal, index)
+        if not model.training:
+            return original(trainer, model, inputs, num_items_in_batch, causal, index)
+        want = sparse.labelled_index(sparse.predicted_targets(inputs["labels"], causal))
+        rows.clear()
+        out = original(trainer, model, inputs, num_items_in_batch, causal, index)
+        steps.append({"listed": index is not None and torch.equal(index, want), "fused rows": list(rows),
+                      "labelled": want.numel(), "positions": inputs["labels"].numel()})
+        return out
 
-    monkeypatch.setattr(sparse, "sparse_lm_loss", recording)
-    # evaluation: the per-token scores are scattered back with the collator's positions too
-    from workbench.tasks import masked_lm
-
-    scored: list[bool] = []
-    scoring = masked_lm.token_losses
+    def recording_loss(logits, target, divisor):
+        if logits.requires_grad:
+            rows.append(logits.shape[0])
+        return fused(logits, target, divisor)
 
     def recording_scores(logits, labels, causal, index=None):
         want = sparse.labelled_index(sparse.predicted_targets(labels, causal))
         scored.append(index is not None and torch.equal(index, want) and logits.shape[0] == want.numel())
         return scoring(logits, labels, causal, index)
 
-    monkeypatch.setattr(masked_lm, "token_losses", recording_scores)
+    monkeypatch.setattr(sparse, "sparse_lm_loss", recording)
+    monkeypatch.setattr(sparse, "cross_entropy", recording_loss)
+    monkeypatch.setattr(task_module, "token_losses", recording_scores)
+    return steps, scored
+
+
+def test_masked_lm_steps_and_evaluation_take_the_labelled_positions_from_the_collator(tiny_bert, tmp_path,
+                                                                                     monkeypatch):
+    """Listing the labelled positions from labels already on a GPU (a ``nonzero``) would make the
+    host wait for every queued kernel at the start of each step: the loader's collator lists them
+    on the host, and every training step's loss receives them, equal to what the labels give; each
+    evaluation batch's per-token scores are placed with them too."""
+    from workbench.tasks import masked_lm
+
+    steps, scored = record_listed_positions(monkeypatch, masked_lm)
     data = tmp_path / "domain.txt"
     data.write_text("\n".join(text for text, _ in make_texts(300, seed=5)) + "\n")
     cfg = {"task": "masked-lm", "model": str(tiny_bert), "runs_dir": str(tmp_path / "runs"),
            "data": {"train": str(data)},
            "train": {"epochs": 1, "batch_size": 16, "max_length": 64, "logging_steps": 5}}
     finetune(cfg, progress=False, baseline=False)
-    assert len(seen) >= 4 and all(seen), seen
+    assert len(steps) >= 4 and all(s["listed"] and s["fused rows"] == [s["labelled"]] for s in steps), steps
     assert len(scored) >= 2 and all(scored), scored
 
 
@@ -483,46 +500,17 @@ def test_packed_causal_lm_training_takes_the_fused_loss_over_every_predicting_po
     """Packed text is labelled almost everywhere: each training step's loss goes through the fused
     cross-entropy over every position that predicts a labelled token, listed by the loader's
     collator; evaluation scores those positions with the same list."""
-    from workbench.engine import sparse
     from workbench.tasks import causal_lm
 
-    steps: list[bool] = []
-    losses: list[int] = []
-    original, fused = sparse.sparse_lm_loss, sparse.cross_entropy
-
-    def recording(trainer, model, inputs, num_items_in_batch=None, causal=False, index=None):
-        if model.training:
-            want = sparse.labelled_index(sparse.predicted_targets(inputs["labels"], causal))
-            losses.clear()
-            out = original(trainer, model, inputs, num_items_in_batch, causal, index)
-            steps.append(causal and index is not None and torch.equal(index, want) and losses == [want.numel()]
-                         and want.numel() >= inputs["labels"].numel() * 0.75)
-            return out
-        return original(trainer, model, inputs, num_items_in_batch, causal, index)
-
-    def recording_loss(logits, target, divisor):
-        if logits.requires_grad:
-            losses.append(logits.shape[0])
-        return fused(logits, target, divisor)
-
-    monkeypatch.setattr(sparse, "sparse_lm_loss", recording)
-    monkeypatch.setattr(sparse, "cross_entropy", recording_loss)
-    scored: list[bool] = []
-    scoring = causal_lm.token_losses
-
-    def recording_scores(logits, labels, causal, index=None):
-        want = sparse.labelled_index(sparse.predicted_targets(labels, causal))
-        scored.append(index is not None and torch.equal(index, want) and logits.shape[0] == want.numel())
-        return scoring(logits, labels, causal, index)
-
-    monkeypatch.setattr(causal_lm, "token_losses", recording_scores)
+    steps, scored = record_listed_positions(monkeypatch, causal_lm)
     data = tmp_path / "domain.txt"
     data.write_text("\n".join(text for text, _ in make_texts(200, seed=3)) + "\n")
     cfg = {"task": "causal-lm", "model": str(tiny_gpt2), "runs_dir": str(tmp_path / "runs"),
            "data": {"train": str(data)},
            "train": {"epochs": 1, "batch_size": 8, "max_length": 32, "logging_steps": 5}}
     finetune(cfg, progress=False, baseline=False)
-    assert len(steps) >= 4 and all(steps), steps
+    assert len(steps) >= 4 and all(s["listed"] and s["fused rows"] == [s["labelled"]]
+                                   and s["labelled"] >= 0.75 * s["positions"] for s in steps), steps
     assert len(scored) >= 2 and all(scored), scored
 
 
