@@ -542,10 +542,13 @@ def test_fused_cross_entropy_gives_torchs_loss_and_gradient_over_several_chunks(
     assert (mine.grad.float().sum(1) * 29 / 3).abs().max() < 1e-2  # each row's softmax minus one-hot
     with pytest.raises(RuntimeError, match="backward once"):
         loss.backward()
-    # without a gradient, and for fp16 logits (whose gradient needs the loss scale before it is
-    # rounded), torch's own
+    # without a gradient (evaluation), chunk by chunk without an fp32 copy of the whole array
     with torch.no_grad():
         assert torch.allclose(sparse.cross_entropy(logits, target, rows), F.cross_entropy(logits.float(), target))
+    for kind in (dtype, torch.float16):
+        assert torch.allclose(sparse.token_nll(logits.to(kind), target),
+                              F.cross_entropy(logits.to(kind).float(), target, reduction="none"), rtol=1e-6, atol=1e-6)
+    # with fp16 logits, whose gradient needs the loss scale before it is rounded, torch's own
     half = logits.half().requires_grad_()
     assert type(sparse.cross_entropy(half, target, rows).grad_fn).__name__ == "DivBackward0"
 

@@ -151,14 +151,14 @@ def token_losses(logits: Any, labels: Any, causal: bool, index: Any = None) -> t
     nll = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
     top1 = torch.full(labels.shape, -100, dtype=torch.long, device=labels.device)
     if logits.dim() == 2:  # the predicting positions only (engine/sparse.py), row-major
-        from ..engine.sparse import labelled_index, predicted_targets
+        from ..engine.sparse import labelled_index, predicted_targets, token_nll
 
         targets = predicted_targets(labels, causal)
         if index is None:
             index = labelled_index(targets)
         target = targets.reshape(-1).index_select(0, index)
         scored = index + 1 if causal else index  # position t + 1 holds the score of its prediction at t
-        nll.view(-1)[scored] = F.cross_entropy(logits.float(), target, reduction="none")
+        nll.view(-1)[scored] = token_nll(logits, target)
         top1.view(-1)[scored] = logits.argmax(-1)
         return nll, top1
     for i in range(labels.shape[0]):  # one row at a time: the fp32 copy of the logits stays small
