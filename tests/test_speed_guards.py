@@ -534,6 +534,18 @@ def test_fused_cross_entropy_gives_torchs_loss_and_gradient_over_several_chunks(
     want = F.cross_entropy(theirs.float(), target, reduction="sum") / 29
     assert type(loss.grad_fn).__name__.startswith("FusedBackward")
     (loss * 3).backward(retain_graph=True)
+
+    class Calls(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            names.append(getattr(func, "__name__", ""))
+            return func(*args, **(kwargs or {}))
+
+    # with the divisor a number (one batch per step), no tensor is made from it: on a GPU that would
+    # be a blocking copy; nor is anything read back to the host
+    names: list[str] = []
+    with Calls():
+        sparse.cross_entropy(logits.clone().requires_grad_(), target, 29).backward()
+    assert names and not {"tensor", "as_tensor", "scalar_tensor"} & set(names) and not SYNC_METHODS & set(names), names
     (want * 3).backward()
     assert torch.allclose(loss, want, rtol=1e-6)
     assert mine.grad.dtype == dtype

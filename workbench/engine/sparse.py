@@ -204,6 +204,7 @@ def cross_entropy(logits: Any, target: Any, divisor: Any) -> Any:
         return token_nll(logits, target).sum() / divisor
     if logits.dtype == torch.float16:
         return F.cross_entropy(logits.float(), target, reduction="sum") / divisor
-    if not isinstance(divisor, torch.Tensor):
-        divisor = torch.tensor(float(divisor), device=logits.device)
-    return _FusedCrossEntropy.function().apply(logits, target, divisor.to(logits.device, torch.float32))
+    # a number stays a number: a tensor made from it on a GPU would be a blocking copy, which waits
+    # for every kernel queued before it
+    divisor = divisor.to(logits.device, torch.float32) if isinstance(divisor, torch.Tensor) else float(divisor)
+    return _FusedCrossEntropy.function().apply(logits, target, divisor)
