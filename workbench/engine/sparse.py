@@ -10,6 +10,10 @@ same cross-entropy over them. For a causal model the position before each labell
 that predicts it. In evaluation too: the logits Trainer hands to ``preprocess_logits_for_metrics``
 are then M x vocabulary for the batch's M predicting positions, in row-major order
 (``tasks._lm.token_losses`` scatters them back to positions).
+
+The cross-entropy itself is fused (``cross_entropy``): its gradient is computed with the loss, a
+few MiB of logits at a time, instead of in several fp32 passes over the whole array. Packed
+causal-LM text, labelled almost everywhere, takes this path for that reason.
 """
 
 from __future__ import annotations
