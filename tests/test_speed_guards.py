@@ -397,11 +397,13 @@ def test_masked_lm_trains_on_the_masked_positions_logits_only(tiny_bert, tmp_pat
         assert torch.allclose(got[mask].float(), want[mask].float(), rtol=1e-5, atol=1e-5)
 
 
-def record_listed_positions(monkeypatch, task_module) -> tuple[list[dict], list[bool]]:
-    """Records, for each training step, whether the loss received the positions the loader's collator
-    listed (equal to what the labels give), how many rows the fused cross-entropy took with a
-    gradient, and the batch's labelled and total positions; for each evaluation batch, whether the
-    task's per-token scores were placed with the listed positions."""
+def train_recording_listed_positions(monkeypatch, tmp_path, task_module, task: str, model, texts: int, seed: int,
+                                     batch_size: int, max_length: int) -> tuple[list[dict], list[bool]]:
+    """Trains ``task`` on ``texts`` generated lines and records, for each training step, whether the
+    loss received the positions the loader's collator listed (equal to what the labels give), how
+    many rows the fused cross-entropy took with a gradient, and the batch's labelled and total
+    positions; for each evaluation batch, whether the task's per-token scores came placed with the
+    listed positions and computed with the loss (equal to what the logits give)."""
     from workbench.engine import sparse
 
     steps: list[dict] = []
@@ -409,12 +411,12 @@ def record_listed_positions(monkeypatch, task_module) -> tuple[list[dict], list[
     rows: list[int] = []
     original, fused, scoring = sparse.sparse_lm_loss, sparse.cross_entropy, task_module.token_losses
 
-    def recording(trainer, model, inputs, num_items_in_batch=None, causal=False, index=None):
+    def recording(trainer, model, inputs, num_items_in_batch=None, causal=False, index=None, **kw):
         if not model.training:
-            return original(trainer, model, inputs, num_items_in_batch, causal, index)
+            return original(trainer, model, inputs, num_items_in_batch, causal, index, **kw)
         want = sparse.labelled_index(sparse.predicted_targets(inputs["labels"], causal))
         rows.clear()
-        out = original(trainer, model, inputs, num_items_in_batch, causal, index)
+        out = original(trainer, model, inputs, num_items_in_batch, causal, index, **kw)
         steps.append({"listed": index is not None and torch.equal(index, want), "fused rows": list(rows),
                       "labelled": want.numel(), "positions": inputs["labels"].numel()})
         return out
@@ -424,14 +426,22 @@ def record_listed_positions(monkeypatch, task_module) -> tuple[list[dict], list[
             rows.append(logits.shape[0])
         return fused(logits, target, divisor)
 
-    def recording_scores(logits, labels, causal, index=None):
+    def recording_scores(logits, labels, causal, index=None, scores=None):
         want = sparse.labelled_index(sparse.predicted_targets(labels, causal))
-        scored.append(index is not None and torch.equal(index, want) and logits.shape[0] == want.numel())
-        return scoring(logits, labels, causal, index)
+        target = sparse.predicted_targets(labels, causal).reshape(-1).index_select(0, want)
+        recomputed = sparse.token_nll(logits, target, top1=True)
+        scored.append(index is not None and torch.equal(index, want) and logits.shape[0] == want.numel()
+                      and scores is not None and all(torch.equal(a, b) for a, b in zip(scores, recomputed)))
+        return scoring(logits, labels, causal, index, scores)
 
     monkeypatch.setattr(sparse, "sparse_lm_loss", recording)
     monkeypatch.setattr(sparse, "cross_entropy", recording_loss)
     monkeypatch.setattr(task_module, "token_losses", recording_scores)
+    data = tmp_path / "domain.txt"
+    data.write_text("\n".join(text for text, _ in make_texts(texts, seed=seed)) + "\n")
+    cfg = {"task": task, "model": str(model), "runs_dir": str(tmp_path / "runs"), "data": {"train": str(data)},
+           "train": {"epochs": 1, "batch_size": batch_size, "max_length": max_length, "logging_steps": 5}}
+    finetune(cfg, progress=False, baseline=False)
     return steps, scored
 
 
@@ -440,16 +450,11 @@ def test_masked_lm_steps_and_evaluation_take_the_labelled_positions_from_the_col
     """Listing the labelled positions from labels already on a GPU (a ``nonzero``) would make the
     host wait for every queued kernel at the start of each step: the loader's collator lists them
     on the host, and every training step's loss receives them, equal to what the labels give; each
-    evaluation batch's per-token scores are placed with them too."""
+    evaluation batch's per-token scores are placed with them too, computed once, with the loss."""
     from workbench.tasks import masked_lm
 
-    steps, scored = record_listed_positions(monkeypatch, masked_lm)
-    data = tmp_path / "domain.txt"
-    data.write_text("\n".join(text for text, _ in make_texts(300, seed=5)) + "\n")
-    cfg = {"task": "masked-lm", "model": str(tiny_bert), "runs_dir": str(tmp_path / "runs"),
-           "data": {"train": str(data)},
-           "train": {"epochs": 1, "batch_size": 16, "max_length": 64, "logging_steps": 5}}
-    finetune(cfg, progress=False, baseline=False)
+    steps, scored = train_recording_listed_positions(monkeypatch, tmp_path, masked_lm, "masked-lm", tiny_bert,
+                                                     texts=300, seed=5, batch_size=16, max_length=64)
     assert len(steps) >= 4 and all(s["listed"] and s["fused rows"] == [s["labelled"]] for s in steps), steps
     assert len(scored) >= 2 and all(scored), scored
 
@@ -499,16 +504,11 @@ def test_packed_causal_lm_training_takes_the_fused_loss_over_every_predicting_po
                                                                                         monkeypatch):
     """Packed text is labelled almost everywhere: each training step's loss goes through the fused
     cross-entropy over every position that predicts a labelled token, listed by the loader's
-    collator; evaluation scores those positions with the same list."""
+    collator; evaluation scores those positions with the same list, computed with the loss."""
     from workbench.tasks import causal_lm
 
-    steps, scored = record_listed_positions(monkeypatch, causal_lm)
-    data = tmp_path / "domain.txt"
-    data.write_text("\n".join(text for text, _ in make_texts(200, seed=3)) + "\n")
-    cfg = {"task": "causal-lm", "model": str(tiny_gpt2), "runs_dir": str(tmp_path / "runs"),
-           "data": {"train": str(data)},
-           "train": {"epochs": 1, "batch_size": 8, "max_length": 32, "logging_steps": 5}}
-    finetune(cfg, progress=False, baseline=False)
+    steps, scored = train_recording_listed_positions(monkeypatch, tmp_path, causal_lm, "causal-lm", tiny_gpt2,
+                                                     texts=200, seed=3, batch_size=8, max_length=32)
     assert len(steps) >= 4 and all(s["listed"] and s["fused rows"] == [s["labelled"]]
                                    and s["labelled"] >= 0.75 * s["positions"] for s in steps), steps
     assert len(scored) >= 2 and all(scored), scored

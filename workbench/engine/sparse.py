@@ -84,10 +84,11 @@ def positions_hook(model: Any) -> LabelledPositions | None:
 
 
 def sparse_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: Any = None, causal: bool = False,
-                   index: Any = None):
+                   index: Any = None, scores: bool = False):
     """Cross-entropy over the labelled positions, reduced as Trainer expects from the model's own loss,
-    and the model's outputs with ``logits`` for those positions only. ``index``: the positions as
-    ``IndexingCollator`` listed them (counted here from the labels otherwise)."""
+    the model's outputs with ``logits`` for those positions only, and with ``scores`` (evaluation)
+    their per-position (nll, top-1) from the same pass (``token_nll``), else None. ``index``: the
+    positions as ``IndexingCollator`` listed them (counted here from the labels otherwise)."""
     hook = trainer._positions_hook or None
     labels = inputs["labels"]
     targets = predicted_targets(labels, causal)
@@ -105,14 +106,14 @@ def sparse_lm_loss(trainer: Any, model: Any, inputs: dict, num_items_in_batch: A
         logits = logits.flatten(0, -2).index_select(0, index)
         outputs["logits"] = logits
     target = targets.reshape(-1).index_select(0, index)
-    if trainer.model_accepts_loss_kwargs and num_items_in_batch is not None:
-        # normalised over the whole accumulated batch, as Trainer assumes when it passes the count
-        loss = cross_entropy(logits, target, num_items_in_batch)
-        if trainer.args.average_tokens_across_devices:
-            loss = loss * (trainer.accelerator.num_processes // trainer.get_tp_size())  # as Trainer.compute_loss
-    else:
-        loss = cross_entropy(logits, target, target.numel())
-    return loss, outputs
+    # normalised over the whole accumulated batch where Trainer passes the count, as it assumes
+    across = trainer.model_accepts_loss_kwargs and num_items_in_batch is not None
+    divisor = num_items_in_batch if across else target.numel()
+    scored = token_nll(logits, target, top1=True) if scores else None
+    loss = scored[0].sum() / divisor if scored else cross_entropy(logits, target, divisor)
+    if across and trainer.args.average_tokens_across_devices:
+        loss = loss * (trainer.accelerator.num_processes // trainer.get_tp_size())  # as Trainer.compute_loss
+    return loss, outputs, scored
 
 
 # fp32 bytes of logits one chunk of the fused cross-entropy works on: a few MiB stay in a CPU's
@@ -126,20 +127,25 @@ def chunk_rows(logits: Any) -> int:
     return max(1, CHUNK_BYTES.get(logits.device.type, DEVICE_CHUNK_BYTES) // (4 * logits.shape[-1]))
 
 
-def token_nll(logits: Any, target: Any) -> Any:
+def token_nll(logits: Any, target: Any, top1: bool = False) -> Any:
     """Each row's fp32 negative log-likelihood of its target, without a gradient, a chunk of rows at
     a time: the same as ``F.cross_entropy(logits.float(), target, reduction="none")`` without the
     fp32 copy and log-softmax of the whole array (for an evaluation batch of 32 x 256 tokens over a
-    30,522-token vocabulary, 1 GB each)."""
+    30,522-token vocabulary, 1 GB each). With ``top1``, (nll, each row's top-1 token), the argmax
+    taken on the chunk's fp32 log-probabilities (on a CPU, torch's bf16 argmax over the whole array
+    took longer than the log-softmax)."""
     import torch
 
     rows = chunk_rows(logits)
     nll = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+    best = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device) if top1 else None
     with torch.no_grad():
         for start in range(0, logits.shape[0], rows):
             log_p = torch.log_softmax(logits[start:start + rows], -1, dtype=torch.float32)
             torch.neg(log_p.gather(1, target[start:start + rows, None]).squeeze(1), out=nll[start:start + rows])
-    return nll
+            if top1:
+                torch.argmax(log_p, -1, out=best[start:start + rows])
+    return (nll, best) if top1 else nll
 
 
 class _FusedCrossEntropy:

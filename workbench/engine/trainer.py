@@ -98,17 +98,19 @@ def trainer_class() -> type:
         # set from the task: "masked" or "causal" scores the labelled positions' logits only (see ``sparse``)
         sparse_prediction: str | None = None
         _positions_hook = None
-        _scored_index = None  # the evaluation batch's labelled positions, for preprocess_logits_for_metrics
+        # the evaluation batch's labelled positions and their (nll, top-1), for preprocess_logits_for_metrics
+        _scored: dict = {}
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             given = self.preprocess_logits_for_metrics
-            if given is not None and "index" in inspect.signature(given).parameters:
-                # the task scatters the labelled positions' logits back with the index the loader's
-                # collator listed on the host, rather than a nonzero over labels on the device
+            if given is not None and {"index", "scores"} <= set(inspect.signature(given).parameters):
+                # the task places the labelled positions' scores with the index the loader's collator
+                # listed on the host (rather than a nonzero over labels on the device), and takes the
+                # scores computed with the loss instead of a second pass over the logits
                 def preprocess(logits, labels):
-                    index, self._scored_index = self._scored_index, None
-                    return given(logits, labels, index=index)
+                    scored, self._scored = self._scored, {}
+                    return given(logits, labels, **scored)
 
                 self.preprocess_logits_for_metrics = preprocess
 
@@ -118,7 +120,7 @@ def trainer_class() -> type:
                 and self.label_smoother is None and self.compute_loss_func is None
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            self._scored_index = None
+            self._scored = {}
             index = inputs.get(INDEX_KEY)
             if index is not None:
                 inputs = {k: v for k, v in inputs.items() if k != INDEX_KEY}
@@ -128,10 +130,11 @@ def trainer_class() -> type:
 
             if self._positions_hook is None:
                 self._positions_hook = positions_hook(self.accelerator.unwrap_model(model)) or False
-            loss, outputs = sparse_lm_loss(self, model, inputs, num_items_in_batch,
-                                           causal=self.sparse_prediction == "causal", index=index)
-            if return_outputs:
-                self._scored_index = index
+            loss, outputs, scores = sparse_lm_loss(self, model, inputs, num_items_in_batch,
+                                                   causal=self.sparse_prediction == "causal", index=index,
+                                                   scores=return_outputs and not model.training)
+            if scores is not None:
+                self._scored = {"index": index, "scores": scores}
             return (loss, outputs) if return_outputs else loss
 
         def _get_dataloader(self, *args, **kwargs):

@@ -134,14 +134,15 @@ def length_report(examples: int, lengths: list[int], kept: list[int], max_length
 
 # ---- perplexity -----------------------------------------------------------------------------------
 
-def token_losses(logits: Any, labels: Any, causal: bool, index: Any = None) -> tuple[Any, Any]:
+def token_losses(logits: Any, labels: Any, causal: bool, index: Any = None, scores: Any = None) -> tuple[Any, Any]:
     """Per-position negative log-likelihood and top-1 prediction, aligned with ``labels``.
 
     Runs on the device inside ``preprocess_logits_for_metrics`` so only two B x T arrays reach the
     host, never the B x T x vocabulary logits. For a causal model position t scores ``labels[t]``
     from the logits at t - 1 (position 0 is never scored). Logits of the predicting positions only
     (M x vocabulary) are scattered back by ``index``, the positions the loader's collator listed
-    (listed here from the labels when it is None).
+    (listed here from the labels when it is None); ``scores``: their (nll, top-1) where the loss
+    already computed them (``engine.sparse.token_nll``).
     """
     import torch
     import torch.nn.functional as F
@@ -156,10 +157,10 @@ def token_losses(logits: Any, labels: Any, causal: bool, index: Any = None) -> t
         targets = predicted_targets(labels, causal)
         if index is None:
             index = labelled_index(targets)
-        target = targets.reshape(-1).index_select(0, index)
+        if scores is None:
+            scores = token_nll(logits, targets.reshape(-1).index_select(0, index), top1=True)
         scored = index + 1 if causal else index  # position t + 1 holds the score of its prediction at t
-        nll.view(-1)[scored] = token_nll(logits, target)
-        top1.view(-1)[scored] = logits.argmax(-1)
+        nll.view(-1)[scored], top1.view(-1)[scored] = scores
         return nll, top1
     for i in range(labels.shape[0]):  # one row at a time: the fp32 copy of the logits stays small
         row = logits[i, :-1] if causal else logits[i]

@@ -164,8 +164,8 @@ class CausalLM(Task):
                                                   pad_to_multiple_of=self.pad_to_multiple_of)
 
     # ---- metrics -----------------------------------------------------------------------------
-    def preprocess_logits_for_metrics(self, logits, labels, index=None):
-        return token_losses(logits, labels, causal=True, index=index)
+    def preprocess_logits_for_metrics(self, logits, labels, index=None, scores=None):
+        return token_losses(logits, labels, causal=True, index=index, scores=scores)
 
     def compute_metrics(self, eval_pred) -> dict:
         return perplexity_metrics(eval_pred.predictions, eval_pred.label_ids, causal=True)
