@@ -18,6 +18,7 @@ causal-LM text, labelled almost everywhere, takes this path for that reason.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -148,7 +149,8 @@ def token_nll(logits: Any, target: Any, top1: bool = False) -> Any:
     return (nll, best) if top1 else nll
 
 
-class _FusedCrossEntropy:
+@functools.cache
+def _fused_cross_entropy() -> type:
     """Summed cross-entropy whose gradient is computed with the loss, a chunk of rows at a time.
 
     ``F.cross_entropy(logits.float(), ...)`` over a language model's positions x vocabulary logits
@@ -161,43 +163,36 @@ class _FusedCrossEntropy:
     and Apple's fused cross-entropies do this on GPUs with Triton kernels; they need a GPU and do
     not run on a CPU, where workbench needs it most.
     """
+    import torch
 
-    _function = None
+    class Fused(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, logits, target, divisor):
+            rows = chunk_rows(logits)
+            grad = torch.empty_like(logits)
+            total = logits.new_zeros((), dtype=torch.float32)
+            steps = torch.arange(min(rows, logits.shape[0]), device=logits.device)
+            for start in range(0, logits.shape[0], rows):
+                log_p = torch.log_softmax(logits[start:start + rows], -1, dtype=torch.float32)
+                picked = (steps[:log_p.shape[0]], target[start:start + rows])
+                total -= log_p[picked].sum()
+                log_p.exp_()
+                log_p[picked] -= 1.0
+                torch.div(log_p, divisor, out=grad[start:start + rows])  # rounded once, here
+            ctx.grad = grad
+            return total / divisor
 
-    @classmethod
-    def function(cls):
-        if cls._function is None:
-            import torch
+        @staticmethod
+        def backward(ctx, out):
+            grad, ctx.grad = ctx.grad, None
+            if grad is None:
+                raise RuntimeError("workbench's fused cross-entropy keeps its gradient for one "
+                                   "backward pass; call backward once per forward")
+            # in place: the stored gradient is this function's own; a 0-dim fp32 factor is
+            # applied in fp32 before the result is rounded to the logits' dtype
+            return grad.mul_(out.float()), None, None
 
-            class Fused(torch.autograd.Function):
-                @staticmethod
-                def forward(ctx, logits, target, divisor):
-                    rows = chunk_rows(logits)
-                    grad = torch.empty_like(logits)
-                    total = logits.new_zeros((), dtype=torch.float32)
-                    steps = torch.arange(min(rows, logits.shape[0]), device=logits.device)
-                    for start in range(0, logits.shape[0], rows):
-                        log_p = torch.log_softmax(logits[start:start + rows], -1, dtype=torch.float32)
-                        picked = (steps[:log_p.shape[0]], target[start:start + rows])
-                        total -= log_p[picked].sum()
-                        log_p.exp_()
-                        log_p[picked] -= 1.0
-                        torch.div(log_p, divisor, out=grad[start:start + rows])  # rounded once, here
-                    ctx.grad = grad
-                    return total / divisor
-
-                @staticmethod
-                def backward(ctx, out):
-                    grad, ctx.grad = ctx.grad, None
-                    if grad is None:
-                        raise RuntimeError("workbench's fused cross-entropy keeps its gradient for one "
-                                           "backward pass; call backward once per forward")
-                    # in place: the stored gradient is this function's own; a 0-dim fp32 factor is
-                    # applied in fp32 before the result is rounded to the logits' dtype
-                    return grad.mul_(out.float()), None, None
-
-            cls._function = Fused
-        return cls._function
+    return Fused
 
 
 def cross_entropy(logits: Any, target: Any, divisor: Any) -> Any:
@@ -217,4 +212,4 @@ def cross_entropy(logits: Any, target: Any, divisor: Any) -> Any:
     # a number stays a number: a tensor made from it on a GPU would be a blocking copy, which waits
     # for every kernel queued before it
     divisor = divisor.to(logits.device, torch.float32) if isinstance(divisor, torch.Tensor) else float(divisor)
-    return _FusedCrossEntropy.function().apply(logits, target, divisor)
+    return _fused_cross_entropy().apply(logits, target, divisor)
