@@ -203,3 +203,15 @@ def test_step_by_step_ratio_takes_each_steps_median_over_runs_and_needs_the_same
     other = [{"rows": [5, 4]}, {"rows": [9, 8]}, {"rows": [3, 2]}]
     assert run.step_by_step_ratio(p, [rec([1.0, 2.0, 1.0], other)]) is None  # different batches: no pairing
     assert run.step_by_step_ratio(p, [rec(None)]) is None  # GPU runs record no single steps
+
+
+def test_loss_microbenchmark_times_both_losses_and_finds_them_equal(tmp_path, capsys):
+    from benchmarks import loss
+
+    out = tmp_path / "loss.json"
+    assert loss.main(["--device", "cpu", "--rows", "37", "--vocab", "500", "--repeats", "2", "--out", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["results"]
+    assert (r["rows"], r["vocab"], r["device"]) == (37, 500, "cpu")
+    assert len(r["torch_s_all"]) == len(r["workbench_s_all"]) == 2 and r["torch_s"] > 0 and r["workbench_s"] > 0
+    assert r["loss_diff"] < 1e-4 and r["grad_max_diff"] < 1e-3
+    assert "| 37 x 500 | cpu |" in capsys.readouterr().out
