@@ -730,6 +730,44 @@ def test_a_narrow_models_run_keeps_torchs_own_dropout_kernel(tiny_bert, clf_csv,
         assert replaced == expected, (limit, replaced)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_cpu_bf16_training_forwards_take_eager_attention_and_evaluation_sdpa(precision, tiny_bert, clf_csv, tmp_path,
+                                                                            monkeypatch):
+    """With attention dropout, torch's CPU SDPA takes its math path, which under bf16 upcasts to fp32:
+    bf16 training forwards run transformers' eager attention instead, evaluation forwards SDPA's
+    fused kernel, and the model is left with SDPA after training. fp32 runs keep SDPA throughout."""
+    from transformers.models.bert import modeling_bert
+
+    from workbench.tasks.text_classification import TextClassification
+
+    if precision == "bf16" and not cpu_has_fast_bf16():
+        pytest.skip("this CPU has no fast bf16")
+    forwards, eager = [], []
+    real_eager = modeling_bert.eager_attention_forward
+    monkeypatch.setattr(modeling_bert, "eager_attention_forward",
+                        lambda module, *a, **kw: eager.append(module.training) or real_eager(module, *a, **kw))
+    models = []
+
+    def load_model(self, _original=TextClassification.load_model):
+        model = _original(self)
+        models.append(model)
+        for module in model.modules():
+            if isinstance(module, modeling_bert.BertSelfAttention):
+                module.register_forward_pre_hook(lambda m, a: forwards.append(m.training))
+        return model
+
+    monkeypatch.setattr(TextClassification, "load_model", load_model)
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=1, batch_size=8, logging_steps=5,
+                      precision=precision)
+    cfg["baseline"] = False
+    run = finetune(cfg, progress=False)
+    assert run.info["precision"] == precision
+    training, evaluation = forwards.count(True), forwards.count(False)
+    assert training >= 20 and evaluation >= 2, (training, evaluation)
+    assert eager == ([True] * training if precision == "bf16" else [])
+    assert models[0].config._attn_implementation == "sdpa"
+
+
 def test_flop_estimate_counts_the_parameters_once_not_per_batch(tiny_bert, monkeypatch):
     from transformers import AutoModelForSequenceClassification, Trainer
 

@@ -166,6 +166,9 @@ def trainer_class() -> type:
             self._fast_bernoulli = self.args.device.type == "cpu" and not self.args.torch_compile \
                 and slow_cpu_bernoulli() \
                 and fast_masks_pay(self.args.train_batch_size, hidden if isinstance(hidden, int) else None)
+            # bf16 training forwards on a CPU with attention dropout: eager attention (see ``attention``)
+            self._eager_training_attention = self.args.device.type == "cpu" and self._bf16_autocast \
+                and not self.args.torch_compile
 
         def train(self, *args, **kwargs):
             from contextlib import ExitStack
@@ -173,6 +176,10 @@ def trainer_class() -> type:
             with ExitStack() as stack:
                 stack.enter_context(_package_checks_cached())
                 stack.enter_context(_walk_free_module_calls(self, self.model))
+                if getattr(self, "_eager_training_attention", False):
+                    from .attention import eager_attention_while_training
+
+                    stack.enter_context(eager_attention_while_training(self.model))
                 if getattr(self, "_fast_bernoulli", False):
                     from .dropout import bernoulli_kernel
 
