@@ -216,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".partial.json")
     only = a.variants.split(",") if a.variants else None
+    if only:
+        items = [w for w in items if any(v in only for v in w.variants)]
+        if not items:
+            p.error(f"--variants {a.variants}: no workload of the {a.suite} suite"
+                    f"{' (' + a.workloads + ')' if a.workloads else ''} has any of these variants; "
+                    f"known: {', '.join(sorted({v for w in workloads.get(a.suite, None) for v in w.variants}))}")
     root = work_dir()
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)

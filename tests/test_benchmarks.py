@@ -215,3 +215,16 @@ def test_loss_microbenchmark_times_both_losses_and_finds_them_equal(tmp_path, ca
     assert len(r["torch_s_all"]) == len(r["workbench_s_all"]) == 2 and r["torch_s"] > 0 and r["workbench_s"] > 0
     assert r["loss_diff"] < 1e-4 and r["grad_max_diff"] < 1e-3
     assert "| 37 x 500 | cpu |" in capsys.readouterr().out
+
+
+def test_variants_no_chosen_workload_has_are_refused_by_name_and_others_are_left_out(bench_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run.main(["--suite", "smoke", "--workloads", "toy-gpt2-clm", "--variants", "P+compile", "--markdown", "",
+                  "--out", str(tmp_path / "none.json")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--variants P+compile" in err and "toy-gpt2-clm" in err and "known: B0, B1, B2, P" in err
+    assert not (tmp_path / "none.json").exists()
+    # in the GPU suite the packed GPT-2 blocks have a compiled variant, the LoRA decoder none
+    chosen = [w.name for w in workloads.get("gpu", ["gpt2-clm", "qwen-0.5b-lora"]) if "P+compile" in w.variants]
+    assert chosen == ["gpt2-clm"]
