@@ -905,3 +905,59 @@ def test_during_training_accelerates_package_check_is_cached_and_zero_grad_takes
     trainer.train()
     assert seen[0] is not original and seen[0].__wrapped__ is original and hasattr(seen[0], "cache_info")
     assert accelerated.is_lomo_available is original and "zero_grad" not in vars(model)
+
+
+FAULTS_PER_STEP = """
+import resource, sys, torch
+from workbench.engine.host_memory import keep_freed_buffers
+
+# minor page faults per backward pass of an embedding with MiniLM's 30,522 x 384 shape, whose
+# 47-MB fp32 gradient each backward pass allocates afresh
+torch.manual_seed(0)
+embed = torch.nn.Embedding(30522, 384)
+ids = torch.randint(0, 30522, (16, 128))
+
+def step():
+    embed(ids).square().mean().backward()
+    embed.weight.grad = None
+
+with keep_freed_buffers() if sys.argv[1] == "kept" else open(__file__):
+    step(); step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(4):
+        step()
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
+"""
+
+
+def test_cpu_training_keeps_large_freed_buffers_for_the_next_step(tiny_bert, clf_csv, tmp_path, monkeypatch):
+    """glibc gives buffers above its mmap threshold (at most 32 MB) back to the system on free, so
+    each step page-faults its way through memory it just had: during a CPU training run the
+    thresholds are raised. Each setting is measured in a fresh process (the heap's history
+    changes what a later allocation finds)."""
+    import subprocess
+    import sys
+
+    from workbench.engine import host_memory
+
+    if host_memory.glibc() is None:
+        pytest.skip("the C library is not glibc")
+    script = tmp_path / "faults.py"
+    script.write_text(FAULTS_PER_STEP)
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    faults = {how: float(subprocess.run([sys.executable, str(script), how], capture_output=True, text=True,
+                                        check=True, env=env).stdout.split()[-1]) for how in ("default", "kept")}
+    # 47 MB is about 11,500 pages of 4 KiB: with glibc's defaults each step faults them in again
+    assert faults["default"] > 5000 and faults["kept"] < 0.1 * faults["default"], faults
+    # a training run on the CPU opens it for the length of Trainer.train
+    opened = []
+    real = host_memory.keep_freed_buffers
+    monkeypatch.setattr(host_memory, "keep_freed_buffers", lambda: opened.append(1) or real())
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=1, max_steps=2, batch_size=8)
+    cfg["baseline"] = False
+    finetune(cfg, progress=False)
+    assert opened == [1]

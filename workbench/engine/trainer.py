@@ -176,6 +176,10 @@ def trainer_class() -> type:
             with ExitStack() as stack:
                 stack.enter_context(_package_checks_cached())
                 stack.enter_context(_walk_free_module_calls(self, self.model))
+                if self.args.device.type == "cpu":
+                    from .host_memory import keep_freed_buffers
+
+                    stack.enter_context(keep_freed_buffers())
                 if getattr(self, "_eager_training_attention", False):
                     from .attention import eager_attention_while_training
 
