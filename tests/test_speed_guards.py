@@ -951,8 +951,9 @@ def test_cpu_training_keeps_large_freed_buffers_for_the_next_step(tiny_bert, clf
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     faults = {how: float(subprocess.run([sys.executable, str(script), how], capture_output=True, text=True,
                                         check=True, env=env).stdout.split()[-1]) for how in ("default", "kept")}
-    # 47 MB is about 11,500 pages of 4 KiB: with glibc's defaults each step faults them in again
-    assert faults["default"] > 5000 and faults["kept"] < 0.1 * faults["default"], faults
+    # 47 MB is about 11,500 pages of 4 KiB: with glibc's defaults each step faults them in again;
+    # kept, 200 to 2,900 per step remain in repeated runs (where the heap places what)
+    assert faults["default"] > 5000 and faults["kept"] < 0.4 * faults["default"], faults
     # a training run on the CPU opens it for the length of Trainer.train
     opened = []
     real = host_memory.keep_freed_buffers
