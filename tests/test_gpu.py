@@ -25,8 +25,8 @@ class StepSyncGuard:
     steps when nothing but training happens in between, and to 0 (off) around logging, evaluation,
     saving and the end of an epoch. The model's own forward pass is transformers' code and is left
     out, as in the CPU guard: its attention-mask helpers ask ``mask.all()`` on the host. Records each
-    step it guarded, the mode in force at each optimizer step, and with ``watch_forwards`` the mode
-    at each outermost forward (step, training or not, mode)."""
+    step it guarded, the mode in force at each optimizer step, and the mode at each outermost
+    forward (step, training or not, mode)."""
 
     def __init__(self, set_mode=None):
         self.set_mode = set_mode or torch.cuda.set_sync_debug_mode
@@ -50,7 +50,7 @@ class StepSyncGuard:
         self._apply()
 
     def _enter(self, module, args) -> None:
-        if self.depth == 0 and self.watch_forwards:
+        if self.depth == 0:
             self.forwards.add((self.step, torch.is_grad_enabled(), self.want))
         self.depth += 1
         self._apply()
@@ -59,11 +59,10 @@ class StepSyncGuard:
         self.depth -= 1
         self._apply()
 
-    def install(self, monkeypatch: pytest.MonkeyPatch, watch_forwards: bool = False) -> None:
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from transformers.trainer_callback import CallbackHandler
 
         guard = self
-        self.watch_forwards = watch_forwards
         step_begin, step_end = CallbackHandler.on_step_begin, CallbackHandler.on_step_end
         pre_optimizer = CallbackHandler.on_pre_optimizer_step
         epoch_end, train_end = CallbackHandler.on_epoch_end, CallbackHandler.on_train_end
@@ -113,7 +112,7 @@ class StepSyncGuard:
 def _run(task: str, model, data, tmp_path, guard: StepSyncGuard, monkeypatch, **train):
     cfg = tiny_config(model, data, tmp_path / "runs", epochs=1, logging_steps=5, **train)
     cfg["task"] = task
-    guard.install(monkeypatch, watch_forwards=True)
+    guard.install(monkeypatch)
     try:
         return finetune(cfg, progress=False, baseline=False)
     finally:

@@ -46,14 +46,15 @@ def glibc() -> Any:
 
 
 @contextmanager
-def keep_freed_buffers() -> Iterator[bool]:
-    """While open, large freed buffers stay in the process for reuse (see the module's docstring).
-    Yields whether the setting took (glibc only)."""
+def keep_freed_buffers() -> Iterator[None]:
+    """While open, large freed buffers stay in the process for reuse (see the module's docstring;
+    glibc only, elsewhere nothing changes)."""
     libc = glibc()
-    took = bool(libc) and bool(libc.mallopt(M_MMAP_THRESHOLD, TRAINING_MMAP_THRESHOLD)) \
-        and bool(libc.mallopt(M_TRIM_THRESHOLD, TRAINING_TRIM_THRESHOLD))
+    if libc:
+        libc.mallopt(M_MMAP_THRESHOLD, TRAINING_MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, TRAINING_TRIM_THRESHOLD)
     try:
-        yield took
+        yield
     finally:
         if libc:
             libc.mallopt(M_MMAP_THRESHOLD, AFTER_MMAP_THRESHOLD)

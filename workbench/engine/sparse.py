@@ -203,12 +203,11 @@ def cross_entropy(logits: Any, target: Any, divisor: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
-    if logits.dim() != 2 or logits.shape[0] == 0:
+    grad = torch.is_grad_enabled() and logits.requires_grad
+    if logits.dim() != 2 or logits.shape[0] == 0 or (grad and logits.dtype == torch.float16):
         return F.cross_entropy(logits.float(), target, reduction="sum") / divisor
-    if not (torch.is_grad_enabled() and logits.requires_grad):
+    if not grad:
         return token_nll(logits, target).sum() / divisor
-    if logits.dtype == torch.float16:
-        return F.cross_entropy(logits.float(), target, reduction="sum") / divisor
     # a number stays a number: a tensor made from it on a GPU would be a blocking copy, which waits
     # for every kernel queued before it
     divisor = divisor.to(logits.device, torch.float32) if isinstance(divisor, torch.Tensor) else float(divisor)
