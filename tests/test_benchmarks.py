@@ -228,3 +228,52 @@ def test_variants_no_chosen_workload_has_are_refused_by_name_and_others_are_left
     # in the GPU suite the packed GPT-2 blocks have a compiled variant, the LoRA decoder none
     chosen = [w.name for w in workloads.get("gpu", ["gpt2-clm", "qwen-0.5b-lora"]) if "P+compile" in w.variants]
     assert chosen == ["gpt2-clm"]
+
+
+def test_gpu_kit_pins_the_installed_wheels_for_the_gpu_machines_python():
+    import importlib.metadata
+
+    from benchmarks import kit
+
+    cmd = kit.download_command(kit.ROOT / "w", "3.12")
+    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--only-binary=:all:" in cmd
+    assert cmd[cmd.index("--python-version") + 1] == "3.12"
+    assert cmd[-len(kit.WHEELS):] == [f"{n}=={importlib.metadata.version(n)}" for n in kit.WHEELS]
+    with pytest.raises(SystemExit, match="no-such-wheel-here is not installed"):
+        kit.pins(("no-such-wheel-here",))
+
+
+def test_gpu_kit_and_its_run_script_dry_run_on_a_cpu(tmp_path):
+    """The folder ``python -m benchmarks.kit`` makes holds every GPU workload's data, and
+    ``benchmarks/gpu_run.sh`` runs its steps from it (smoke suite, a tiny loss shape, 1-s budget)."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks import kit
+
+    assert kit.main([str(tmp_path / "kit"), "--no-wheels"]) == 0
+    bench = tmp_path / "kit" / "bench"
+    for w in workloads.GPU + workloads.SMOKE:
+        folder = bench / "data" / f"{w.corpus}-{w.n_train}-{w.n_eval}"
+        assert (folder / "train.csv").stat().st_size > 0 and (folder / "eval.csv").stat().st_size > 0, w.name
+    assert (bench / "models" / "tokenizer" / "tokenizer.json").exists()
+    assert not (tmp_path / "kit" / "whl").exists()
+
+    script = kit.ROOT / "benchmarks" / "gpu_run.sh"
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "OUT": str(tmp_path / "out")}
+    missing = subprocess.run(["bash", str(script)], cwd=kit.ROOT, capture_output=True, text=True,
+                             env={**env, "WORKBENCH_KIT": str(tmp_path / "none")})
+    assert missing.returncode == 2 and "no kit at" in missing.stdout
+    dry = subprocess.run(["bash", str(script), "1"], cwd=kit.ROOT, capture_output=True, text=True, timeout=600,
+                         env={**env, "WORKBENCH_KIT": str(tmp_path / "kit"), "SUITE": "smoke", "SKIP_WHEELS": "1",
+                              "LOSS_ARGS": "--rows 16 --vocab 100 --repeats 1"})
+    log = (tmp_path / "out" / "run.log").read_text()
+    assert dry.returncode == 0 and "== done" in log, log[-3000:]
+    assert "passed" in (tmp_path / "out" / "pytest.log").read_text()
+    (loss,) = json.loads((tmp_path / "out" / "loss-gpu.json").read_text())["results"]
+    assert (loss["rows"], loss["vocab"]) == (16, 100)
+    suite = json.loads((tmp_path / "out" / "gpu-run.json").read_text())
+    ran = [(r["workload"], r["variant"]) for r in suite["records"] if "error" not in r]
+    assert ran and {w for w, _ in ran} <= {"toy-gpt2-clm", "toy-qwen2-lora"}, suite["records"]
+    assert (tmp_path / "out" / "logs.tgz").exists()

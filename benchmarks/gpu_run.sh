@@ -1,0 +1,42 @@
+#!/bin/bash
+# The GPU checks and the GPU suite in one call, on a machine lent for a fixed time without network.
+# Here first: python -m benchmarks.kit (fills .gpu/ with wheels and the bench data). There, from the
+# repository root of a checkout that carries the kit folder:
+#   bash benchmarks/gpu_run.sh [suite budget in seconds, default 330]
+# Everything lands in $OUT (default /tmp/gpu-out): run.log, pytest.log, loss-gpu.json, gpu-run.json,
+# gpu-compile.json and logs.tgz. Back here: python -m benchmarks.report gpu gpu-run.json
+# A dry run on a CPU machine: SUITE=smoke SKIP_WHEELS=1 LOSS_ARGS="--rows 64 --vocab 1000" bash benchmarks/gpu_run.sh 60
+set -u
+BUDGET=${1:-330}
+KIT=${WORKBENCH_KIT:-.gpu}
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+SUITE=${SUITE:-gpu}
+exec > >(tee "$OUT/run.log") 2>&1
+t0=$(date +%s)
+if [ ! -d "$KIT/bench" ]; then
+  echo "no kit at $KIT (set WORKBENCH_KIT, or run python -m benchmarks.kit first and carry the folder)"; exit 2
+fi
+KIT=$(cd "$KIT" && pwd)
+if [ -z "${SKIP_WHEELS:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-site \
+    "$KIT"/whl/*.whl || { echo "installing the kit's wheels from $KIT/whl failed"; exit 1; }
+fi
+export PYTHONPATH=/tmp/gpu-site:$PWD WORKBENCH_BENCH_DIR=$KIT/bench HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+  PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv
+python3 -c "import sys,torch,transformers,datasets,peft,accelerate,evaluate;print(sys.version.split()[0],'torch',torch.__version__,'cuda',torch.version.cuda,'transformers',transformers.__version__,'datasets',datasets.__version__,'peft',peft.__version__,'accelerate',accelerate.__version__)"
+echo "== GPU tests ($(($(date +%s)-t0)) s)"
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -rA 2>&1 | tail -60 | tee "$OUT/pytest.log"
+echo "== loss microbenchmark ($(($(date +%s)-t0)) s)"
+timeout 90 python3 -m benchmarks.loss --repeats 5 ${LOSS_ARGS:-} --out "$OUT/loss-gpu.json"
+echo "== suite ($(($(date +%s)-t0)) s)"
+if [ "$SUITE" = gpu ]; then WORK=gpt2-clm,bert-base-bbc,qwen-0.5b-lora; else WORK=toy-gpt2-clm,toy-qwen2-lora; fi
+timeout $((BUDGET + 150)) python3 -m benchmarks.run --suite "$SUITE" --workloads "$WORK" \
+  --variants B1,B2,P --repeats 2 --budget "$BUDGET" --timeout 120 --magic '' --markdown '' --out "$OUT/gpu-run.json"
+if [ "$SUITE" = gpu ] && [ $(($(date +%s) - t0)) -lt $((BUDGET + 90)) ]; then
+  echo "== P+compile on packed causal-LM blocks ($(($(date +%s)-t0)) s)"
+  timeout 130 python3 -m benchmarks.run --suite "$SUITE" --workloads gpt2-clm --variants P+compile --repeats 1 \
+    --timeout 120 --magic '' --markdown '' --out "$OUT/gpu-compile.json"
+fi
+tar -czf "$OUT/logs.tgz" -C "$KIT/bench" logs specs 2>/dev/null
+echo "== done ($(($(date +%s)-t0)) s)"
