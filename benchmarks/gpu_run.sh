@@ -2,12 +2,12 @@
 # The GPU checks and the GPU suite in one call, on a machine lent for a fixed time without network.
 # Here first: python -m benchmarks.kit (fills .gpu/ with wheels and the bench data). There, from the
 # repository root of a checkout that carries the kit folder:
-#   bash benchmarks/gpu_run.sh [suite budget in seconds, default 330]
-# Everything lands in $OUT (default /tmp/gpu-out): run.log, pytest.log, loss-gpu.json, gpu-run.json,
-# gpu-compile.json and logs.tgz. Back here: python -m benchmarks.report gpu gpu-run.json
+#   bash benchmarks/gpu_run.sh [suite budget in seconds, default 300]
+# Everything lands in $OUT (default /tmp/gpu-out): run.log, pytest.log, loss-gpu.json, profiles/,
+# gpu-run.json, gpu-compile.json and logs.tgz. Back here: python -m benchmarks.report gpu gpu-run.json
 # A dry run on a CPU machine: SUITE=smoke SKIP_WHEELS=1 LOSS_ARGS="--rows 64 --vocab 1000" bash benchmarks/gpu_run.sh 60
 set -u
-BUDGET=${1:-330}
+BUDGET=${1:-300}
 KIT=${WORKBENCH_KIT:-.gpu}
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 SUITE=${SUITE:-gpu}
@@ -29,8 +29,12 @@ echo "== GPU tests ($(($(date +%s)-t0)) s)"
 timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -rA 2>&1 | tail -60 | tee "$OUT/pytest.log"
 echo "== loss microbenchmark ($(($(date +%s)-t0)) s)"
 timeout 90 python3 -m benchmarks.loss --repeats 5 ${LOSS_ARGS:-} --out "$OUT/loss-gpu.json"
+if [ "$SUITE" = gpu ]; then WORK=gpt2-clm,bert-base-bbc,qwen-0.5b-lora; PROF=bert-base-bbc; else WORK=toy-gpt2-clm,toy-qwen2-lora; PROF=toy-bert-short; fi
+if [ "${PROFILE:-1}" != 0 ]; then
+  echo "== profile of workbench's BERT steps: GPU busy share ($(($(date +%s)-t0)) s)"
+  timeout 100 python3 -m benchmarks.profile "$PROF" --suite "$SUITE" --variant P --steps 5 --out "$OUT/profiles"
+fi
 echo "== suite ($(($(date +%s)-t0)) s)"
-if [ "$SUITE" = gpu ]; then WORK=gpt2-clm,bert-base-bbc,qwen-0.5b-lora; else WORK=toy-gpt2-clm,toy-qwen2-lora; fi
 timeout $((BUDGET + 150)) python3 -m benchmarks.run --suite "$SUITE" --workloads "$WORK" \
   --variants B1,B2,P --repeats 2 --budget "$BUDGET" --timeout 120 --magic '' --markdown '' --out "$OUT/gpu-run.json"
 if [ "$SUITE" = gpu ] && [ $(($(date +%s) - t0)) -lt $((BUDGET + 90)) ]; then

@@ -276,4 +276,30 @@ def test_gpu_kit_and_its_run_script_dry_run_on_a_cpu(tmp_path):
     suite = json.loads((tmp_path / "out" / "gpu-run.json").read_text())
     ran = [(r["workload"], r["variant"]) for r in suite["records"] if "error" not in r]
     assert ran and {w for w, _ in ran} <= {"toy-gpt2-clm", "toy-qwen2-lora"}, suite["records"]
+    profiled = json.loads((tmp_path / "out" / "profiles" / "toy-bert-short-P.json").read_text())
+    assert profiled["steps"] == 5 and profiled["step_seconds"] > 0
     assert (tmp_path / "out" / "logs.tgz").exists()
+
+
+@pytest.mark.parametrize("variant", ["P", "B2"])
+def test_profile_covers_exactly_the_timed_steps(bench_dir, tmp_path, variant):
+    from benchmarks import profile
+
+    (w,) = workloads.get("smoke", ["toy-bert-short"])
+    spec = json.loads(run.prepare([w], bench_dir)[w.name].read_text())
+    result = profile.profile_variant(spec, variant, 3, trace=tmp_path / "t.json")
+    s = result["summary"]
+    assert (s["workload"], s["variant"], s["steps"], s["device"]) == ("toy-bert-short", variant, 3, "cpu")
+    assert 0 < s["host_op_seconds_per_step"] <= s["step_seconds"] and s["gpu_busy_share"] is None
+    # one fused AdamW call per parameter group (decayed, not decayed) in each profiled step, no more
+    assert result["calls"]["aten::_fused_adamw_"] == 2 * 3
+    assert "aten::mm" in result["table"] and json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+
+
+def test_profile_command_names_unknown_workloads_and_variants(capsys):
+    from benchmarks import profile
+
+    for argv, words in [(["nope"], "no workload 'nope'"), (["toy-bert-host", "--variant", "B0"], "has no variant 'B0'")]:
+        with pytest.raises(SystemExit):
+            profile.main(argv)
+        assert words in capsys.readouterr().err
