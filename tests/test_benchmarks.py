@@ -245,8 +245,10 @@ def test_gpu_kit_pins_the_installed_wheels_for_the_gpu_machines_python():
 
 def test_gpu_kit_and_its_run_script_dry_run_on_a_cpu(tmp_path):
     """The folder ``python -m benchmarks.kit`` makes holds every GPU workload's data, and
-    ``benchmarks/gpu_run.sh`` runs its steps from it (smoke suite, a tiny loss shape, 1-s budget)."""
+    ``benchmarks/gpu_run.sh`` runs its steps from it (smoke suite, a tiny loss shape, 150 s in all: the
+    suite's budget is what is left less 130 s, so its first run only)."""
     import os
+    import re
     import subprocess
     import sys
 
@@ -265,11 +267,13 @@ def test_gpu_kit_and_its_run_script_dry_run_on_a_cpu(tmp_path):
     missing = subprocess.run(["bash", str(script)], cwd=kit.ROOT, capture_output=True, text=True,
                              env={**env, "WORKBENCH_KIT": str(tmp_path / "none")})
     assert missing.returncode == 2 and "no kit at" in missing.stdout
-    dry = subprocess.run(["bash", str(script), "1"], cwd=kit.ROOT, capture_output=True, text=True, timeout=600,
+    dry = subprocess.run(["bash", str(script), "150"], cwd=kit.ROOT, capture_output=True, text=True, timeout=600,
                          env={**env, "WORKBENCH_KIT": str(tmp_path / "kit"), "SUITE": "smoke", "SKIP_WHEELS": "1",
                               "LOSS_ARGS": "--rows 16 --vocab 100 --repeats 1"})
     log = (tmp_path / "out" / "run.log").read_text()
     assert dry.returncode == 0 and "== done" in log, log[-3000:]
+    budget = int(re.search(r"== suite, a (\d+)-s budget \((\d+) s\)", log).group(1))
+    assert 1 <= budget <= 150 - 130  # what the earlier steps left, less 130 s
     assert "passed" in (tmp_path / "out" / "pytest.log").read_text()
     (loss,) = json.loads((tmp_path / "out" / "loss-gpu.json").read_text())["results"]
     assert (loss["rows"], loss["vocab"]) == (16, 100)
