@@ -4,7 +4,8 @@
 # repository root of a checkout that carries the kit folder:
 #   bash benchmarks/gpu_run.sh [seconds for all of it, default 540]
 # Each step's time limit is cut to what is left, so the script ends within that time (the suite gets
-# what the tests, the loss benchmark and the profile leave, less 130 s for the run it may have started).
+# what the tests, the loss benchmark and the profile leave, less 130 s for building its models and for
+# the run it may have started; its JSON keeps the runs that ended if it is stopped).
 # Everything lands in $OUT (default /tmp/gpu-out): run.log, pytest.log, loss-gpu.json, profiles/,
 # gpu-run.json, gpu-compile.json and logs.tgz. Back here: python -m benchmarks.report gpu gpu-run.json
 # A dry run on a CPU machine: SUITE=smoke SKIP_WHEELS=1 LOSS_ARGS="--rows 64 --vocab 1000" bash benchmarks/gpu_run.sh 60
@@ -33,14 +34,14 @@ echo "== GPU tests ($(($(date +%s)-t0)) s)"
 timeout $(cap 240) python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -rA 2>&1 | tail -60 | tee "$OUT/pytest.log"
 echo "== loss microbenchmark ($(($(date +%s)-t0)) s)"
 timeout $(cap 90) python3 -m benchmarks.loss --repeats 5 ${LOSS_ARGS:-} --out "$OUT/loss-gpu.json"
-if [ "$SUITE" = gpu ]; then WORK=gpt2-clm,bert-base-bbc,qwen-0.5b-lora; PROF=bert-base-bbc; else WORK=toy-gpt2-clm,toy-qwen2-lora; PROF=toy-bert-short; fi
+if [ "$SUITE" = gpu ]; then WORK=gpt2-clm,qwen-0.5b-lora,bert-base-bbc; PROF=bert-base-bbc; else WORK=toy-gpt2-clm,toy-qwen2-lora; PROF=toy-bert-short; fi
 if [ "${PROFILE:-1}" != 0 ]; then
   echo "== profile of workbench's BERT steps: GPU busy share ($(($(date +%s)-t0)) s)"
   timeout $(cap 100) python3 -m benchmarks.profile "$PROF" --suite "$SUITE" --variant P --steps 5 --out "$OUT/profiles"
 fi
 BUDGET=$(( $(left) - 130 )); [ $BUDGET -lt 1 ] && BUDGET=1
 echo "== suite, a $BUDGET-s budget ($(($(date +%s)-t0)) s)"
-timeout $(cap $((BUDGET + 125))) python3 -m benchmarks.run --suite "$SUITE" --workloads "$WORK" \
+timeout $(( $(left) > 6 ? $(left) - 5 : 1 )) python3 -m benchmarks.run --suite "$SUITE" --workloads "$WORK" \
   --variants B1,B2,P --repeats 2 --budget "$BUDGET" --timeout 120 --magic '' --markdown '' --out "$OUT/gpu-run.json"
 if [ "$SUITE" = gpu ] && [ "$(left)" -gt 140 ]; then
   echo "== P+compile on packed causal-LM blocks ($(($(date +%s)-t0)) s)"

@@ -121,5 +121,6 @@ def get(suite: str, names: list[str] | None = None) -> list[Workload]:
         bad = [n for n in names if n not in known]
         if bad:
             raise SystemExit(f"unknown workload(s) {', '.join(bad)} in suite {suite}; known: {', '.join(sorted(known))}")
-        items = [w for w in items if w.name in names]
+        by_name = {w.name: w for w in items}
+        items = [by_name[n] for n in dict.fromkeys(names)]  # in the order asked for (first ones run first)
     return items

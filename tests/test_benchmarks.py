@@ -307,3 +307,11 @@ def test_profile_command_names_unknown_workloads_and_variants(capsys):
         with pytest.raises(SystemExit):
             profile.main(argv)
         assert words in capsys.readouterr().err
+
+
+def test_workloads_run_in_the_order_asked_for():
+    assert [w.name for w in workloads.get("gpu", ["qwen-0.5b-lora", "gpt2-clm", "qwen-0.5b-lora"])] == [
+        "qwen-0.5b-lora", "gpt2-clm"]
+    assert [w.name for w in workloads.get("gpu")][:2] == ["bert-base-bbc", "llama-1b-full"]  # no list: the suite's
+    with pytest.raises(SystemExit, match="unknown workload"):
+        workloads.get("gpu", ["gpt2"])
