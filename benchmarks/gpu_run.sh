@@ -23,13 +23,16 @@ if [ ! -d "$KIT/bench" ]; then
 fi
 KIT=$(cd "$KIT" && pwd)
 if [ -z "${SKIP_WHEELS:-}" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-site \
-    "$KIT"/whl/*.whl || { echo "installing the kit's wheels from $KIT/whl failed"; exit 1; }
+  for w in "$KIT"/whl/*.whl; do  # one at a time: a wheel that does not fit this Python leaves the machine's own
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-site "$w" \
+      || echo "could not install $(basename "$w") here; the machine's own copy, if any, is used"
+  done
 fi
 export PYTHONPATH=/tmp/gpu-site:$PWD WORKBENCH_BENCH_DIR=$KIT/bench HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
   PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv
-python3 -c "import sys,torch,transformers,datasets,peft,accelerate,evaluate;print(sys.version.split()[0],'torch',torch.__version__,'cuda',torch.version.cuda,'transformers',transformers.__version__,'datasets',datasets.__version__,'peft',peft.__version__,'accelerate',accelerate.__version__)"
+python3 -c "import sys,torch,transformers,datasets,peft,accelerate,evaluate;print(sys.version.split()[0],'torch',torch.__version__,'cuda',torch.version.cuda,'transformers',transformers.__version__,'datasets',datasets.__version__,'peft',peft.__version__,'accelerate',accelerate.__version__)" \
+  || { echo "a library the suite needs does not import (above); build the kit for this machine's Python: python -m benchmarks.kit --python-version X.Y"; exit 1; }
 echo "== GPU tests ($(($(date +%s)-t0)) s)"
 timeout $(cap 240) python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -rA 2>&1 | tail -60 | tee "$OUT/pytest.log"
 echo "== loss microbenchmark ($(($(date +%s)-t0)) s)"
