@@ -1,4 +1,6 @@
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -47,7 +49,8 @@ def test_runs_list_and_show(trained, capsys):
     assert "completed" in row and "accuracy" in row and "(base" in row
     assert main(["runs", "--dir", str(runs), "show", "cli-test"]) == 0
     out = capsys.readouterr().out
-    assert "status:  completed" in out and "config:" in out and "delta" in out
+    assert re.search(r"^status: +completed$", out, re.M) and "config:" in out and "delta" in out
+    assert re.search(r"^created_at: +\d{4}-", out, re.M)  # long keys stay apart from their values
 
 
 def test_runs_list_survives_a_corrupt_run(tmp_path, capsys):
@@ -136,3 +139,50 @@ def test_metrics_table_keeps_wide_numbers_apart():
     # numbers are right-aligned under their headers
     assert len({len(line) for line in (head, ppl, loss)}) == 1
     assert head.split() == ["metric", "fine-tuned", "baseline", "delta"]
+
+
+def test_flags_may_come_between_key_value_settings(tmp_path, clf_csv, capsys):
+    # `eval_strategy=no` unquoted: YAML reads no as false, the choice's word is kept
+    assert main(["train", f"runs_dir={tmp_path}", "--dry-run", f"data.train={clf_csv}", "train.eval_strategy=no"]) == 0
+    out = capsys.readouterr().out
+    assert f"train: {clf_csv}" in out and "eval_strategy: 'no'" in out
+    with pytest.raises(SystemExit):
+        main(["runs", "list", "extra=1"])
+    assert "unrecognized arguments: extra=1" in capsys.readouterr().err
+
+
+def test_a_data_file_where_the_config_file_goes_says_how_to_give_it(clf_csv, capsys):
+    assert main(["train", str(clf_csv), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "looks like a data file" in err and f"data.train={clf_csv}" in err
+
+
+def test_a_runs_dir_inside_a_file_is_a_clear_error(tmp_path, tiny_bert, clf_csv, capsys):
+    (tmp_path / "afile").write_text("x")
+    code = main(["train", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={tmp_path / 'afile' / 'runs'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "error: Not a directory" in err and str(tmp_path / "afile") in err
+
+
+def test_config_prints_every_key_with_its_help_as_valid_yaml(capsys):
+    import yaml
+
+    from workbench.config import resolve, schema
+
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert yaml.safe_load(out) == resolve().to_dict()
+    assert "  epochs: 3.0  # " in out and "task: text-classification  # What to train. [text-classification|" in out
+    commented = [line for line in out.splitlines() if "  # " in line]
+    assert len(commented) == len([s for s in schema() if s["help"]])
+
+
+def test_a_closed_pipe_ends_runs_list_quietly(tmp_path):
+    for i in range(3):
+        (tmp_path / f"20260101-00000{i}-broken-abcd").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "runs", "--dir", str(tmp_path), "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "0"})
+    proc.stdout.close()  # the reader is gone before the command writes (it is still importing)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err

@@ -114,3 +114,13 @@ def test_runs_dir_env(monkeypatch):
 
 def test_dataclass_equality_default():
     assert RunConfig() == resolve()
+
+
+def test_unquoted_yaml_no_is_the_word_no_where_the_choices_have_it(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  eval_strategy: no\n")  # PyYAML reads this as False
+    assert resolve(file=f).train.eval_strategy == "no"
+    assert resolve(overrides=["train.eval_strategy=no"]).train.eval_strategy == "no"
+    assert resolve(inline="train: {eval_strategy: off}").train.eval_strategy == "no"
+    with pytest.raises(ConfigError, match=r"name: expected text, got True .*quote the text"):
+        resolve(overrides=["name=yes"])

@@ -168,3 +168,19 @@ def test_causal_lm_report(workdir, tiny_gpt2, capsys):
     page = report_path(out).read_text()
     assert_self_contained(page)
     assert ">perplexity</td>" in page and "Reproducibility" in page
+
+
+def test_report_follows_its_runs_progress_and_puts_them_in_workbench_runs_dir(workdir, tiny_bert, clf_csv, capsys,
+                                                                              monkeypatch):
+    elsewhere = workdir / "team-runs"
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(elsewhere))
+    code, out, err = run_cli(["report", "text_classification", "-p", "model", str(tiny_bert), "-p", "data",
+                              str(clf_csv), "-p", "name", "env-dir", *TINY_TRAIN], capsys)
+    assert code == 0, err
+    (run,) = [d for d in elsewhere.iterdir() if "env-dir" in d.name]
+    assert report_path(out) == run / "report.html"
+    # the run's progress, read from its metrics.jsonl while the notebook ran: as `workbench train` shows it
+    assert f"run {run.name}: text-classification on {tiny_bert}" in err
+    assert re.search(r"\[#+ *\] \d+/\d+ epoch", err) and "eval (validation) at step" in err
+    assert "  testing: " in err
+    assert run_cli(["runs", "list"], capsys)[1].count("env-dir") == 1  # where `workbench runs list` looks

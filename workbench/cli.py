@@ -29,6 +29,10 @@ train:
 """
 
 
+# suffixes of data files (workbench.data reads these), refused where a YAML config file is expected
+DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".conll", ".gz")
+
+
 def _stop_on_sigterm(stop) -> None:
     """First SIGTERM: stop at the next step with a resumable checkpoint; a second one: stop now."""
     def handler(signum, frame):  # pragma: no cover - exercised through a subprocess test
@@ -87,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _parameter_args(rep)
     rep.add_argument("--output", "-o", metavar="DIR", help="write report.ipynb and report.html here instead")
     rep.add_argument("--no-input", action="store_true", help="leave the code out of report.html")
+    rep.add_argument("--quiet", action="store_true", help="do not show the notebook's output while it runs")
     rep.add_argument("--timeout", type=int, default=3600, metavar="SECONDS",
                      help="stop a cell that runs longer than this (default 3600)")
 
@@ -114,8 +119,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.template:
         raise WorkbenchError("report needs a template name; `workbench report --list` shows them.")
     params = report.collect_parameters(args.template, args.parameter, args.parameters_file)
+    if not args.quiet:
+        print(f"running {args.template} in a notebook kernel; its output follows", file=sys.stderr, flush=True)
     result = report.run_report(args.template, params, output=args.output, no_input=args.no_input,
-                               timeout=args.timeout, progress=sys.stderr.isatty())
+                               timeout=args.timeout, progress=not args.quiet)
     print(f"Report: {result.html}\nNotebook: {result.notebook}")
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
@@ -129,6 +136,9 @@ def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
     for it in items:
         if "=" in it and not it.endswith((".yaml", ".yml")):
             overrides.append(it)
+        elif Path(it).suffix.lower() in DATA_SUFFIXES:
+            raise WorkbenchError(f"{it} looks like a data file, not a config file (YAML); give it as "
+                                 f"data.train={it} (or data.validation=/data.test=).")
         elif file is None:
             file = it
         else:
@@ -242,11 +252,11 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
 
     rd = find_run(ref, root)
     info = rd.read_info()
-    print(f"run:     {rd.id}")
-    print(f"path:    {rd.path}")
+    print(f"{'run:':<13}{rd.id}")
+    print(f"{'path:':<13}{rd.path}")
     for k in ("task", "model", "status", "created_at", "finished_at", "device", "precision", "error"):
         if info.get(k):
-            print(f"{k + ':':<9}{info[k]}")
+            print(f"{k + ':':<13}{info[k]}")
     print("\nconfig:")
     print("  " + rd.read_config_text().strip().replace("\n", "\n  "))
     ev = rd.read_eval()
@@ -259,49 +269,72 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse stops filling a nargs="*" positional at the first flag, so items after a flag
+        # (`train model=x --quiet data.train=y`) come back unrecognised; they belong to the items
+        items = "items" if args.command in ("train", "config") else "overrides" if args.command == "demo" else None
+        if items is None or any(x.startswith("-") for x in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        setattr(args, items, list(getattr(args, items)) + extra)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        if args.command == "train":
-            file, overrides = _split_items(args.items)
-            if file is None and not overrides:
-                parser.error("train needs a config file or key=value settings (see `workbench train --help`)")
-            return cmd_train(file, overrides, args.quiet, args.dry_run)
-        if args.command == "demo":
-            return cmd_train(None, list(args.overrides), args.quiet, base=DEMO_CONFIG)
-        if args.command == "runs":
-            if args.runs_command == "show":
-                return cmd_runs_show(args.run, args.dir)
-            if args.runs_command == "stop":
-                from .runs import find_run
-
-                rd = find_run(args.run, args.dir)
-                rd.request_stop()
-                print(f"asked {rd.id} to stop at its next step")
-                return 0
-            return cmd_runs_list(args.dir)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "new":
-            from . import report
-
-            params = report.collect_parameters(args.template, args.parameter, args.parameters_file)
-            path = report.new_notebook(args.template, args.path, params, force=args.force)
-            print(f"Wrote {path}; open it in Jupyter and run all cells.")
-            return 0
-        if args.command == "config":
-            from .config import resolve
-
-            file, overrides = _split_items(args.items)
-            cfg = resolve(file=file, overrides=overrides)
-            print(cfg.to_yaml() if args.format == "yaml" else cfg.to_magic() if args.format == "magic"
-                  else cfg.to_cli())
-            return 0
-        parser.print_help()
-        return 0
+        code = _run(parser, args)
+        sys.stdout.flush()  # here, so a closed pipe is met inside the handlers below, not at exit
+        return code
     except WorkbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`workbench runs list | head`): stop quietly, as other Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as e:  # a folder that is a file, no permission, a full disk: the path and the reason
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}. Check the path and its permissions "
+              "(runs_dir or a data path).", file=sys.stderr)
+        return 2
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "train":
+        file, overrides = _split_items(args.items)
+        if file is None and not overrides:
+            parser.error("train needs a config file or key=value settings (see `workbench train --help`)")
+        return cmd_train(file, overrides, args.quiet, args.dry_run)
+    if args.command == "demo":
+        return cmd_train(None, list(args.overrides), args.quiet, base=DEMO_CONFIG)
+    if args.command == "runs":
+        if args.runs_command == "show":
+            return cmd_runs_show(args.run, args.dir)
+        if args.runs_command == "stop":
+            from .runs import find_run
+
+            rd = find_run(args.run, args.dir)
+            rd.request_stop()
+            print(f"asked {rd.id} to stop at its next step")
+            return 0
+        return cmd_runs_list(args.dir)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "new":
+        from . import report
+
+        params = report.collect_parameters(args.template, args.parameter, args.parameters_file)
+        path = report.new_notebook(args.template, args.path, params, force=args.force)
+        print(f"Wrote {path}; open it in Jupyter and run all cells.")
+        return 0
+    if args.command == "config":
+        from .config import resolve
+
+        file, overrides = _split_items(args.items)
+        cfg = resolve(file=file, overrides=overrides)
+        print(cfg.to_yaml(comments=True) if args.format == "yaml" else cfg.to_magic() if args.format == "magic"
+              else cfg.to_cli())
+        return 0
+    parser.print_help()
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -122,8 +122,10 @@ class RunConfig:
         out = dataclasses.asdict(self) if portable is False else _asdict_portable(self)
         return out
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+    def to_yaml(self, comments: bool = False) -> str:
+        """The config as YAML; with ``comments`` each key carries its help (and choices) as a comment."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        return _with_help_comments(text) if comments else text
 
     def diff(self, other: "RunConfig | None" = None) -> dict:
         """Flat ``{dotted.key: value}`` of fields that differ from ``other`` (default: the defaults)."""
@@ -151,6 +153,27 @@ class RunConfig:
         """Data fields that hold Python objects rather than references (DataFrames, Datasets)."""
         return {k: getattr(self.data, k) for k in ("train", "validation", "test")
                 if getattr(self.data, k) is not None and not isinstance(getattr(self.data, k), str)}
+
+
+def _with_help_comments(text: str) -> str:
+    """``key: value  # help [choices]`` for every key of ``text`` (YAML of a RunConfig: top-level keys and
+    one level of sections) that the schema documents; the YAML reads back the same."""
+    import re
+
+    docs = {s["key"]: s for s in schema()}
+    out, section = [], ""
+    for line in text.splitlines():
+        m = re.match(r"^( *)([A-Za-z_][A-Za-z0-9_]*):", line)
+        if m:
+            key = m.group(2) if not m.group(1) else f"{section}.{m.group(2)}"
+            if not m.group(1):
+                section = m.group(2)
+            doc = docs.get(key)
+            if doc and doc["help"]:
+                choices = f" [{'|'.join(doc['choices'])}]" if doc.get("choices") else ""
+                line = f"{line}  # {doc['help']}{choices}"
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def _scalar_text(v: Any) -> str:
@@ -284,7 +307,15 @@ def _coerce(value: Any, tp: Any, key: str, choices: tuple | None) -> Any:
                 pass
         raise ConfigError(f"{key}: expected a number, got {value!r}.")
     if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        if isinstance(value, bool):
+            # YAML 1.1 (PyYAML) reads an unquoted no/off/yes/on as a boolean: give a choice among
+            # those words back its word ("eval_strategy: no")
+            words = [w for w in (("no", "off", "false") if not value else ("yes", "on", "true")) if w in (choices or ())]
+            if words:
+                return words[0]
+            raise ConfigError(f"{key}: expected text, got {value!r} (YAML reads an unquoted yes/no/on/off/true/"
+                              "false as a boolean: quote the text).")
+        if not isinstance(value, (str, int, float)):
             raise ConfigError(f"{key}: expected text, got {value!r}.")
         value = str(value)
         if choices and value not in choices:

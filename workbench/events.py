@@ -108,6 +108,24 @@ class RunFailed(Event):
         self.event = "failed"
 
 
+EVENT_TYPES = {"started": RunStarted, "phase": Phase, "step": Step, "eval": Evaluation, "checkpoint": CheckpointSaved,
+               "finished": RunFinished, "failed": RunFailed}
+
+
+def event_from_record(record: dict) -> Event | None:
+    """The event a ``metrics.jsonl`` record was written from (None for a kind this version does not know):
+    lets a reader of a run directory drive the same sinks as the run itself."""
+    from dataclasses import fields
+
+    cls = EVENT_TYPES.get(record.get("event", ""))
+    if cls is None:
+        return None
+    event = cls(**{f.name: record.get(f.name) for f in fields(cls) if f.init})
+    if isinstance(record.get("time"), (int, float)):
+        event.time = record["time"]
+    return event
+
+
 class Sink(Protocol):
     def __call__(self, event: Event) -> None: ...
 

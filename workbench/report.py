@@ -12,6 +12,7 @@ error of that cell is what the command reports.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -186,6 +187,66 @@ def _check_kernel() -> None:
               file=sys.stderr)
 
 
+class RunFollower:
+    """While a report's notebook runs, the progress of each run it starts, read from the runs' own
+    ``metrics.jsonl`` (the run-directory contract) and shown by the console progress of ``workbench
+    train``: the notebook itself draws its progress as HTML, which a terminal cannot show."""
+
+    def __init__(self, root: Path, stream: Any = None, interval: float = 1.0):
+        import threading
+
+        from .events import ConsoleProgress
+
+        self.root, self.interval = root, interval
+        self.sink = ConsoleProgress(stream or sys.stderr)
+        self.known = set(self._dirs())  # runs made before the report are not followed
+        self.offsets: dict[Path, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="workbench-report-progress", daemon=True)
+
+    def _dirs(self) -> list[Path]:
+        try:
+            return sorted(d for d in self.root.iterdir() if d.is_dir())
+        except OSError:  # not made yet
+            return []
+
+    def poll(self) -> None:
+        from .events import event_from_record
+
+        for d in self._dirs():
+            if d in self.known:
+                continue
+            records, self.offsets[d] = RunDir(d).read_metrics(self.offsets.get(d, 0))
+            for record in records:
+                event = event_from_record(record)
+                if event is not None:
+                    self.sink(event)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def __enter__(self) -> "RunFollower":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()  # what was written after the last poll
+
+
+def with_environment_defaults(template: str | Path, parameters: dict | None) -> dict:
+    """``parameters`` plus ``runs_dir`` from ``$WORKBENCH_RUNS_DIR`` where the template declares a
+    ``runs_dir`` the caller left unset (as the command line and ``finetune`` do, so a report finds and
+    writes runs where ``workbench runs list`` looks)."""
+    parameters = dict(parameters or {})
+    env = os.environ.get("WORKBENCH_RUNS_DIR")
+    if env and "runs_dir" not in parameters and "runs_dir" in parameter_spec(template):
+        parameters["runs_dir"] = env
+    return parameters
+
+
 def run_report(template: str | Path, parameters: dict | None = None, output: str | Path | None = None,
                no_input: bool = False, timeout: int = DEFAULT_TIMEOUT, cwd: str | Path | None = None,
                progress: bool = False) -> ReportResult:
@@ -199,7 +260,7 @@ def run_report(template: str | Path, parameters: dict | None = None, output: str
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    parameters = dict(parameters or {})
+    parameters = with_environment_defaults(template, parameters)
     check_values(parameters, parameter_spec(template), template_path(template).stem)
     name = template_path(template).stem
     cwd = Path(cwd or Path.cwd()).resolve()
@@ -211,9 +272,16 @@ def run_report(template: str | Path, parameters: dict | None = None, output: str
         nbformat.write(nbformat.from_dict(prepared_notebook(template, parameters)), str(source))
         error = None
         try:
-            papermill.execute_notebook(str(source), str(executed), parameters=None, kernel_name=KERNEL,
-                                       execution_timeout=timeout, cwd=str(cwd), progress_bar=progress,
-                                       log_output=False, request_save_on_cell_execute=True)
+            # progress: the notebook's printed output, and its runs' progress from their run directories,
+            # on stderr (papermill's cell bar would say nothing during the one long training cell)
+            streams = {"stdout_file": sys.stderr, "stderr_file": sys.stderr} if progress else {}
+            runs_root = Path(str(parameters.get("runs_dir") or parameter_spec(template).get("runs_dir", {})
+                                 .get("value") or "runs"))
+            with RunFollower(runs_root if runs_root.is_absolute() else cwd / runs_root) if progress \
+                    else contextlib.nullcontext():
+                papermill.execute_notebook(str(source), str(executed), parameters=None, kernel_name=KERNEL,
+                                           execution_timeout=timeout, cwd=str(cwd), progress_bar=False,
+                                           log_output=False, request_save_on_cell_execute=True, **streams)
         except PapermillExecutionError as e:
             error = f"cell In [{e.exec_count}] failed: {e.ename}: {e.evalue}"
         except Exception as e:  # dead kernel, timeout, missing kernelspec: still export what ran
@@ -299,7 +367,7 @@ def new_notebook(template: str | Path, path: str | Path, parameters: dict | None
             target.with_suffix(".ipynb")
     if target.exists() and not force:
         raise ReportError(f"{target} already exists; choose another path or pass --force to overwrite it.")
-    parameters = dict(parameters or {})
+    parameters = with_environment_defaults(template, parameters)
     check_values(parameters, parameter_spec(template), template_path(template).stem)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="workbench-new-") as tmp:
