@@ -169,3 +169,17 @@ def test_missing_labels_are_named():
     df.loc[7, "label"] = None
     with pytest.raises(DataError, match=r"index 7: no label"):
         load(df)
+
+
+def test_a_file_that_is_not_utf8_names_its_line_and_the_fix(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("text,label\nfine,a\ncaf\u00e9 ok,b\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.csv, line 3 \(byte 0xe9\): not UTF-8 text. Save the file as UTF-8"):
+        load_frame(str(p))
+
+
+def test_an_empty_file_says_it_is_empty(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_text("")
+    with pytest.raises(DataError, match=r"empty.csv: the file is empty. Give it a header line"):
+        load_frame(str(p))

@@ -178,3 +178,13 @@ def test_invalid_tag_sequences_are_reported(ner_bert, tmp_path):
     task, _ = task_for(ner_config(ner_bert, path, tmp_path, task_options={"invalid_sequences": "error"}))
     with pytest.raises(DataError, match="invalid in IOB2"):
         task.load_data()
+
+
+def test_conll_unknown_tags_name_their_own_lines(ner_bert, tmp_path):
+    good = make_ner_sentences(20)
+    text = "bob B-PER\nran O\n\nalice B-PER\nin O\nparis LOCATION\n\n" + "\n\n".join(
+        "\n".join(f"{w} {t}" for w, t in zip(words, tags)) for words, tags in good) + "\n"
+    path = tmp_path / "bad.conll"
+    path.write_text(text)
+    with pytest.raises(DataError, match=r"bad.conll, line 6: unknown tags 'LOCATION'; .*the last column of each line"):
+        finetune(ner_config(ner_bert, str(path), tmp_path / "runs"), progress=False)

@@ -117,6 +117,19 @@ def read_conll(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _first_bad_byte(path: Path) -> str:
+    """', line N (byte 0xe9)' for the first byte of ``path`` that is not UTF-8 ('' for a compressed file)."""
+    if path.suffix.lower() == ".gz":
+        return ""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        return f", line {line} (byte 0x{raw[e.start]:02x})"
+    return ""
+
+
 def read_file(path: Path) -> pd.DataFrame:
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     offset, word = 1, "row"
@@ -155,6 +168,12 @@ def read_file(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
         if isinstance(e, DataError):
             raise
+        if isinstance(e, pd.errors.EmptyDataError):
+            raise DataError(f"{path}: the file is empty. Give it a header line naming the columns (for example "
+                            "text,label) and one line per example.") from None
+        if isinstance(e, UnicodeDecodeError):
+            raise DataError(f"{path}{_first_bad_byte(path)}: not UTF-8 text. Save the file as UTF-8 (in Excel: "
+                            "'CSV UTF-8'; or iconv -f latin1 -t utf-8 in.csv > out.csv) and run again.") from None
         raise DataError(f"{path}: could not be read ({type(e).__name__}: {str(e).splitlines()[0]}).") from None
     frame.attrs.update(source=str(path), row_offset=offset, row_word=word)
     return frame

@@ -158,6 +158,15 @@ class TokenClassification(Task):
             rule = (f"task_options.tags allows only {', '.join(sorted(allowed))}" if allowed else
                     "tags must be O or B-, I-, E-, S- followed by an entity type (BIO/IOB2, IOB1 or BIOES), "
                     "e.g. B-PER, I-PER")
+            if frame.attrs.get("format") == "conll":
+                # a sentence's words are consecutive lines from its first: name the lines of the bad tags
+                lines = [int(str(frame["location"].iloc[r]).removeprefix("line ")) + j
+                         for r in rows for j, tag in enumerate(tags.iloc[r]) if tag in unknown]
+                shown = ", ".join(str(n) for n in lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
+                raise DataError(f"{frame.attrs.get('source', 'data')}, line{'s' if len(lines) > 1 else ''} {shown}: "
+                                f"unknown tags {names}; {rule}. Fix these tags (the last column of each line).",
+                                [{"kind": "unknown_tags", "tags": sorted(unknown), "rows": rows[:100],
+                                  "lines": lines[:100]}])
             raise DataError(f"{where(frame, rows, 5)}: unknown tags {names} in column '{d.tags_column}'; {rule}. "
                             "Fix these tags or set data.tags_column to the right column.",
                             [{"kind": "unknown_tags", "column": d.tags_column, "tags": sorted(unknown),
