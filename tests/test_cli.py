@@ -186,3 +186,10 @@ def test_a_closed_pipe_ends_runs_list_quietly(tmp_path):
     proc.stdout.close()  # the reader is gone before the command writes (it is still importing)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_dry_run_checks_the_model_too(tmp_path, clf_csv, capsys):
+    assert main(["train", f"data.train={clf_csv}", "model=minlm", "--dry-run"]) == 2
+    assert "model: 'minlm' is not a bundled alias (minilm)" in capsys.readouterr().err
+    assert main(["train", f"data.train={clf_csv}", f"model={tmp_path / 'none'}", "--dry-run"]) == 2
+    assert "does not exist" in capsys.readouterr().err

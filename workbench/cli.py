@@ -192,7 +192,10 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
 def _dry_run(cfg) -> int:
     from . import tasks
 
+    from .models import resolve_model
+
     print(cfg.to_yaml())
+    print(f"model: {resolve_model(cfg.model)}")  # an unknown alias or a missing folder stops here (no network)
     task = tasks.get(cfg.task)(cfg)
     splits = task.load_data()
     print("data:")
