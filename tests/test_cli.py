@@ -75,6 +75,7 @@ def test_bad_data_is_a_clear_error(tmp_path, tiny_bert, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "no column 'text'" in err and "Available columns: body, label" in err
+    assert err.count("no column 'text'") == 1  # the progress output shows it; main does not repeat it
 
 
 def test_dry_run_reports_data_without_training(tmp_path, clf_csv, capsys):

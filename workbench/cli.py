@@ -165,6 +165,10 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     sinks = [] if quiet else [ConsoleProgress()]
     try:
         run_dir = execute(cfg, sinks=sinks, stop_event=stop)
+    except WorkbenchError:
+        if any(getattr(s, "shown_failure", False) for s in sinks):
+            return 2  # the progress output has just printed the error
+        raise
     except KeyboardInterrupt:
         print("\ninterrupted; the run is marked 'interrupted'.", file=sys.stderr)
         return 130

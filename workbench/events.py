@@ -185,6 +185,7 @@ class ConsoleProgress:
         self.interval = interval if self.tty else log_interval
         self._last = 0.0
         self._open_line = False
+        self.shown_failure = False  # a failure was printed (the caller need not print it again)
 
     def _write(self, text: str) -> None:
         if self._open_line:
@@ -222,3 +223,4 @@ class ConsoleProgress:
             self._write(f"  eval ({event.split}) at step {event.step}: {shown}")
         elif isinstance(event, RunFailed):
             self._write(f"run {event.status}: {event.error}")
+            self.shown_failure = True
