@@ -90,6 +90,10 @@ def test_bad_data_fails_the_run_with_the_message(tiny_bert, tmp_path):
         finetune(tiny_config(tiny_bert, p, tmp_path / "runs"), progress=False)
     rows = list_runs(tmp_path / "runs")
     assert rows[0]["status"] == "failed" and "line 3" in rows[0]["error"]
+    from workbench.errors import RunError
+
+    with pytest.raises(RunError, match=r"has no saved model: its status is failed \(.*bad.csv, line 3: empty text.*dropped\)\. Load"):
+        Run.load(rows[0]["id"], tmp_path / "runs").predict("hello")
 
 
 def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tmp_path):

@@ -69,7 +69,16 @@ class Run:
             from .tasks import get
             import json
 
-            info = json.loads((self.run_dir.model_dir / "workbench.json").read_text(encoding="utf-8"))
+            marker = self.run_dir.model_dir / "workbench.json"
+            if not marker.is_file():
+                from .errors import RunError
+
+                status = self.status
+                error = str(self.info.get("error") or "").rstrip(".")
+                why = f" ({error})" if status == "failed" and error else ""
+                raise RunError(f"run {self.id} has no saved model: its status is {status}{why}. Load a completed "
+                               "run (`workbench runs list` shows each run's status).")
+            info = json.loads(marker.read_text(encoding="utf-8"))
             task_cls = get(info["task"])
             from transformers import AutoTokenizer
 
