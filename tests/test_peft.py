@@ -81,3 +81,19 @@ def test_lora_on_a_causal_lm_and_on_a_masked_lm_without_its_head(tiny_gpt2, tiny
 def test_unknown_target_modules_name_the_real_layers(tiny_bert, clf_csv, tmp_path):
     with pytest.raises(ConfigError, match=r"lora: .*Set lora.target_modules to some of.*query"):
         finetune(lora_config(tiny_bert, clf_csv, tmp_path, target_modules=["q_proj"]), progress=False)
+
+
+def test_attaching_adapters_shows_users_no_library_rename_warning(tiny_bert):
+    import warnings
+
+    from transformers import AutoModelForSequenceClassification
+
+    from workbench.engine.peft_support import wrap_with_peft
+
+    cfg = resolve(inline={"model": str(tiny_bert), "lora": {"enabled": True}})
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        wrapped = wrap_with_peft(cfg, get("text-classification")(cfg), model)
+    assert hasattr(wrapped, "peft_config")
+    assert not [w for w in seen if "is_gradient_checkpointing" in str(w.message)]

@@ -8,8 +8,9 @@ in full (``peft_modules_to_save``), such as a masked-LM head missing from the ba
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import ConfigError, ModelError
 
@@ -36,12 +37,24 @@ def peft_config(cfg: Any, task: Any, model: Any = None):
                            **common)
 
 
+@contextmanager
+def _quiet_peft_probe() -> Iterator[None]:
+    """peft asks the model for ``is_gradient_checkpointing``, which transformers 5 answers with a
+    FutureWarning about its own rename: a message for peft's authors, not for workbench's users."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing. is deprecated", category=FutureWarning)
+        yield
+
+
 def wrap_with_peft(cfg: Any, task: Any, model: Any):
     """Return ``model`` with adapters attached; only the adapters (and the task head) stay trainable."""
     peft = _peft()
     config = peft_config(cfg, task, model)
     try:
-        wrapped = peft.get_peft_model(model, config)
+        with _quiet_peft_probe():
+            wrapped = peft.get_peft_model(model, config)
     except ValueError as e:  # peft names the modules it could not find or does not know defaults for
         names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ in
                         ("Linear", "Conv1D")})
@@ -78,4 +91,5 @@ def load_adapter_model(auto_class: Any, model_dir: Path):
     config = AutoConfig.from_pretrained(str(model_dir)) if (model_dir / "config.json").is_file() else None
     kwargs = {"config": config} if config is not None else {}
     base = auto_class.from_pretrained(base_path, use_safetensors=True, **kwargs)
-    return peft.PeftModel.from_pretrained(base, str(model_dir))
+    with _quiet_peft_probe():
+        return peft.PeftModel.from_pretrained(base, str(model_dir))
