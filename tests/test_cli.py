@@ -53,6 +53,18 @@ def test_runs_list_and_show(trained, capsys):
     assert re.search(r"^created_at: +\d{4}-", out, re.M)  # long keys stay apart from their values
 
 
+def test_runs_dir_may_follow_the_action_and_failed_runs_show_their_error(tmp_path, tiny_bert, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\na,x\nb,x\n")
+    main(["train", f"model={tiny_bert}", f"data.train={bad}", f"runs_dir={tmp_path / 'runs'}"])
+    capsys.readouterr()
+    assert main(["runs", "list", "--dir", str(tmp_path / "runs")]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert "failed" in row and "bad.csv: only 2 distinct texts" in row
+    assert main(["runs", "show", "--dir", str(tmp_path / "runs"), "latest"]) == 0
+    assert "too few to split off" in capsys.readouterr().out
+
+
 def test_runs_list_survives_a_corrupt_run(tmp_path, capsys):
     bad = tmp_path / "20260101-000000-broken-abcd"
     bad.mkdir()

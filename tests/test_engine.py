@@ -61,15 +61,17 @@ def test_eval_json_compares_with_the_baseline(finished):
     assert set(ev["per_class"]["finetuned"]) >= {"money", "sport", "tech"}
 
 
-def test_run_handle_and_predict(finished):
+def test_run_handle_and_predict(finished, capfd):
     assert finished.status == "completed"
     assert finished.metrics["accuracy"] == json.loads((finished.dir / "eval.json").read_text())["finetuned"]["accuracy"]
     # predict() agrees with the test evaluation on the examples eval.json keeps (where the fine-tuned
     # and the base model disagree): the same model, tokenization and label names
     examples = json.loads((finished.dir / "eval.json").read_text())["examples"]
     assert examples
+    capfd.readouterr()
     preds = finished.predict([e["text"] for e in examples])
     assert [p["label"] for p in preds] == [e["finetuned"] for e in examples]
+    assert "Loading weights" not in capfd.readouterr().err  # no loading bar for a model already on disk
     single = finished.predict(examples[0]["text"])
     assert single["label"] == max(single["scores"], key=single["scores"].get) == examples[0]["finetuned"]
     assert set(single["scores"]) == {"money", "sport", "tech"} and abs(sum(single["scores"].values()) - 1) < 1e-4

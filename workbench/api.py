@@ -82,9 +82,18 @@ class Run:
             task_cls = get(info["task"])
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.run_dir.model_dir))
-            self._model = task_cls.load_trained(self.run_dir.model_dir) if hasattr(task_cls, "load_trained") \
-                else _load_trained(task_cls, self.run_dir.model_dir)
+            from transformers.utils import logging as hf_logging
+
+            # no "Loading weights" bar for a model that is already on disk and small next to training
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.run_dir.model_dir))
+                self._model = task_cls.load_trained(self.run_dir.model_dir) if hasattr(task_cls, "load_trained") \
+                    else _load_trained(task_cls, self.run_dir.model_dir)
+            finally:
+                if bars:
+                    hf_logging.enable_progress_bar()
             self._task_cls, self._model_info = task_cls, info
         return self._model, self._tokenizer
 

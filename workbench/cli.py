@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -73,11 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list and inspect runs")
     r.add_argument("--dir", default=None, help="runs directory (default: $WORKBENCH_RUNS_DIR or ./runs)")
     rs = r.add_subparsers(dest="runs_command", metavar="ACTION")
-    rs.add_parser("list", help="a table of runs")
+    actions = [rs.add_parser("list", help="a table of runs")]
     show = rs.add_parser("show", help="config, status and final metrics vs baseline of one run")
     show.add_argument("run", help="run id, a unique part of it, a run directory, or 'latest'")
     stop = rs.add_parser("stop", help="ask a running run to stop at its next step")
     stop.add_argument("run")
+    for action in actions + [show, stop]:  # `runs list --dir X` as well as `runs --dir X list`
+        action.add_argument("--dir", default=argparse.SUPPRESS, help="runs directory")
 
     c = sub.add_parser("config", help="print the default config, or a resolved one")
     c.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value")
@@ -229,8 +232,9 @@ def cmd_runs_list(root: str | None) -> int:
             metric = f"{r.get('main_metric')} {value:.4f}"
             if isinstance(base, (int, float)):
                 metric += f" (base {base:.4f})"
-        if r.get("status") == "unknown":
-            metric = r.get("error", "")[:60]
+        if r.get("status") in ("unknown", "failed") and r.get("error"):
+            error = re.sub(r"^/\S*/", "", str(r["error"]))  # a data file's name without its folders
+            metric = error if len(error) <= 60 else error[:59] + "…"
         table.append((r["id"], str(r.get("task", "")), _short(str(r.get("model", ""))), str(r.get("status", "")),
                       metric, _age(r.get("created_at"))))
     from .render import text_table
