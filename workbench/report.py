@@ -236,6 +236,11 @@ class RunFollower:
         self.poll()  # what was written after the last poll
 
 
+# the kernel's own start-up notices (ipykernel 7 warns that a local kernel talks over unencrypted
+# TCP) are not the report's business; its errors still show, and the notebook's output is untouched
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def with_environment_defaults(template: str | Path, parameters: dict | None) -> dict:
     """``parameters`` plus ``runs_dir`` from ``$WORKBENCH_RUNS_DIR`` where the template declares a
     ``runs_dir`` the caller left unset (as the command line and ``finetune`` do, so a report finds and
@@ -281,7 +286,8 @@ def run_report(template: str | Path, parameters: dict | None = None, output: str
                     else contextlib.nullcontext():
                 papermill.execute_notebook(str(source), str(executed), parameters=None, kernel_name=KERNEL,
                                            execution_timeout=timeout, cwd=str(cwd), progress_bar=False,
-                                           log_output=False, request_save_on_cell_execute=True, **streams)
+                                           log_output=False, request_save_on_cell_execute=True,
+                                           extra_arguments=KERNEL_ARGS, **streams)
         except PapermillExecutionError as e:
             error = f"cell In [{e.exec_count}] failed: {e.ename}: {e.evalue}"
         except Exception as e:  # dead kernel, timeout, missing kernelspec: still export what ran
