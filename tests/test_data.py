@@ -134,11 +134,16 @@ def test_mixed_label_types():
         load(df)
 
 
-def test_single_class():
+def test_single_class(tmp_path):
     df = frame()
     df["label"] = "sport"
-    with pytest.raises(DataError, match="single class"):
+    with pytest.raises(DataError, match="single class.*Check data.label_column"):
         load(df)
+    for i, (text, _) in enumerate(make_texts(30)):
+        (tmp_path / "sport").mkdir(exist_ok=True)
+        (tmp_path / "sport" / f"{i}.txt").write_text(text)
+    with pytest.raises(DataError, match="single class .*'sport'.*in a sub-folder named after the class"):
+        load(str(tmp_path))
 
 
 def test_duplicates_policy(tmp_path):

@@ -95,8 +95,10 @@ class TextClassification(Task):
                              columns={"data.text_column": d.text_column, "data.label_column": d.label_column})
         train_labels = pd.unique(splits.train[d.label_column])
         if len(train_labels) < 2:
+            fix = ("Put each class's texts in a sub-folder named after the class, with at least two sub-folders."
+                   if splits.train.attrs.get("row_word") == "document" else "Check data.label_column.")
             raise DataError(f"{splits.train.attrs.get('source')}: the training data has a single class "
-                            f"({train_labels[0]!r}); a classifier needs at least two. Check data.label_column.",
+                            f"({train_labels[0]!r}); a classifier needs at least two. {fix}",
                             [{"kind": "single_class", "column": d.label_column}])
         known = set(train_labels)
         for name, frame in (("validation", splits.validation), ("test", splits.test)):
