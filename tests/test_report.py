@@ -183,3 +183,29 @@ def test_config_diff_lists_only_the_keys_that_differ(tmp_path):
     assert "(absent)" in diff["name"]
     with pytest.raises(rs.ConfigError, match="No runs under"):
         rs.load_runs([], 5, str(tmp_path / "none"))
+
+
+def test_run_follower_shows_new_runs_progress_and_skips_odd_records(tmp_path):
+    import io
+    import json
+
+    from workbench.report import RunFollower
+
+    old = tmp_path / "20260101-000000-old-abcd"
+    old.mkdir()
+    (old / "metrics.jsonl").write_text(json.dumps({"event": "phase", "time": 1.0, "name": "old run"}) + "\n")
+    out = io.StringIO()
+    follower = RunFollower(tmp_path, stream=out, interval=0.05)
+    new = tmp_path / "20260101-000001-new-abcd"
+    new.mkdir()
+    records = [{"event": "phase", "time": 1.0, "name": "loading data", "detail": "x.csv"},
+               {"event": "step", "time": 2.0, "step": 1, "total_steps": 2, "epoch": None},  # odd: skipped
+               {"event": "eval", "time": 3.0, "step": 2, "epoch": 1.0, "split": "validation",
+                "metrics": {"accuracy": 0.5}},
+               {"event": "from-a-later-version", "time": 4.0}]
+    with follower:
+        (new / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"event": "pha')
+    text = out.getvalue()
+    assert "old run" not in text  # made before the report started
+    assert "  loading data: x.csv" in text and "eval (validation) at step 2: accuracy 0.5000" in text
+    assert text.count("\n") == 2

@@ -218,9 +218,12 @@ class RunFollower:
                 continue
             records, self.offsets[d] = RunDir(d).read_metrics(self.offsets.get(d, 0))
             for record in records:
-                event = event_from_record(record)
-                if event is not None:
-                    self.sink(event)
+                try:
+                    event = event_from_record(record)
+                    if event is not None:
+                        self.sink(event)
+                except (TypeError, ValueError):  # a record of another version's shape: not shown
+                    continue
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
