@@ -31,7 +31,8 @@ train:
 
 
 # suffixes of data files (workbench.data reads these), refused where a YAML config file is expected
-DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".conll", ".gz")
+# (not .json: JSON is YAML, and a config may be written as JSON)
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet", ".txt", ".conll", ".gz")
 
 
 def _stop_on_sigterm(stop) -> None:
@@ -198,7 +199,6 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
 
 def _dry_run(cfg) -> int:
     from . import tasks
-
     from .models import resolve_model
 
     print(cfg.to_yaml())
