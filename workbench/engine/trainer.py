@@ -114,6 +114,22 @@ def trainer_class() -> type:
 
                 self.preprocess_logits_for_metrics = preprocess
 
+        # Trainer takes a model whose forward has **kwargs to normalise its loss by the whole accumulated
+        # batch (num_items_in_batch) and then skips its own division by gradient_accumulation_steps.
+        # The classification, token-classification and masked-LM heads of transformers average over
+        # their micro-batch and ignore that count, so with accumulation their loss and gradients came
+        # out gradient_accumulation_steps times too large. Only workbench's own language-model loss
+        # (``sparse``) is known to use the count; every other loss is divided by Trainer as usual.
+        @property
+        def model_accepts_loss_kwargs(self) -> bool:
+            return self._forward_takes_kwargs and bool(self.sparse_prediction) and self._sparse_loss()
+
+        @model_accepts_loss_kwargs.setter
+        def model_accepts_loss_kwargs(self, value: bool) -> None:
+            self._forward_takes_kwargs = bool(value)
+
+        _forward_takes_kwargs = False
+
         def _sparse_loss(self) -> bool:
             # (not under torch.compile: a varying number of positions per batch would recompile)
             return bool(self.sparse_prediction) and self.args.n_gpu <= 1 and not self.args.torch_compile \
