@@ -245,3 +245,26 @@ def test_gradient_accumulation_keeps_the_loss_and_gradient_scale(tiny_bert, clf_
     # the same untrained model: mean losses agree within the batches' spread, not 4x apart
     assert 0.7 < four["loss"] / one["loss"] < 1.4, (one, four)
     assert four["grad_norm"] < 2.0 * one["grad_norm"], (one, four)
+
+
+def test_early_stopping_with_step_evaluations_checkpoints_there_and_says_it_stopped(tiny_bert, clf_csv, tmp_path):
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=30, eval_strategy="steps", eval_steps=6,
+                      early_stopping_patience=1, learning_rate=1e-9)
+    cfg["baseline"] = False
+    run = finetune(cfg, progress=False)  # a learning rate of 1e-9: the validation metric cannot improve
+    assert run.status == "completed"
+    assert run.info["early_stopped"] == {"step": 12, "max_steps": 30, "patience": 1}
+    phases = [r for r in run.history() if r.get("event") == "phase" and r.get("name") == "early stopping"]
+    assert phases and "stopped at step 12 of 30" in phases[0]["detail"]
+    evals = [r["step"] for r in run.history() if r.get("event") == "eval" and r.get("split") == "validation"]
+    assert evals[:2] == [6, 12]
+    assert [c.name for c in run.run_dir.complete_checkpoints()] == ["checkpoint-6", "checkpoint-12"]
+
+
+def test_early_stopping_without_evaluations_or_checkpoints_is_refused():
+    from workbench.config import resolve
+    from workbench.errors import ConfigError
+
+    for train in ({"eval_strategy": "no"}, {"save_checkpoints": False}):
+        with pytest.raises(ConfigError, match="early_stopping_patience needs evaluations to compare and the best"):
+            resolve(inline={"train": {"early_stopping_patience": 2, **train}})

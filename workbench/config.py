@@ -483,3 +483,9 @@ def _check(cfg: RunConfig) -> None:
                           "run is the code you reviewed.")
     if t.eval_strategy == "steps" and not t.eval_steps:
         raise ConfigError("train.eval_steps must be set when train.eval_strategy is 'steps'.")
+    if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
+        raise ConfigError(f"train.early_stopping_patience: {t.early_stopping_patience!r} must be at least 1 (or null).")
+    if t.early_stopping_patience and (t.eval_strategy == "no" or not t.save_checkpoints):
+        raise ConfigError("train.early_stopping_patience needs evaluations to compare and the best checkpoint to "
+                          "return to: set train.eval_strategy to epoch or steps and train.save_checkpoints: true "
+                          "(or leave early_stopping_patience unset).")

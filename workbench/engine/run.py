@@ -144,6 +144,15 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         emit(Phase("resuming", str(resume)))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.monotonic() - t_train
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStoppingCallback)), None)
+    if stopper is not None and stopper.early_stopping_patience_counter >= stopper.early_stopping_patience:
+        state = trainer.state
+        best = f"; best {args.metric_for_best_model} {state.best_metric:.4f}" if state.best_metric is not None else ""
+        detail = (f"no better validation {args.metric_for_best_model} in {stopper.early_stopping_patience} "
+                  f"evaluation(s): stopped at step {state.global_step} of {state.max_steps}{best}")
+        emit(Phase("early stopping", detail))
+        run_dir.update_info(early_stopped={"step": state.global_step, "max_steps": state.max_steps,
+                                           "patience": stopper.early_stopping_patience})
     if bridge.nonfinite_step is not None:
         raise RunError(f"training loss became non-finite (NaN or inf) at step {bridge.nonfinite_step}; stopped "
                        "before writing a checkpoint. Lower train.learning_rate or use precision: fp32.")

@@ -56,6 +56,9 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         eval_strategy=eval_strategy,
         eval_steps=t.eval_steps,
         save_strategy=eval_strategy if save else "no",
+        # checkpoints at the evaluations, which the best model is chosen from (Trainer's default of every
+        # 500 steps refuses eval_steps that do not divide it, and saves nothing in a shorter run)
+        save_steps=t.eval_steps if save and eval_strategy == "steps" else 500,
         save_total_limit=2 if save else None,
         load_best_model_at_end=save,
         metric_for_best_model=metric if save else None,
