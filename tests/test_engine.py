@@ -268,3 +268,15 @@ def test_early_stopping_without_evaluations_or_checkpoints_is_refused():
     for train in ({"eval_strategy": "no"}, {"save_checkpoints": False}):
         with pytest.raises(ConfigError, match="early_stopping_patience needs evaluations to compare and the best"):
             resolve(inline={"train": {"early_stopping_patience": 2, **train}})
+
+
+def test_the_last_step_logs_its_loss_even_off_the_logging_interval(tiny_bert, clf_csv, tmp_path, capsys):
+    from workbench.events import ConsoleProgress
+
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=8, logging_steps=5, save_checkpoints=False)
+    cfg["baseline"] = False
+    run = finetune(cfg, progress=False, sinks=[ConsoleProgress(log_interval=3600)])
+    logged = [r["step"] for r in run.history() if r.get("event") == "step" and r.get("loss") is not None]
+    assert logged == [1, 5, 8]
+    err = capsys.readouterr().err
+    assert err.count(" 8/8 ") == 1 and "8/8 epoch" in err and "loss" in err.split(" 8/8 ")[1].splitlines()[0]

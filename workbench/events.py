@@ -204,6 +204,8 @@ class ConsoleProgress:
             now = time.monotonic()
             if now - self._last < self.interval and event.step < event.total_steps:
                 return
+            if event.step >= event.total_steps and event.loss is None:
+                return  # the last step is shown once, with the loss logged for it right after
             self._last = now
             frac = event.step / max(event.total_steps, 1)
             bar = "#" * int(frac * 30)

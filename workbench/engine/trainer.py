@@ -441,6 +441,8 @@ class EventBridge:
             self.stopped = True
             control.should_training_stop = True
             control.should_save = True  # leave a resumable checkpoint behind
+        if step >= self.total and state.logging_steps and step % state.logging_steps:
+            control.should_log = True  # the last step's loss, not the one of the last logging step before it
         now = time.monotonic()
         # progress for the progress bar (no loss: reading it would sync the device)
         self.emit(self._step_event(state, None, None, None))
