@@ -34,17 +34,28 @@ def test_merged_lora_trains_a_small_part_and_saves_a_plain_model(tiny_bert, clf_
 
 
 def test_adapter_only_save_loads_back_with_the_same_predictions(tiny_bert, clf_csv, tmp_path):
+    import logging
+
     cfg = lora_config(tiny_bert, clf_csv, tmp_path, merge=False)
     run = finetune(cfg, progress=False)
+    reports: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: reports.append(record.getMessage())
+    logging.getLogger("transformers").addHandler(handler)
     model_dir = run.dir / "model"
     assert (model_dir / "adapter_model.safetensors").exists() and not (model_dir / "model.safetensors").exists()
     assert json.loads((model_dir / "config.json").read_text())["id2label"] == {"0": "money", "1": "sport", "2": "tech"}
     # the same test split, predicted by the reloaded base model + adapter, gives the recorded accuracy
     c = resolve(inline=cfg)
     test = get(c.task)(c).load_data().test
-    preds = run.predict(test["text"].tolist(), max_length=64)
+    try:
+        preds = run.predict(test["text"].tolist(), max_length=64)
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
     accuracy = float(np.mean([p["label"] == y for p, y in zip(preds, test["label"])]))
     assert accuracy == pytest.approx(run.evaluation["finetuned"]["accuracy"])
+    # the base model's fresh head is replaced by the adapter's trained one: no MISSING report for it
+    assert not [r for r in reports if "MISSING" in r]
 
 
 def test_ia3_on_token_classification(tmp_path):
