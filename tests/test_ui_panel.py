@@ -189,3 +189,16 @@ def test_start_right_after_the_last_event_starts_a_new_run(completed, tiny_bert,
     assert second is not first and second.id != first.id
     panel.wait(timeout=120)
     assert (first.status, second.status) == ("completed", "completed")
+
+
+def test_setting_a_field_to_a_value_of_the_wrong_kind_names_the_key(tmp_path):
+    from workbench.errors import WorkbenchError
+
+    panel = Panel(runs_dir=str(tmp_path))
+    for key, value, message in [("train.epochs", "abc", "train.epochs: expected a number, got 'abc'"),
+                                ("task", "summarize", "task: expected one of text-classification, "),
+                                ("train.group_by_length", "x", "train.group_by_length: expected true or false")]:
+        with pytest.raises(WorkbenchError, match=message):
+            panel.set(key, value)
+    with pytest.raises(WorkbenchError, match="Unknown config key 'train.epoch'. Did you mean 'train.epochs'"):
+        panel.set("train.epoch", 2)

@@ -96,7 +96,16 @@ class Field:
 
     def set(self, value: Any) -> None:
         if self.mode == "value":
-            self.widget.value = value
+            from traitlets import TraitError
+
+            try:
+                self.widget.value = value
+            except TraitError:  # the widget's own type check: say it in config terms
+                want = {"bool": "true or false", "int": "an integer", "float": "a number"}.get(self.kind, self.kind)
+                choices = getattr(self.widget, "options", None)
+                if choices:
+                    want = "one of " + ", ".join(map(str, choices))
+                raise WorkbenchError(f"{self.key}: expected {want}, got {value!r}.") from None
         elif value is None:
             self.widget.value = ""
         elif isinstance(value, list):
