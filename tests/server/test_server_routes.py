@@ -338,7 +338,14 @@ async def test_report_is_served_sandboxed(seeded, jp_fetch):
 async def test_run_without_report_is_a_404(seeded, jp_fetch):
     with pytest.raises(HTTPClientError) as e:
         await jp_fetch("workbench", "api", "runs", RUNNING, "report")
+    assert e.value.code == 404 and e.value.response.body == b"404: this run has no report\n"
+
+
+async def test_an_unknown_run_is_named_in_the_404(seeded, jp_fetch):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", "20990101-000000-nope-abcd")
     assert e.value.code == 404
+    assert "no run '20990101-000000-nope-abcd' in the runs folder" in json.loads(e.value.response.body)["message"]
 
 
 # ---- templates and new notebooks --------------------------------------------------------------------
@@ -388,6 +395,7 @@ async def test_notebook_parameters_are_injected_like_papermill(jp_fetch, jp_root
     ({"template": "text-classification", "parameters": {"bogus": 1}}, 400),
     ({"template": "text-classification", "parameters": {"x = 1\nimport os\ny": 1}}, 400),
     ({"template": "text-classification", "parameters": {"epochs": [1, {"a": float("inf")}]}}, 400),
+    ({"template": "text-classification", "parameters": {"epochs": "abc"}}, 400),  # declared a number
     ({"template": "../templates/text-classification"}, 404),
     ({"template": "missing"}, 404),
     ({"template": 3}, 400),

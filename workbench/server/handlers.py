@@ -88,7 +88,8 @@ class _Base(APIHandler):
     def run_or_404(self, run_id: str) -> RunDir:
         run = resolve_run(self.wb.runs_root, run_id)
         if run is None:
-            raise tornado.web.HTTPError(404, "no such run")
+            shown = run_id if len(run_id) <= 120 else run_id[:117] + "..."
+            raise tornado.web.HTTPError(404, f"no run '{shown}' in the runs folder (GET /workbench/api/runs lists them)")
         return run
 
 
@@ -182,6 +183,13 @@ class ReportHandler(JupyterHandler):
             "script-src 'unsafe-inline'",
         ])
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # the reason itself ("this run has no report"), not Jupyter's generic page for a missing URL
+        exc = kwargs.get("exc_info", (None, None))[1]
+        reason = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code}: {reason}\n")
+
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
@@ -235,6 +243,17 @@ def _api_dir(path: Any) -> str:
     return path.strip("/")
 
 
+def _check_types(template: Path, parameters: Any) -> None:
+    """The values against the types the template declares (as ``workbench new`` checks them)."""
+    from ..report_sections import ParameterError, check_values, parameter_spec
+
+    if isinstance(parameters, dict) and parameters:
+        try:
+            check_values(parameters, parameter_spec(template), template.stem)
+        except ParameterError as e:
+            raise TemplateError(str(e)) from None
+
+
 class NotebooksHandler(_Base):
     @tornado.web.authenticated
     @authorized
@@ -249,6 +268,7 @@ class NotebooksHandler(_Base):
             raise tornado.web.HTTPError(404, "no such folder")
         try:
             nb = instantiate(await asyncio.to_thread(read_notebook, template), body.get("parameters"))
+            _check_types(template, body.get("parameters"))
         except TemplateError as e:
             raise tornado.web.HTTPError(400, str(e)) from None
         name = await ensure_async(cm.increment_filename(f"{template.stem}.ipynb", directory, insert="-"))
