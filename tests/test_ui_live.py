@@ -217,6 +217,9 @@ def test_failure_and_interruption_are_shown_with_what_to_do(run_dir):
     view(RunFailed(status="failed", error="data.label_column: no column 'lbl' <here>"))
     final = shown.handles[0].objects[-1].data
     assert "Failed:" in final and "no column &#x27;lbl&#x27; &lt;here&gt;" in final
+    # failed before training: the reason alone, no empty progress bar and stats, no promise of curves
+    assert "step 0/" not in final and "train loss" not in final
+    assert shown.handles[1].objects[-1].data == ""
 
     shown = FakeDisplay()
     view = NotebookProgress(display=shown)

@@ -98,9 +98,13 @@ def test_copy_as_magic_and_cli_describe_the_same_run(tiny_bert, frame, clf_csv, 
 def test_bad_settings_show_in_the_panel_not_as_a_traceback(tiny_bert, frame, tmp_path):
     panel = filled(tiny_bert, tmp_path, frame)
     panel.fields["train.max_steps"].widget.value = "many"
+    import ipywidgets
+
+    panel.live.children = [ipywidgets.HTML("the last run's view")]
     panel.start_button.click()
     assert "train.max_steps: expected an integer" in panel.status.value
     assert panel.job is None and not panel.start_button.disabled
+    assert panel.live.children == ()  # no run's view stays behind a start that did not happen
 
 
 def test_start_trains_on_a_thread_and_the_widgets_show_it(completed):

@@ -161,6 +161,9 @@ class LiveState:
                  ("tokens/s", f"{self.tokens_per_second:,.0f}" if self.tokens_per_second else "")]
         stats_html = ("<table class='wb-live'><tr>" + "".join(f"<th>{k}</th>" for k, _ in stats) + "</tr><tr>"
                       + "".join(f"<td>{v}</td>" for _, v in stats) + "</tr></table>")
+        if self.status == "failed" and not self.step and not self.evals:
+            # failed before training (data, model or options): the reason alone, no empty bar and table
+            return styled(f"<div class='wb-progress'>{head}{self.outcome_html(summary)}</div>")
         parts = [f"<div class='wb-progress'>{head}{bar}"]
         if not self.done and self.phase != "training":
             parts.append(f"<div style='color:#555'>{esc(self.phase)}…</div>")
@@ -278,6 +281,8 @@ class LiveView:
             self._last_html = now
             self.html_updates += 1
         wait = max(self.chart_interval, self._chart_cost / self.chart_budget if self.chart_budget else 0.0)
+        if final and not self.state.curve_version and self.state.status == "failed":
+            self.put_chart("")  # no curves will come: no promise of them either
         drawable = self.state.curve_version >= 2 or final and self.state.curve_version  # one point draws no line
         if drawable and self.state.curve_version != self._chart_version and (final or now - self._last_chart >= wait):
             t0 = time.perf_counter()

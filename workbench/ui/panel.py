@@ -271,6 +271,7 @@ class Panel:
             self.job.wait(timeout=30, raise_error=False)
         if self.job is not None and self.job.running:
             raise WorkbenchError(f"run {self.job.id} is still training; stop it or wait for it first.")
+        self.live.children = []  # the last run's view goes, also when this start stops at the config
         cfg = self.config()
         self.view = WidgetProgress(confusion=True)
         self.live.children = [self.view.box]
