@@ -206,3 +206,22 @@ def test_setting_a_field_to_a_value_of_the_wrong_kind_names_the_key(tmp_path):
             panel.set(key, value)
     with pytest.raises(WorkbenchError, match="Unknown config key 'train.epoch'. Did you mean 'train.epochs'"):
         panel.set("train.epoch", 2)
+
+
+def test_the_comparison_selects_completed_runs_not_failed_attempts(completed, tmp_path):
+    import shutil
+
+    from workbench.runs import RunDir
+    from workbench.ui.compare import RunComparison
+
+    panel = completed[0]
+    done = panel.job.run_dir.path
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(done, root / done.name)
+    for i in range(3):  # newer than the completed run, as typos and wrong columns leave them
+        failed = RunDir.create(root, f"typo{i}", "text-classification")
+        failed.set_status("failed", error="no column 'lbl'")
+    view = RunComparison(root)
+    assert len(view.select.options) == 4
+    assert view.select.value == (str(root / done.name),)

@@ -142,8 +142,9 @@ class RunComparison:
             value = r.get("value")
             metric = f" · {r.get('main_metric')} {value:.4f}" if isinstance(value, (int, float)) else ""
             options.append((f"{r.get('name') or r['id']} · {r.get('status')}{metric}", r["path"]))
-        if selected or not keep:  # nothing chosen yet: the newest runs
-            keep = {p for _, p in options[:selected or self.selected]}
+        if selected or not keep:  # nothing chosen yet: the newest runs that have results to compare
+            with_results = [r["path"] for r in rows if r.get("status") == "completed"]
+            keep = set(with_results[:selected or self.selected])
         self._quiet = True  # one redraw below, not one per trait change
         try:
             self.select.options = options
