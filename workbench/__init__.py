@@ -9,7 +9,7 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "finetune", "Run", "resolve", "RunConfig", "panel", "load_ipython_extension"]
+__all__ = ["__version__", "finetune", "search", "Run", "resolve", "RunConfig", "panel", "load_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "search":
+        from .tuning import search
+
+        return search
     if name in ("resolve", "RunConfig"):
         from . import config
 

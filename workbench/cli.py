@@ -68,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and data report, don't train")
     t.add_argument("--quiet", action="store_true", help="no progress output")
 
+    se = sub.add_parser("search", help="hyperparameter search: optuna proposes settings, each trial is a run",
+                        description="Each trial is an ordinary run (<name>-trial-<n>); trials are ranked by their "
+                                    "best validation value of the main metric (or --metric).")
+    se.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value",
+                    help="the base config, as for train")
+    se.add_argument("--space", action="append", default=[], metavar="KEY=SPEC", required=True,
+                    help="a range low..high (add :log for a log scale) or choices a,b,c; repeat for more keys, "
+                         "e.g. --space train.learning_rate=1e-5..1e-3:log --space train.batch_size=8,16,32")
+    se.add_argument("--trials", type=int, default=8, help="number of runs (default 8)")
+    se.add_argument("--metric", default=None, help="validation metric to rank by (default: the task's main metric)")
+    se.add_argument("--quiet", action="store_true", help="no progress output")
+
     d = sub.add_parser("demo", help="fine-tune the bundled MiniLM on the bundled BBC News corpus")
     d.add_argument("overrides", nargs="*", metavar="key=value")
     d.add_argument("--quiet", action="store_true")
@@ -197,6 +209,26 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     return 0 if info.get("status") == "completed" else 1
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .tuning import parse_space_item, search
+
+    file, overrides = _split_items(args.items)
+    space = dict(parse_space_item(item) for item in args.space)
+    result = search(resolve(file=file, overrides=overrides), space, trials=args.trials, metric=args.metric,
+                    progress=not args.quiet)
+    print()
+    print(repr(result))
+    best = result.best
+    if best is None:
+        print("No trial reached a validation evaluation; `workbench runs list` shows their errors.", file=sys.stderr)
+        return 1
+    settings = " ".join(f"{k}={v}" for k, v in best["params"].items())
+    print(f"Best: trial {best['number']}, validation {result.metric} {best['value']:.4f} ({settings})")
+    print(f"Run directory: {best['run_dir']}")
+    return 0
+
+
 def _dry_run(cfg) -> int:
     from . import tasks
     from .models import resolve_model
@@ -284,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         # argparse stops filling a nargs="*" positional at the first flag, so items after a flag
         # (`train model=x --quiet data.train=y`) come back unrecognised; they belong to the items
-        items = "items" if args.command in ("train", "config") else "overrides" if args.command == "demo" else None
+        items = "items" if args.command in ("train", "config", "search") else \
+            "overrides" if args.command == "demo" else None
         if items is None or any(x.startswith("-") for x in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         setattr(args, items, list(getattr(args, items)) + extra)
@@ -316,6 +349,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return cmd_train(file, overrides, args.quiet, args.dry_run)
     if args.command == "demo":
         return cmd_train(None, list(args.overrides), args.quiet, base=DEMO_CONFIG)
+    if args.command == "search":
+        return cmd_search(args)
     if args.command == "runs":
         if args.runs_command == "show":
             return cmd_runs_show(args.run, args.dir)

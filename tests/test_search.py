@@ -1,0 +1,98 @@
+"""Hyperparameter search: optuna proposes, every trial is a workbench run ranked on validation."""
+
+import json
+
+import pytest
+
+from workbench.cli import main
+from workbench.errors import ConfigError
+from workbench.tuning import check_space, parse_space_item, search
+
+from builders import tiny_config
+
+
+@pytest.mark.parametrize("text, parsed", [
+    ("train.learning_rate=1e-5..1e-3:log", ("train.learning_rate", {"low": 1e-5, "high": 1e-3, "log": True})),
+    ("train.epochs=1..4", ("train.epochs", {"low": 1, "high": 4, "log": False})),
+    ("train.batch_size=8,16,32", ("train.batch_size", [8, 16, 32])),
+    ("train.lr_scheduler=linear,cosine", ("train.lr_scheduler", ["linear", "cosine"])),
+])
+def test_space_items_from_the_command_line(text, parsed):
+    assert parse_space_item(text) == parsed
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"train.lerning_rate": [1e-4, 1e-3]}, "unknown config key 'train.lerning_rate'. Did you mean 'train.learning_rate'"),
+    ({"train.learning_rate": {"low": 1e-3, "high": 1e-4}}, "needs numbers low < high"),
+    ({"train.learning_rate": {"low": 0.0, "high": 1e-3, "log": True}}, "log scale needs low > 0"),
+    ({"train.batch_size": [8]}, "at least two choices"),
+    ({}, "give at least one key"),
+])
+def test_bad_spaces_are_refused_with_the_key(space, message):
+    with pytest.raises(ConfigError, match=message):
+        check_space(space)
+
+
+def test_bad_space_text_says_how_to_write_it():
+    for text in ("train.learning_rate", "train.learning_rate=a..b", "train.batch_size=8"):
+        with pytest.raises(ConfigError, match="--space"):
+            parse_space_item(text)
+
+
+def _base(tiny_bert, clf_csv, runs):
+    cfg = tiny_config(tiny_bert, clf_csv, runs, max_steps=8, eval_strategy="steps", eval_steps=4,
+                      save_checkpoints=False)
+    cfg["name"] = "tune"
+    return cfg
+
+
+def test_each_trial_is_a_run_ranked_by_its_best_validation_value(tiny_bert, clf_csv, tmp_path):
+    space = {"train.learning_rate": {"low": 1e-4, "high": 3e-2, "log": True}, "train.batch_size": [8, 16]}
+    result = search(_base(tiny_bert, clf_csv, tmp_path / "runs"), space, trials=3, progress=False)
+    assert result.metric == "accuracy" and result.greater_is_better and len(result.trials) == 3
+    for t in result.trials:
+        assert 1e-4 <= t["params"]["train.learning_rate"] <= 3e-2 and t["params"]["train.batch_size"] in (8, 16)
+        run_dir = tmp_path / "runs" / t["run_id"]
+        info = json.loads((run_dir / "run.json").read_text())
+        assert info["status"] == "completed" and info["name"] == f"tune-trial-{t['number']}"
+        assert info["search"] == {"study": "tune", "trial": t["number"], "params": t["params"],
+                                  "metric": "accuracy", "value": t["value"]}
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        val = [r["metrics"]["accuracy"] for r in records if r["event"] == "eval" and r["split"] == "validation"]
+        assert len(val) == 2 and t["value"] == max(val)  # the best evaluation, not the last or the test split
+        assert (run_dir / "config.yaml").read_text().count("baseline: false") == 1  # trials skip the baseline
+    assert result.best["value"] == max(t["value"] for t in result.trials)
+    assert result.best_run.id == result.best["run_id"]
+    assert "best val accuracy" in repr(result) and "<table>" in result._repr_html_()
+    # the sampler is seeded from train.seed: the same search proposes the same settings
+    again = search(_base(tiny_bert, clf_csv, tmp_path / "again"), space, trials=3, progress=False)
+    assert [t["params"] for t in again.trials] == [t["params"] for t in result.trials]
+
+
+def test_search_needs_validation_and_valid_values(tiny_bert, clf_csv, tmp_path):
+    base = _base(tiny_bert, clf_csv, tmp_path / "runs")
+    base["train"]["eval_strategy"] = "no"
+    with pytest.raises(ConfigError, match="ranked by their validation metric"):
+        search(base, {"train.batch_size": [8, 16]}, trials=2, progress=False)
+    base["train"]["eval_strategy"] = "epoch"
+    with pytest.raises(ConfigError, match="train.learning_rate"):  # 3.0 is out of range for the config
+        search(base, {"train.learning_rate": {"low": 1e-4, "high": 3.0}}, trials=2, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_search_from_the_command_line(tiny_bert, clf_csv, tmp_path, capsys):
+    code = main(["search", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={tmp_path}",
+                 "train.max_steps=4", "train.eval_strategy=steps", "train.eval_steps=2",
+                 "--space", "train.learning_rate=1e-4..1e-2:log", "--trials", "2", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "best val accuracy" in out and "Best: trial " in out and f"Run directory: {tmp_path}" in out
+    assert len([d for d in tmp_path.iterdir() if "trial" in d.name]) == 2
+
+
+def test_the_package_exports_the_search_function():
+    import workbench
+    import workbench.tuning  # noqa: F401  (an imported module must not shadow the function)
+    from workbench import search as exported
+
+    assert exported is search and workbench.search is search

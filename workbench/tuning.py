@@ -1,0 +1,209 @@
+"""Hyperparameter search: optuna proposes settings, each trial is an ordinary workbench run.
+
+``transformers.Trainer.hyperparameter_search`` runs every trial inside one Trainer, outside the run
+directory contract: no run directory per trial, no events for the progress views, no test metrics
+against the baseline. Here optuna's sampler (TPE, seeded) proposes the values and each trial is a
+complete run (``<name>-trial-<n>``) that ``workbench runs list``, the sidebar and ``compare_runs``
+show like any other. Trials are ranked by the best *validation* value of the run's main metric
+(``train.metric_for_best_model`` where set): the test split stays untouched until the chosen run is
+read.
+
+A search space maps dotted config keys to a list of choices or a range::
+
+    {"train.learning_rate": {"low": 1e-5, "high": 1e-3, "log": True},
+     "train.batch_size": [8, 16, 32],
+     "train.weight_decay": {"low": 0.0, "high": 0.1}}
+
+and on the command line ``--space train.learning_rate=1e-5..1e-3:log --space train.batch_size=8,16,32``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .config import _all_keys, _suggest, parse_override, resolve
+from .errors import ConfigError, RunError, WorkbenchError
+
+
+def parse_space_item(text: str) -> tuple[str, Any]:
+    """``key=low..high[:log]`` (a range; integers when both ends are) or ``key=a,b,c`` (choices)."""
+    if "=" not in text:
+        raise ConfigError(f"--space {text!r}: write key=low..high (add :log for a log scale) or key=a,b,c.")
+    key, _, spec = text.partition("=")
+    key, spec = key.strip(), spec.strip()
+    if ".." in spec:
+        body, _, scale = spec.partition(":")
+        low_text, _, high_text = body.partition("..")
+        try:
+            low, high = (int(x) if x.strip().lstrip("-").isdigit() else float(x) for x in (low_text, high_text))
+        except ValueError:
+            raise ConfigError(f"--space {text!r}: the range ends must be numbers (for example 1e-5..1e-3).") from None
+        if scale not in ("", "log"):
+            raise ConfigError(f"--space {text!r}: the only scale is :log.")
+        return key, {"low": low, "high": high, "log": scale == "log"}
+    choices = [parse_override(f"{key}={c.strip()}")[1] for c in spec.split(",") if c.strip()]
+    if len(choices) < 2:
+        raise ConfigError(f"--space {text!r}: give at least two choices (a,b) or a range (low..high).")
+    return key, choices
+
+
+def check_space(space: dict) -> dict:
+    """The space with each key known to the config and each range or choice list well formed."""
+    if not isinstance(space, dict) or not space:
+        raise ConfigError("search space: give at least one key, e.g. {'train.learning_rate': {'low': 1e-5, "
+                          "'high': 1e-3, 'log': True}}.")
+    keys = _all_keys()
+    for key, spec in space.items():
+        if key not in keys:
+            raise ConfigError(f"search space: unknown config key '{key}'.{_suggest(key, keys)}")
+        if isinstance(spec, dict):
+            low, high = spec.get("low"), spec.get("high")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low >= high:
+                raise ConfigError(f"search space: {key} needs numbers low < high, got {spec!r}.")
+            if spec.get("log") and low <= 0:
+                raise ConfigError(f"search space: {key} on a log scale needs low > 0, got {low!r}.")
+            unknown = set(spec) - {"low", "high", "log"}
+            if unknown:
+                raise ConfigError(f"search space: {key} takes low, high and log, not {', '.join(sorted(unknown))}.")
+        elif not (isinstance(spec, (list, tuple)) and len(spec) >= 2):
+            raise ConfigError(f"search space: {key} needs a list of at least two choices or a "
+                              "{'low': .., 'high': ..} range.")
+    return space
+
+
+def _suggest_value(trial: Any, key: str, spec: Any) -> Any:
+    if isinstance(spec, dict):
+        low, high, log = spec["low"], spec["high"], bool(spec.get("log"))
+        if isinstance(low, int) and isinstance(high, int):
+            return trial.suggest_int(key, low, high, log=log)
+        return trial.suggest_float(key, float(low), float(high), log=log)
+    return trial.suggest_categorical(key, list(spec))
+
+
+def best_validation(run: Any, metric: str | None) -> tuple[str, float | None]:
+    """The run's main metric (or ``metric``) and its best validation value (None if never evaluated)."""
+    from .metrics import greater_is_better
+
+    records = run.history()
+    started = next((r for r in records if r.get("event") == "started"), {})
+    name = metric or started.get("main_metric") or "loss"
+    values = [r["metrics"][name] for r in records if r.get("event") == "eval" and r.get("split") == "validation"
+              and isinstance((r.get("metrics") or {}).get(name), (int, float))
+              and math.isfinite(r["metrics"][name])]
+    if not values:
+        return name, None
+    return name, (max(values) if greater_is_better(name, None, True) else min(values))
+
+
+@dataclass
+class SearchResult:
+    """The trials of one search, best first, and the best run."""
+    metric: str
+    greater_is_better: bool
+    trials: list[dict] = field(default_factory=list)  # number, params, value, run_id, status
+
+    @property
+    def best(self) -> dict | None:
+        done = [t for t in self.trials if t["value"] is not None]
+        if not done:
+            return None
+        return (max if self.greater_is_better else min)(done, key=lambda t: t["value"])
+
+    @property
+    def best_run(self) -> Any:
+        from .api import Run
+
+        best = self.best
+        if best is None:
+            raise RunError("no trial reached a validation evaluation; see the trials' errors "
+                           "(`workbench runs list`).")
+        return Run(best["run_dir"])
+
+    def table_rows(self) -> list[tuple]:
+        keys = sorted({k for t in self.trials for k in t["params"]})
+        best = self.best
+        rows = [("trial", *keys, f"best val {self.metric}", "run", "")]
+        ordered = sorted(self.trials, key=lambda t: (t["value"] is None,
+                                                     -(t["value"] or 0) if self.greater_is_better else t["value"] or 0))
+        for t in ordered:
+            rows.append((str(t["number"]), *(_fmt(t["params"].get(k)) for k in keys),
+                         "" if t["value"] is None else f"{t['value']:.4f}", t["run_id"],
+                         "best" if t is best else ("" if t["status"] == "completed" else t["status"])))
+        return rows
+
+    def __repr__(self) -> str:
+        from .render import text_table
+
+        return text_table(self.table_rows())
+
+    def _repr_html_(self) -> str:
+        rows = self.table_rows()
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return "" if v is None else str(v)
+
+
+def search(config: Any = None, space: dict | None = None, trials: int = 8, *, metric: str | None = None,
+           progress: bool | None = None, sinks: list[Callable] | None = None, **overrides: Any) -> SearchResult:
+    """Run ``trials`` fine-tuning runs with settings from ``space`` chosen by optuna; returns the
+    trials ranked by their best validation value. ``config`` and ``overrides`` as for ``finetune``.
+    The trials skip the base-model baseline (the same for every trial); evaluate the chosen run
+    against it with ``workbench train`` on its config, or read its test metrics."""
+    try:
+        import optuna
+    except ImportError:
+        raise WorkbenchError("hyperparameter search needs optuna: pip install 'workbench[search]'.") from None
+    from .api import finetune
+    from .metrics import greater_is_better
+
+    space = check_space(dict(space or {}))
+    if trials < 1:
+        raise ConfigError(f"trials: {trials!r} must be at least 1.")
+    flat = {k.replace("__", "."): v for k, v in overrides.items()}
+    base = resolve(inline=config, overrides=flat or None)
+    metric = metric or base.train.metric_for_best_model
+    if base.train.eval_strategy == "no":
+        raise ConfigError("search: trials are ranked by their validation metric; train.eval_strategy must be "
+                          "epoch or steps.")
+    for key, spec in space.items():  # every value the space can take must make a valid config
+        for value in ([spec["low"], spec["high"]] if isinstance(spec, dict) else spec):
+            resolve(inline=base, overrides={key: value})
+    name = base.name or f"search-{base.task}"
+    result = SearchResult(metric=metric or "", greater_is_better=True)
+    sampler = optuna.samplers.TPESampler(seed=base.train.seed)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=sampler, study_name=name)
+
+    def objective(trial: Any) -> float:
+        params = {key: _suggest_value(trial, key, spec) for key, spec in space.items()}
+        cfg = resolve(inline=base, overrides={**params, "name": f"{name}-trial-{trial.number}", "baseline": False})
+        try:
+            run = finetune(cfg, progress=progress, sinks=sinks)
+        except WorkbenchError as e:
+            result.trials.append({"number": trial.number, "params": params, "value": None, "run_id": "",
+                                  "run_dir": None, "status": f"failed: {e}"})
+            raise optuna.TrialPruned(str(e)) from None
+        used, value = best_validation(run, metric)
+        if not result.metric:
+            result.metric = used
+        result.greater_is_better = greater_is_better(used, None, True)
+        run.run_dir.update_info(search={"study": name, "trial": trial.number, "params": params,
+                                        "metric": used, "value": value})
+        result.trials.append({"number": trial.number, "params": params, "value": value, "run_id": run.id,
+                              "run_dir": str(run.dir), "status": run.status})
+        if value is None:
+            raise optuna.TrialPruned("no validation evaluation")
+        return value if result.greater_is_better else -value
+
+    study.optimize(objective, n_trials=trials, catch=())
+    return result
+
