@@ -56,6 +56,11 @@ class DataConfig:
                          choices=("warn", "error", "drop"))
     overlap: str = _f("error", "Texts found in both train and an evaluation split (leakage): error, warn, "
                       "or drop (removes them from the evaluation split).", choices=("error", "warn", "drop"))
+    augment: str = _f("none", "Text classification: add altered copies of the training texts: none, or eda "
+                      "(random word swaps and deletions, Wei & Zou 2019). Validation and test stay as given.",
+                      choices=("none", "eda"))
+    augment_copies: int = _f(1, "With augment: altered copies made of each training text.")
+    augment_rate: float = _f(0.1, "With augment: the share of a text's words swapped, and the chance each is dropped.")
 
 
 @dataclass
@@ -469,6 +474,8 @@ def _check(cfg: RunConfig) -> None:
         ("train.weight_decay", t.weight_decay, t.weight_decay >= 0),
         ("data.validation_size", cfg.data.validation_size, 0 < cfg.data.validation_size < 1),
         ("data.test_size", cfg.data.test_size, 0 < cfg.data.test_size < 1),
+        ("data.augment_copies", cfg.data.augment_copies, 1 <= cfg.data.augment_copies <= 20),
+        ("data.augment_rate", cfg.data.augment_rate, 0 < cfg.data.augment_rate < 0.5),
     ):
         if not ok:
             raise ConfigError(f"{key}: {value!r} is out of range.")
@@ -483,6 +490,9 @@ def _check(cfg: RunConfig) -> None:
                           "run is the code you reviewed.")
     if t.eval_strategy == "steps" and not t.eval_steps:
         raise ConfigError("train.eval_steps must be set when train.eval_strategy is 'steps'.")
+    if cfg.data.augment != "none" and cfg.task != "text-classification":
+        raise ConfigError(f"data.augment: {cfg.data.augment} applies to text-classification; a {cfg.task} run "
+                          "takes augment: none (word swaps would break tag alignment or the text itself).")
     if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
         raise ConfigError(f"train.early_stopping_patience: {t.early_stopping_patience!r} must be at least 1 (or null).")
     if t.early_stopping_patience and (t.eval_strategy == "no" or not t.save_checkpoints):

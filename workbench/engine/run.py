@@ -76,6 +76,9 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     emit(Phase("data", ", ".join(f"{n} {len(f)}" for n, f in splits.items())))
     for warning in splits.report["warnings"]:
         emit(Phase("data warning", warning))
+    if splits.report.get("augmented"):
+        aug = splits.report["augmented"]
+        emit(Phase("augmentation", f"{aug['added']} {aug['method']} copies added to {aug['original']} training texts"))
 
     # 2. tokenizer and tokens (no padding here: the collator pads each batch to its longest text)
     resolve_model(cfg.model)

@@ -114,6 +114,14 @@ class TextClassification(Task):
         self.label2id = {v: i for i, v in enumerate(self.labels)}
         counts = splits.train[d.label_column].value_counts()
         splits.report["labels"] = {str(k): int(v) for k, v in counts.items()}
+        if d.augment == "eda":
+            from ..data.augment import augment_frame
+
+            before = len(splits.train)
+            splits.train, added = augment_frame(splits.train, d.text_column, d.augment_copies, d.augment_rate,
+                                                self.cfg.train.seed)
+            splits.report["augmented"] = {"method": "eda", "original": before, "added": added,
+                                          "copies": d.augment_copies, "rate": d.augment_rate}
         return splits
 
     def tokenize(self, splits: Splits, tokenizer: Any) -> dict:
