@@ -124,3 +124,13 @@ def test_unquoted_yaml_no_is_the_word_no_where_the_choices_have_it(tmp_path):
     assert resolve(inline="train: {eval_strategy: off}").train.eval_strategy == "no"
     with pytest.raises(ConfigError, match=r"name: expected text, got True .*quote the text"):
         resolve(overrides=["name=yes"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("lora.r=0", "lora.r: 0 is out of range; it must be at least 1"),
+    ("lora.dropout=1.5", "lora.dropout: 1.5 is out of range; it must be from 0 up to"),
+    ("data.augment_copies=0", "data.augment_copies: 0 is out of range; it must be from 1 to 20"),
+])
+def test_out_of_range_says_what_is_allowed(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(overrides=[override])

@@ -181,6 +181,8 @@ def test_best_checkpoint_by_loss_is_the_lowest_and_is_the_saved_model(tiny_bert,
     assert best.keys() == final.keys() and all(torch.equal(best[k], final[k]) for k in best)
     # the best weights are read back only when they are not the ones in memory already
     assert len(reloads) == (0 if last.name == f"checkpoint-{best_step}" else 1)
+    evals = [r["metrics"] for r in run.history() if r.get("event") == "eval"]
+    assert evals and not [k for m in evals for k in m if k.endswith(("_time", "_runtime", "_per_second"))]
 
 
 def test_best_model_is_read_back_only_when_it_is_not_the_last_step(monkeypatch):
@@ -247,13 +249,20 @@ def test_gradient_accumulation_keeps_the_loss_and_gradient_scale(tiny_bert, clf_
     assert four["grad_norm"] < 2.0 * one["grad_norm"], (one, four)
 
 
-def test_early_stopping_with_step_evaluations_checkpoints_there_and_says_it_stopped(tiny_bert, clf_csv, tmp_path):
+def test_early_stopping_with_step_evaluations_checkpoints_there_and_says_it_stopped(tiny_bert, clf_csv, tmp_path,
+                                                                                   capsys):
     cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=30, eval_strategy="steps", eval_steps=6,
                       early_stopping_patience=1, learning_rate=1e-9)
     cfg["baseline"] = False
     run = finetune(cfg, progress=False)  # a learning rate of 1e-9: the validation metric cannot improve
     assert run.status == "completed"
     assert run.info["early_stopped"] == {"step": 12, "max_steps": 30, "patience": 1}
+    assert run.info["progress"]["step"] == 12  # where training ended, for runs list and the sidebar
+    from workbench.cli import main
+
+    capsys.readouterr()
+    assert main(["runs", "--dir", str(tmp_path / "runs"), "show", run.id]) == 0
+    assert "early stop:  at step 12 of 30 (no better validation result in 1 evaluation(s))" in capsys.readouterr().out
     phases = [r for r in run.history() if r.get("event") == "phase" and r.get("name") == "early stopping"]
     assert phases and "stopped at step 12 of 30" in phases[0]["detail"]
     evals = [r["step"] for r in run.history() if r.get("event") == "eval" and r.get("split") == "validation"]

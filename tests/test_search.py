@@ -27,6 +27,7 @@ def test_space_items_from_the_command_line(text, parsed):
     ({"train.learning_rate": {"low": 0.0, "high": 1e-3, "log": True}}, "log scale needs low > 0"),
     ({"train.batch_size": [8]}, "at least two choices"),
     ({}, "give at least one key"),
+    ({"train.learning_rate": {"low": 1e-5, "high": 1e-3, "log": "no"}}, "log must be true or false"),
 ])
 def test_bad_spaces_are_refused_with_the_key(space, message):
     with pytest.raises(ConfigError, match=message):
@@ -96,3 +97,40 @@ def test_the_package_exports_the_search_function():
     from workbench import search as exported
 
     assert exported is search and workbench.search is search
+
+
+def test_a_metric_the_runs_do_not_report_stops_the_search_after_one_trial(tiny_bert, clf_csv, tmp_path):
+    with pytest.raises(ConfigError, match=r"search metric 'acuracy' is not among the validation metrics "
+                                          r"\(.*accuracy.*\). Did you mean 'accuracy'"):
+        search(_base(tiny_bert, clf_csv, tmp_path / "runs"), {"train.batch_size": [8, 16]}, trials=3,
+               metric="acuracy", progress=False)
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+def test_ranges_are_integers_only_for_integer_keys():
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    from workbench.tuning import _suggest_value
+
+    floats = [_suggest_value(study.ask(), "train.weight_decay", {"low": 0, "high": 1}) for _ in range(5)]
+    ints = [_suggest_value(study.ask(), "train.batch_size", {"low": 4, "high": 32}) for _ in range(5)]
+    assert all(isinstance(v, float) for v in floats) and any(0 < v < 1 for v in floats)
+    assert all(isinstance(v, int) and 4 <= v <= 32 for v in ints)
+
+
+def test_ctrl_c_keeps_the_trials_that_ended(tiny_bert, clf_csv, tmp_path, monkeypatch):
+    import workbench.api as api
+
+    real, calls = api.finetune, []
+
+    def interrupted_on_the_second(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(api, "finetune", interrupted_on_the_second)
+    result = search(_base(tiny_bert, clf_csv, tmp_path / "runs"), {"train.batch_size": [8, 16]}, trials=4,
+                    progress=False)
+    assert result.interrupted and len(result.trials) == 1 and result.best is result.trials[0]

@@ -219,14 +219,19 @@ def cmd_search(args: argparse.Namespace) -> int:
                     progress=not args.quiet)
     print()
     print(repr(result))
+    if result.interrupted:
+        print(f"interrupted after {len(result.trials)} trial(s); the run under way is marked 'interrupted'.",
+              file=sys.stderr)
     best = result.best
     if best is None:
-        print("No trial reached a validation evaluation; `workbench runs list` shows their errors.", file=sys.stderr)
-        return 1
+        if not result.interrupted:
+            print("No trial reached a validation evaluation; the table above and `workbench runs list` show "
+                  "why.", file=sys.stderr)
+        return 130 if result.interrupted else 1
     settings = " ".join(f"{k}={v}" for k, v in best["params"].items())
     print(f"Best: trial {best['number']}, validation {result.metric} {best['value']:.4f} ({settings})")
     print(f"Run directory: {best['run_dir']}")
-    return 0
+    return 130 if result.interrupted else 0
 
 
 def _dry_run(cfg) -> int:
@@ -244,6 +249,10 @@ def _dry_run(cfg) -> int:
         print(f"  warning: {w}")
     if splits.report.get("labels"):
         print("  labels (train): " + ", ".join(f"{k} {v}" for k, v in splits.report["labels"].items()))
+    if splits.report.get("augmented"):
+        aug = splits.report["augmented"]
+        print(f"  augmentation: {aug['added']} {aug['method']} copies added to {aug['original']} training texts "
+              "(the train rows above include them; the label counts do not)")
     return 0
 
 
@@ -300,6 +309,10 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
     for k in ("task", "model", "status", "created_at", "finished_at", "device", "precision", "error"):
         if info.get(k):
             print(f"{k + ':':<13}{info[k]}")
+    if info.get("early_stopped"):
+        es = info["early_stopped"]
+        print(f"{'early stop:':<13}at step {es.get('step')} of {es.get('max_steps')} "
+              f"(no better validation result in {es.get('patience')} evaluation(s))")
     print("\nconfig:")
     print("  " + rd.read_config_text().strip().replace("\n", "\n  "))
     ev = rd.read_eval()

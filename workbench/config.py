@@ -464,21 +464,26 @@ def _substitute_objects(merged: dict, objects: dict) -> dict:
 
 def _check(cfg: RunConfig) -> None:
     t = cfg.train
-    for key, value, ok in (
-        ("train.epochs", t.epochs, t.epochs > 0),
-        ("train.learning_rate", t.learning_rate, 0 < t.learning_rate < 1),
-        ("train.batch_size", t.batch_size, t.batch_size >= 1),
-        ("train.max_length", t.max_length, t.max_length >= 8),
-        ("train.gradient_accumulation_steps", t.gradient_accumulation_steps, t.gradient_accumulation_steps >= 1),
-        ("train.warmup_ratio", t.warmup_ratio, 0 <= t.warmup_ratio < 1),
-        ("train.weight_decay", t.weight_decay, t.weight_decay >= 0),
-        ("data.validation_size", cfg.data.validation_size, 0 < cfg.data.validation_size < 1),
-        ("data.test_size", cfg.data.test_size, 0 < cfg.data.test_size < 1),
-        ("data.augment_copies", cfg.data.augment_copies, 1 <= cfg.data.augment_copies <= 20),
-        ("data.augment_rate", cfg.data.augment_rate, 0 < cfg.data.augment_rate < 0.5),
+    lo = cfg.lora
+    for key, value, ok, allowed in (
+        ("train.epochs", t.epochs, t.epochs > 0, "above 0"),
+        ("train.learning_rate", t.learning_rate, 0 < t.learning_rate < 1, "between 0 and 1"),
+        ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1"),
+        ("train.max_length", t.max_length, t.max_length >= 8, "at least 8"),
+        ("train.gradient_accumulation_steps", t.gradient_accumulation_steps, t.gradient_accumulation_steps >= 1,
+         "at least 1"),
+        ("train.warmup_ratio", t.warmup_ratio, 0 <= t.warmup_ratio < 1, "from 0 up to (not including) 1"),
+        ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, "0 or more"),
+        ("data.validation_size", cfg.data.validation_size, 0 < cfg.data.validation_size < 1, "between 0 and 1"),
+        ("data.test_size", cfg.data.test_size, 0 < cfg.data.test_size < 1, "between 0 and 1"),
+        ("data.augment_copies", cfg.data.augment_copies, 1 <= cfg.data.augment_copies <= 20, "from 1 to 20"),
+        ("data.augment_rate", cfg.data.augment_rate, 0 < cfg.data.augment_rate < 0.5, "above 0 and below 0.5"),
+        ("lora.r", lo.r, lo.r >= 1, "at least 1"),
+        ("lora.alpha", lo.alpha, lo.alpha > 0, "above 0"),
+        ("lora.dropout", lo.dropout, 0 <= lo.dropout < 1, "from 0 up to (not including) 1"),
     ):
         if not ok:
-            raise ConfigError(f"{key}: {value!r} is out of range.")
+            raise ConfigError(f"{key}: {value!r} is out of range; it must be {allowed}.")
     if t.max_steps is not None and t.max_steps < 1:
         raise ConfigError(f"train.max_steps: {t.max_steps!r} must be at least 1 (or null).")
     if t.freeze is not None:

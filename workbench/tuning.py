@@ -63,6 +63,8 @@ def check_space(space: dict) -> dict:
             low, high = spec.get("low"), spec.get("high")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low >= high:
                 raise ConfigError(f"search space: {key} needs numbers low < high, got {spec!r}.")
+            if not isinstance(spec.get("log", False), bool):
+                raise ConfigError(f"search space: {key}: log must be true or false, got {spec['log']!r}.")
             if spec.get("log") and low <= 0:
                 raise ConfigError(f"search space: {key} on a log scale needs low > 0, got {low!r}.")
             unknown = set(spec) - {"low", "high", "log"}
@@ -74,11 +76,19 @@ def check_space(space: dict) -> dict:
     return space
 
 
+def _integer_key(key: str) -> bool:
+    """Whether the config key holds an integer (a range over it is sampled in integers)."""
+    from .config import schema
+
+    kind = next((s["type"] for s in schema() if s["key"] == key), None)
+    return kind is int or kind == (int | None)
+
+
 def _suggest_value(trial: Any, key: str, spec: Any) -> Any:
     if isinstance(spec, dict):
         low, high, log = spec["low"], spec["high"], bool(spec.get("log"))
-        if isinstance(low, int) and isinstance(high, int):
-            return trial.suggest_int(key, low, high, log=log)
+        if _integer_key(key):
+            return trial.suggest_int(key, math.ceil(low), math.floor(high), log=log)
         return trial.suggest_float(key, float(low), float(high), log=log)
     return trial.suggest_categorical(key, list(spec))
 
@@ -104,6 +114,7 @@ class SearchResult:
     metric: str
     greater_is_better: bool
     trials: list[dict] = field(default_factory=list)  # number, params, value, run_id, status
+    interrupted: bool = False  # stopped by Ctrl-C / KeyboardInterrupt: the trials that ended are kept
 
     @property
     def best(self) -> dict | None:
@@ -125,7 +136,7 @@ class SearchResult:
     def table_rows(self) -> list[tuple]:
         keys = sorted({k for t in self.trials for k in t["params"]})
         best = self.best
-        rows = [("trial", *keys, f"best val {self.metric}", "run", "")]
+        rows = [("trial", *keys, f"best val {self.metric or 'metric'}", "run", "")]
         ordered = sorted(self.trials, key=lambda t: (t["value"] is None,
                                                      -(t["value"] or 0) if self.greater_is_better else t["value"] or 0))
         for t in ordered:
@@ -180,7 +191,8 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
     name = base.name or f"search-{base.task}"
     result = SearchResult(metric=metric or "", greater_is_better=True)
     sampler = optuna.samplers.TPESampler(seed=base.train.seed)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # optuna's own log would repeat each failed trial with a traceback; the trials table says it
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="maximize", sampler=sampler, study_name=name)
 
     def objective(trial: Any) -> float:
@@ -193,6 +205,13 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                   "run_dir": None, "status": f"failed: {e}"})
             raise optuna.TrialPruned(str(e)) from None
         used, value = best_validation(run, metric)
+        if value is None:
+            seen = sorted({k for r in run.history() if r.get("event") == "eval" and r.get("split") == "validation"
+                           for k in (r.get("metrics") or {})})
+            if seen:  # evaluated, but not with that name: every further trial would end the same way
+                raise ConfigError(f"search metric '{used}' is not among the validation metrics "
+                                  f"({', '.join(seen)}).{_suggest(used, seen)} Set --metric (or "
+                                  "train.metric_for_best_model) to one of them.")
         if not result.metric:
             result.metric = used
         result.greater_is_better = greater_is_better(used, None, True)
@@ -204,6 +223,9 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
             raise optuna.TrialPruned("no validation evaluation")
         return value if result.greater_is_better else -value
 
-    study.optimize(objective, n_trials=trials, catch=())
+    try:
+        study.optimize(objective, n_trials=trials, catch=())
+    except KeyboardInterrupt:  # the run under way is marked interrupted by the engine; keep what ended
+        result.interrupted = True
     return result
 

@@ -147,6 +147,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         emit(Phase("resuming", str(resume)))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.monotonic() - t_train
+    run_dir.update_info(progress={"step": trainer.state.global_step, "total_steps": trainer.state.max_steps,
+                                  "epoch": round(trainer.state.epoch or 0.0, 4)})  # where training ended
     stopper = next((c for c in callbacks if isinstance(c, EarlyStoppingCallback)), None)
     if stopper is not None and stopper.early_stopping_patience_counter >= stopper.early_stopping_patience:
         state = trainer.state

@@ -466,7 +466,7 @@ class EventBridge:
 
     def evaluated(self, state, metrics: dict):
         clean = {k.removeprefix("eval_"): v for k, v in metrics.items()
-                 if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second"))}
+                 if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second", "_preparation_time"))}
         self.emit(Evaluation(step=state.global_step, epoch=state.epoch, split="validation", metrics=clean))
 
     def saved(self, args, state):
