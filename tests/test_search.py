@@ -134,3 +134,15 @@ def test_ctrl_c_keeps_the_trials_that_ended(tiny_bert, clf_csv, tmp_path, monkey
     result = search(_base(tiny_bert, clf_csv, tmp_path / "runs"), {"train.batch_size": [8, 16]}, trials=4,
                     progress=False)
     assert result.interrupted and len(result.trials) == 1 and result.best is result.trials[0]
+
+
+def test_failed_trials_name_their_run_and_reason(tiny_bert, clf_csv, tmp_path):
+    from workbench.runs import list_runs
+
+    space = {"train.freeze": ["layers:9", "layers:8"]}  # more layers than the 2-layer model has
+    result = search(_base(tiny_bert, clf_csv, tmp_path / "runs"), space, trials=2, progress=False)
+    assert result.best is None and len(result.trials) == 2
+    runs = {r["id"]: r for r in list_runs(tmp_path / "runs")}
+    for t in result.trials:
+        assert t["status"].startswith("failed: train.freeze") and runs[t["run_id"]]["status"] == "failed"
+    assert "best val metric" in repr(result)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from .config import _all_keys, _suggest, parse_override, resolve
@@ -201,8 +202,13 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         try:
             run = finetune(cfg, progress=progress, sinks=sinks)
         except WorkbenchError as e:
-            result.trials.append({"number": trial.number, "params": params, "value": None, "run_id": "",
-                                  "run_dir": None, "status": f"failed: {e}"})
+            from .runs import list_runs
+
+            # the failed trial's run directory (a failure before training leaves one, marked failed)
+            mine = [r for r in list_runs(Path(cfg.runs_dir)) if r.get("name") == cfg.name]
+            result.trials.append({"number": trial.number, "params": params, "value": None,
+                                  "run_id": mine[0]["id"] if mine else "", "run_dir": mine[0]["path"] if mine else None,
+                                  "status": f"failed: {e}"})
             raise optuna.TrialPruned(str(e)) from None
         used, value = best_validation(run, metric)
         if value is None:
