@@ -82,18 +82,13 @@ class Run:
             task_cls = get(info["task"])
             from transformers import AutoTokenizer
 
-            from transformers.utils import logging as hf_logging
+            from .engine.run import quiet_libraries
 
-            # no "Loading weights" bar for a model that is already on disk and small next to training
-            bars = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()
-            try:
+            # no loading bars, and no MISSING report for the head an adapter-only run supplies itself
+            with quiet_libraries():
                 self._tokenizer = AutoTokenizer.from_pretrained(str(self.run_dir.model_dir))
                 self._model = task_cls.load_trained(self.run_dir.model_dir) if hasattr(task_cls, "load_trained") \
                     else _load_trained(task_cls, self.run_dir.model_dir)
-            finally:
-                if bars:
-                    hf_logging.enable_progress_bar()
             self._task_cls, self._model_info = task_cls, info
         return self._model, self._tokenizer
 

@@ -30,11 +30,6 @@ train:
 """
 
 
-# suffixes of data files (workbench.data reads these), refused where a YAML config file is expected
-# (not .json: JSON is YAML, and a config may be written as JSON)
-DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet", ".txt", ".conll", ".gz")
-
-
 def _stop_on_sigterm(stop) -> None:
     """First SIGTERM: stop at the next step with a resumable checkpoint; a second one: stop now."""
     def handler(signum, frame):  # pragma: no cover - exercised through a subprocess test
@@ -146,13 +141,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_suffixes() -> tuple[str, ...]:
+    from .data.loaders import DATA_SUFFIXES  # on use: the loaders import pandas
+
+    return DATA_SUFFIXES
+
+
 def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
     file = None
     overrides = []
     for it in items:
         if "=" in it and not it.endswith((".yaml", ".yml")):
             overrides.append(it)
-        elif Path(it).suffix.lower() in DATA_SUFFIXES:
+        elif Path(it).suffix.lower() in _data_suffixes():
             raise WorkbenchError(f"{it} looks like a data file, not a config file (YAML); give it as "
                                  f"data.train={it} (or data.validation=/data.test=).")
         elif file is None:

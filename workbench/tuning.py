@@ -113,9 +113,15 @@ def best_validation(run: Any, metric: str | None) -> tuple[str, float | None]:
 class SearchResult:
     """The trials of one search, best first, and the best run."""
     metric: str
-    greater_is_better: bool
     trials: list[dict] = field(default_factory=list)  # number, params, value, run_id, status
     interrupted: bool = False  # stopped by Ctrl-C / KeyboardInterrupt: the trials that ended are kept
+
+    @property
+    def greater_is_better(self) -> bool:
+        """The metric's direction, by its name (a loss, perplexity or error improves as it falls)."""
+        from .metrics import greater_is_better
+
+        return greater_is_better(self.metric, None, True) if self.metric else True
 
     @property
     def best(self) -> dict | None:
@@ -175,7 +181,6 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
     except ImportError:
         raise WorkbenchError("hyperparameter search needs optuna: pip install 'workbench[search]'.") from None
     from .api import finetune
-    from .metrics import greater_is_better
 
     space = check_space(dict(space or {}))
     if trials < 1:
@@ -190,7 +195,7 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         for value in ([spec["low"], spec["high"]] if isinstance(spec, dict) else spec):
             resolve(inline=base, overrides={key: value})
     name = base.name or f"search-{base.task}"
-    result = SearchResult(metric=metric or "", greater_is_better=True)
+    result = SearchResult(metric=metric or "")
     sampler = optuna.samplers.TPESampler(seed=base.train.seed)
     # optuna's own log would repeat each failed trial with a traceback; the trials table says it
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -220,7 +225,6 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                   "train.metric_for_best_model) to one of them.")
         if not result.metric:
             result.metric = used
-        result.greater_is_better = greater_is_better(used, None, True)
         run.run_dir.update_info(search={"study": name, "trial": trial.number, "params": params,
                                         "metric": used, "value": value})
         result.trials.append({"number": trial.number, "params": params, "value": value, "run_id": run.id,

@@ -18,6 +18,9 @@ from ..errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2", ".bioes", ".iobes")
+# every suffix read_file reads (JSON left out: a config file may be written as JSON, which is YAML)
+DATA_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq", ".gz") + TEXT_SUFFIXES \
+    + CONLL_SUFFIXES
 
 
 def _bbc_news() -> pd.DataFrame:

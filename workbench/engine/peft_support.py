@@ -90,15 +90,8 @@ def load_adapter_model(auto_class: Any, model_dir: Path):
     base_path = resolve_model(base_ref)
     config = AutoConfig.from_pretrained(str(model_dir)) if (model_dir / "config.json").is_file() else None
     kwargs = {"config": config} if config is not None else {}
-    from transformers.utils import logging as hf_logging
-
-    # the base model's task head is new here (transformers reports it MISSING); the adapter holds
-    # the trained head (modules_to_save) and puts it in place next
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        base = auto_class.from_pretrained(base_path, use_safetensors=True, **kwargs)
-    finally:
-        hf_logging.set_verbosity(level)
+    # the base model's task head is new here (transformers reports it MISSING; Run.predict loads inside
+    # quiet_libraries); the adapter holds the trained head (modules_to_save) and puts it in place next
+    base = auto_class.from_pretrained(base_path, use_safetensors=True, **kwargs)
     with _quiet_peft_probe():
         return peft.PeftModel.from_pretrained(base, str(model_dir))

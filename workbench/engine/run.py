@@ -43,7 +43,7 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
                         status="pending", created_at=now_iso(), pid=os.getpid(), host=socket.gethostname(),
                         config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit())
     try:
-        with _quiet_libraries():
+        with quiet_libraries():
             _train(cfg, run_dir, emit, stop_event)
     except KeyboardInterrupt:
         run_dir.set_status("interrupted", error="interrupted by the user (KeyboardInterrupt or SIGTERM)")
@@ -321,8 +321,9 @@ def _drop_library_progress(trainer: Any) -> None:
 
 
 @contextmanager
-def _quiet_libraries():
-    """Silence library chatter (head-initialised warnings, progress bars) for the run's duration."""
+def quiet_libraries():
+    """Silence library chatter (head-initialised warnings, progress bars) for a run, or for loading a
+    saved model back (``Run.predict``)."""
     import datasets
     import transformers
 
