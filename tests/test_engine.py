@@ -270,6 +270,15 @@ def test_early_stopping_with_step_evaluations_checkpoints_there_and_says_it_stop
     assert [c.name for c in run.run_dir.complete_checkpoints()] == ["checkpoint-6", "checkpoint-12"]
 
 
+def test_patience_running_out_at_the_last_step_is_no_early_stop(tiny_bert, clf_csv, tmp_path):
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=12, eval_strategy="steps", eval_steps=6,
+                      early_stopping_patience=1, learning_rate=1e-9)
+    cfg["baseline"] = False
+    run = finetune(cfg, progress=False)
+    assert run.info["progress"]["step"] == 12 and "early_stopped" not in run.info
+    assert not [r for r in run.history() if r.get("event") == "phase" and r.get("name") == "early stopping"]
+
+
 def test_early_stopping_without_evaluations_or_checkpoints_is_refused():
     from workbench.config import resolve
     from workbench.errors import ConfigError

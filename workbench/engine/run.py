@@ -150,7 +150,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     run_dir.update_info(progress={"step": trainer.state.global_step, "total_steps": trainer.state.max_steps,
                                   "epoch": round(trainer.state.epoch or 0.0, 4)})  # where training ended
     stopper = next((c for c in callbacks if isinstance(c, EarlyStoppingCallback)), None)
-    if stopper is not None and stopper.early_stopping_patience_counter >= stopper.early_stopping_patience:
+    if stopper is not None and stopper.early_stopping_patience_counter >= stopper.early_stopping_patience \
+            and trainer.state.global_step < trainer.state.max_steps:  # patience ran out before the last step
         state = trainer.state
         best = f"; best {args.metric_for_best_model} {state.best_metric:.4f}" if state.best_metric is not None else ""
         detail = (f"no better validation {args.metric_for_best_model} in {stopper.early_stopping_patience} "
