@@ -113,6 +113,9 @@ def test_runs_dir_env(monkeypatch):
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", "/tmp/somewhere")
     assert resolve().runs_dir == "/tmp/somewhere"
     assert resolve(overrides=["runs_dir=x"]).runs_dir == "x"
+    assert resolve(inline={"runs_dir": None}).runs_dir == "/tmp/somewhere"  # a template's default parameter
+    monkeypatch.delenv("WORKBENCH_RUNS_DIR")
+    assert resolve(inline={"runs_dir": None}).runs_dir == "runs"
 
 
 def test_dataclass_equality_default():

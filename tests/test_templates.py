@@ -104,6 +104,20 @@ def test_compare_runs_report(classification_reports, workdir, capsys):
     assert "wb.show_comparison" not in page  # --no-input leaves the code out
 
 
+def test_a_template_run_by_plain_papermill_finds_runs_in_workbench_runs_dir(classification_reports, workdir,
+                                                                            monkeypatch):
+    import papermill
+
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(workdir / "runs"))  # the kernel inherits it
+    out = elsewhere / "cmp.ipynb"
+    papermill.execute_notebook(str(report.template_path("compare_runs")), str(out), parameters={"latest": 2},
+                               kernel_name="python3", progress_bar=False, cwd=str(elsewhere))
+    text = out.read_text()
+    assert all(d.name in text for d in classification_reports) and not (elsewhere / "runs").exists()
+
+
 def test_a_failing_cell_exits_non_zero_with_its_error(workdir, tiny_bert, clf_csv, capsys):
     code, out, err = run_cli(["report", "text_classification", "-p", "model", str(tiny_bert), "-p", "data",
                               str(clf_csv), "-p", "label_column", "topic"], capsys)

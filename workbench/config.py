@@ -439,8 +439,10 @@ def resolve(file: Any = None, inline: Any = None, overrides: list[str] | dict | 
         if key not in _all_keys():
             raise ConfigError(f"Unknown config key '{key}'.{_suggest(key, _all_keys())}")
         merged = _deep_merge(merged, unflatten({key: value}))
-    if "runs_dir" not in merged and os.environ.get("WORKBENCH_RUNS_DIR"):
-        merged["runs_dir"] = os.environ["WORKBENCH_RUNS_DIR"]
+    if merged.get("runs_dir") is None:  # unset, or None as the templates' parameter says by default
+        merged.pop("runs_dir", None)
+        if os.environ.get("WORKBENCH_RUNS_DIR"):
+            merged["runs_dir"] = os.environ["WORKBENCH_RUNS_DIR"]
     if objects is not None:
         merged = _substitute_objects(merged, objects)
     cfg = _build(RunConfig, merged)

@@ -29,7 +29,7 @@ from .errors import WorkbenchError
 from .paths import PACKAGE_DIR, list_templates
 from .report_sections import (RUN_MIMETYPE, ParameterError, allowed_types, check_values, example_value,
                               parameter_spec, template_path)
-from .runs import RunDir, atomic_write_text
+from .runs import RunDir, atomic_write_text, default_runs_dir
 
 KERNEL = "python3"
 DEFAULT_TIMEOUT = 3600  # seconds per cell; a real run on 2 CPU cores takes minutes, a hung kernel forever
@@ -284,7 +284,7 @@ def run_report(template: str | Path, parameters: dict | None = None, output: str
             # on stderr (papermill's cell bar would say nothing during the one long training cell)
             streams = {"stdout_file": sys.stderr, "stderr_file": sys.stderr} if progress else {}
             runs_root = Path(str(parameters.get("runs_dir") or parameter_spec(template).get("runs_dir", {})
-                                 .get("value") or "runs"))
+                                 .get("value") or default_runs_dir()))
             with RunFollower(runs_root if runs_root.is_absolute() else cwd / runs_root) if progress \
                     else contextlib.nullcontext():
                 papermill.execute_notebook(str(source), str(executed), parameters=None, kernel_name=KERNEL,

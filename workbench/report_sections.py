@@ -529,10 +529,13 @@ def show_reproducibility(runs: dict[str, Any], template: str, params: dict) -> d
 
 # ---- comparing runs ------------------------------------------------------------------------------
 
-def load_runs(refs: list, latest: int, runs_dir: str) -> dict[str, Any]:
-    """Runs by id or directory, or the ``latest`` newest under ``runs_dir``; keyed by a short label."""
+def load_runs(refs: list, latest: int, runs_dir: str | None = None) -> dict[str, Any]:
+    """Runs by id or directory, or the ``latest`` newest under ``runs_dir`` (None: ``$WORKBENCH_RUNS_DIR``,
+    else runs/); keyed by a short label."""
     from .api import Run
-    from .runs import find_run, list_runs
+    from .runs import default_runs_dir, find_run, list_runs
+
+    runs_dir = str(runs_dir or default_runs_dir())
 
     if refs:
         found = [Run(find_run(str(r), runs_dir)) for r in refs]
