@@ -64,7 +64,7 @@ def test_each_trial_is_a_run_ranked_by_its_best_validation_value(tiny_bert, clf_
         assert (run_dir / "config.yaml").read_text().count("baseline: false") == 1  # trials skip the baseline
     assert result.best["value"] == max(t["value"] for t in result.trials)
     assert result.best_run.id == result.best["run_id"]
-    assert "best val accuracy" in repr(result) and "<table>" in result._repr_html_()
+    assert "best val accuracy" in repr(result) and "<table class='wb-table'>" in result._repr_html_()
     # the sampler is seeded from train.seed: the same search proposes the same settings
     again = search(_base(tiny_bert, clf_csv, tmp_path / "again"), space, trials=3, progress=False)
     assert [t["params"] for t in again.trials] == [t["params"] for t in result.trials]

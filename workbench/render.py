@@ -55,6 +55,20 @@ def improved(metric: str, delta: Any, evaluation: dict) -> bool:
     return delta > 0 if higher else delta < 0
 
 
+def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table", left: bool = False) -> str:
+    """An HTML table; every cell is escaped (numbers formatted with 4 decimals)."""
+    th = "<th style='text-align:left'>" if left else "<th>"
+    head = "".join(f"{th}{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(c, left) for c in row) + "</tr>" for row in rows)
+    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any, left: bool = False) -> str:
+    if left or (isinstance(value, str) and len(value) > 24):  # running text reads better left-aligned
+        return f"<td style='text-align:left'>{html.escape(fmt(value))}</td>"
+    return f"<td>{html.escape(fmt(value))}</td>"
+
+
 def metrics_table_html(evaluation: dict) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{fmt(f)}</td><td>{fmt(b)}</td>"

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .paths import list_templates, templates_dir
-from .render import fmt, fmt_delta, metrics_table_html
+from .render import fmt, fmt_delta, metrics_table_html, table_html
 from .runs import RunDir
 
 RUN_MIMETYPE = "application/vnd.workbench.run+json"
@@ -225,20 +225,6 @@ def show_png(png: bytes, alt: str) -> None:
     from .ui.live import png_image
 
     display(png_image(png, alt))
-
-
-def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table", left: bool = False) -> str:
-    """An HTML table; every cell is escaped (numbers formatted with 4 decimals)."""
-    th = "<th style='text-align:left'>" if left else "<th>"
-    head = "".join(f"{th}{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_cell(c, left) for c in row) + "</tr>" for row in rows)
-    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value: Any, left: bool = False) -> str:
-    if left or (isinstance(value, str) and len(value) > 24):  # running text reads better left-aligned
-        return f"<td style='text-align:left'>{esc(fmt(value))}</td>"
-    return f"<td>{esc(fmt(value))}</td>"
 
 
 # ---- the question and the data -------------------------------------------------------------------

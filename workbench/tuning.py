@@ -19,7 +19,6 @@ and on the command line ``--space train.learning_rate=1e-5..1e-3:log --space tra
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Callable
 
 from .config import _all_keys, _suggest, parse_override, resolve
 from .errors import ConfigError, RunError, WorkbenchError
+from .render import table_html
 
 
 def parse_space_item(text: str) -> tuple[str, Any]:
@@ -159,9 +159,7 @@ class SearchResult:
 
     def _repr_html_(self) -> str:
         rows = self.table_rows()
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return table_html(rows[0], rows[1:])
 
 
 def _fmt(v: Any) -> str:
