@@ -967,3 +967,52 @@ def test_cpu_training_keeps_large_freed_buffers_for_the_next_step(tiny_bert, clf
     cfg["baseline"] = False
     finetune(cfg, progress=False)
     assert opened == [1]
+
+
+def _compiling_with_the_eager_backend(monkeypatch) -> list[dict]:
+    """torch.compile as accelerate calls it, with dynamo's graph capture but no code generation
+    (the graphs are what the test counts); returns the keyword arguments of each call."""
+    from torch._dynamo.utils import counters
+
+    real, calls = torch.compile, []
+
+    def compile_eagerly(model, **kwargs):
+        calls.append(dict(kwargs))
+        return real(model, **{**kwargs, "backend": "eager"})
+
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    torch._dynamo.reset()
+    counters.clear()
+    return calls
+
+
+def test_torch_compile_captures_dynamically_padded_batches_in_one_graph(tiny_bert, clf_csv, tmp_path, monkeypatch):
+    """Batches of many lengths and a short last one: one graph for the whole run. Left to torch's
+    automatic dynamic shapes there were three (the first batch's shape, then a dynamic length, then
+    a dynamic batch size), each a full compile; with a dynamic compile alone, two, because the
+    classification head sets ``config.problem_type`` in its first forward."""
+    from torch._dynamo.utils import counters
+
+    calls = _compiling_with_the_eager_backend(monkeypatch)
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=1, batch_size=16, torch_compile=True)
+    cfg["baseline"] = False
+    run = finetune(cfg, progress=False)
+    assert run.info["status"] == "completed"
+    assert calls and all(c.get("dynamic") is True for c in calls), calls
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+
+
+def test_torch_compile_keeps_packed_blocks_static(tiny_gpt2, tmp_path, monkeypatch):
+    """Packed language-model blocks all have one length: the compile stays static (specialised)."""
+    from workbench.engine.trainer import _lengths_vary
+
+    calls = _compiling_with_the_eager_backend(monkeypatch)
+    data = tmp_path / "paragraphs.txt"
+    data.write_text("\n".join(" ".join(random.Random(i).choices(FILLER, k=30)) for i in range(120)) + "\n")
+    run = finetune({"task": "causal-lm", "model": str(tiny_gpt2), "runs_dir": str(tmp_path / "runs"),
+                    "data": {"train": str(data)}, "baseline": False,
+                    "train": {"epochs": 1, "batch_size": 8, "max_length": 32, "torch_compile": True}},
+                   progress=False)
+    assert run.info["status"] == "completed"
+    assert calls and all("dynamic" not in c for c in calls), calls
+    assert not _lengths_vary(type("D", (), {"column_names": ["length"], "__getitem__": lambda s, k: [32] * 9})())

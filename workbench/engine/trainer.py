@@ -106,6 +106,15 @@ def trainer_class() -> type:
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
+            plugin = getattr(self.accelerator.state, "dynamo_plugin", None)
+            if self.args.torch_compile and plugin is not None and plugin.dynamic is None \
+                    and _lengths_vary(self.train_dataset):
+                # dynamically padded batches: compile once for any length and batch size. Left to
+                # torch's automatic dynamic shapes, the model is compiled for the first batch's shape,
+                # again when a batch of another length comes, and a third time at the first short batch
+                # (three compiles of a tiny BERT on a CPU, one with this); on a GPU each takes tens of
+                # seconds. Packed blocks, all of one length, keep the static compile.
+                plugin.dynamic = True
             given = self.preprocess_logits_for_metrics
             if given is not None and {"index", "scores"} <= set(inspect.signature(given).parameters):
                 # the task places the labelled positions' scores with the index the loader's collator
@@ -284,6 +293,13 @@ def trainer_class() -> type:
                                         lengths=list(data[self.args.length_column_name]))
 
     return WorkbenchTrainer
+
+
+def _lengths_vary(dataset: Any) -> bool:
+    """Whether the training rows (their ``length`` column, which every task writes) differ in length."""
+    if dataset is None or "length" not in getattr(dataset, "column_names", ()):
+        return True
+    return len(set(dataset["length"])) > 1
 
 
 def _model_lists(trainer: Any, model: Any) -> tuple[list, list]:

@@ -144,7 +144,10 @@ class TextClassification(Task):
     def load_model(self):
         from transformers import AutoModelForSequenceClassification
 
+        # problem_type stated up front: transformers' heads otherwise set it in their first forward,
+        # and that change of the config makes torch.compile compile the model a second time
         return load_model(self.cfg, AutoModelForSequenceClassification, num_labels=len(self.labels),
+                          problem_type="single_label_classification",
                           id2label={i: str(v) for i, v in enumerate(self.labels)},
                           label2id={str(v): i for i, v in enumerate(self.labels)})
 
