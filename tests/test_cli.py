@@ -104,12 +104,51 @@ def test_config_formats(capsys):
     assert capsys.readouterr().out.startswith("%%finetune\nmodel: x")
 
 
-def test_runs_stop_writes_the_stop_file(trained):
+def _copy_run(src, dest, **info):
+    import shutil
+
+    shutil.copytree(src, dest)
+    recorded = json.loads((dest / "run.json").read_text())
+    (dest / "run.json").write_text(json.dumps({**recorded, **info}))
+    return dest
+
+
+def test_runs_stop_writes_the_stop_file_of_a_running_run_only(trained, tmp_path, capsys):
+    import socket
+
     _, runs = trained
-    run = next(runs.iterdir())
-    assert main(["runs", "--dir", str(runs), "stop", run.name]) == 0
-    assert (run / "STOP").exists()
-    (run / "STOP").unlink()
+    done = next(runs.iterdir())
+    live = _copy_run(done, tmp_path / "runs" / "20260101-000000-live-0001", status="running", pid=os.getpid(),
+                     host=socket.gethostname())
+    assert main(["runs", "--dir", str(tmp_path / "runs"), "stop", live.name]) == 0
+    assert (live / "STOP").exists()
+    assert main(["runs", "--dir", str(runs), "stop", done.name]) == 1
+    assert "is completed; only a pending or running run can be stopped" in capsys.readouterr().err
+    assert not (done / "STOP").exists()
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_failed(trained, tmp_path, capsys):
+    import socket
+
+    from workbench.runs import RunDir
+
+    _, runs = trained
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    pid = int(gone.stdout)  # that process has ended and been waited for
+    root = tmp_path / "runs"
+    dead = _copy_run(next(runs.iterdir()), root / "20260101-000000-dead-0001", status="running", pid=pid,
+                     host=socket.gethostname())
+    elsewhere = _copy_run(dead, root / "20260101-000000-remote-0001", host="another-machine")
+    info = RunDir(dead).read_info()
+    assert info["status"] == "failed" and info["process_ended"] and f"pid {pid}" in info["error"]
+    assert json.loads((dead / "run.json").read_text())["status"] == "running"  # the record is left alone
+    assert RunDir(elsewhere).read_info()["status"] == "running"  # another machine's process is not checked
+    assert main(["runs", "--dir", str(root), "stop", dead.name]) == 1
+    assert "is failed" in capsys.readouterr().err and not (dead / "STOP").exists()
+    assert main(["runs", "--dir", str(root), "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "failed" in listed and "its process ended without recording why" in listed
 
 
 def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):

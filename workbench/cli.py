@@ -372,6 +372,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             from .runs import find_run
 
             rd = find_run(args.run, args.dir)
+            status = rd.read_info().get("status")
+            if status not in ("pending", "running"):
+                print(f"error: {rd.id} is {status}; only a pending or running run can be stopped.", file=sys.stderr)
+                return 1
             rd.request_stop()
             print(f"asked {rd.id} to stop at its next step")
             return 0

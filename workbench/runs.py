@@ -168,6 +168,17 @@ class RunDir:
 
     # run.json ---------------------------------------------------------------------------------
     def read_info(self) -> dict:
+        """run.json as readers should see it: a pending or running run whose process is known to have
+        ended (see ``process_ended``) reads as failed, with the reason; the file is left as it is."""
+        info = self._read_recorded()
+        if isinstance(info, dict) and process_ended(info):
+            info = {**info, "status": "failed", "process_ended": True,
+                    "error": f"its process ended without recording why (pid {info['pid']} on {info['host']}, "
+                             f"while {info['status']}): it was killed (out of memory, a kernel restart or "
+                             "shutdown, kill -9) or crashed."}
+        return info
+
+    def _read_recorded(self) -> dict:
         try:
             return json.loads(self.run_json.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -179,7 +190,7 @@ class RunDir:
         info = {}
         if self.run_json.exists():
             try:
-                info = self.read_info()
+                info = self._read_recorded()
             except RunError:
                 info = {}
         info.update(changes)
@@ -267,6 +278,28 @@ class RunDir:
             row["value"] = (ev.get("finetuned") or {}).get(main)
             row["baseline"] = (ev.get("baseline") or {}).get(main)
         return row
+
+
+def process_ended(info: dict) -> bool:
+    """Whether a pending or running run's process is known to be gone: it was started on this machine
+    (run.json's ``host``) and no live process has its ``pid``. A run from another machine, or one whose
+    process cannot be checked, is taken to be alive."""
+    import socket
+
+    pid, host = info.get("pid"), info.get("host")
+    if info.get("status") not in ("pending", "running") or not isinstance(pid, int) or pid <= 0 \
+            or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    try:  # a killed child its parent has not waited for yet is a zombie: gone, though its pid exists
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:

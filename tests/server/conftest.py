@@ -7,12 +7,24 @@ folder only.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 
 from runs_seed import seed_runs
+
+
+@pytest.fixture(autouse=True)
+def _runs_dir_environment():
+    """The extension points its kernels' WORKBENCH_RUNS_DIR at its runs folder; restore it after each test."""
+    before = os.environ.get("WORKBENCH_RUNS_DIR")
+    yield
+    if before is None:
+        os.environ.pop("WORKBENCH_RUNS_DIR", None)
+    else:
+        os.environ["WORKBENCH_RUNS_DIR"] = before
 
 
 @pytest.fixture

@@ -423,3 +423,5 @@ def test_runs_dir_setting_is_honoured(jp_configurable_serverapp, jp_server_confi
     assert state.runs_root == elsewhere
     assert len(state.index.rows()) == 5
     assert state.index.rows()[0]["lab_path"] is None  # outside the contents root: not openable in Lab
+    # the server's kernels inherit it: their notebooks' runs land where the sidebar looks
+    assert os.environ["WORKBENCH_RUNS_DIR"] == str(elsewhere)

@@ -292,6 +292,10 @@ def setup_handlers(server_app: Any) -> State:
     templates_root = _resolve_dir(conf.templates_dir, root_dir, default_templates_dir())
     state = State(root_dir=root_dir, runs_root=runs_root, templates_root=templates_root,
                   index=RunIndex(runs_root, contents_root=root_dir), settings=conf)
+    # kernels this server starts inherit its environment: a notebook anywhere under the root (a
+    # template's or a %%finetune cell's run, whose relative default would be the notebook's own
+    # folder) then writes and finds runs where the sidebar looks
+    os.environ["WORKBENCH_RUNS_DIR"] = str(runs_root)
     web_app = server_app.web_app
     web_app.settings["workbench"] = state
     base = url_path_join(web_app.settings["base_url"], "workbench", "api")
