@@ -135,6 +135,33 @@ def test_stop_event_from_another_thread(tiny_bert, clf_csv, tmp_path):
     assert run.status == "interrupted"
 
 
+@pytest.mark.parametrize("when", ["data", "baseline"])
+def test_a_stop_while_pending_ends_the_run_before_training(when, tiny_bert, clf_csv, tmp_path):
+    """Asked while the data loads (the event) or while the base model is evaluated (the STOP file that
+    the sidebar and `workbench runs stop` write): the run ends at the next stage, before any step."""
+    import threading
+
+    from workbench.events import Phase
+
+    stop = threading.Event()
+
+    def ask(event):
+        if isinstance(event, Phase) and event.name == when:
+            if when == "data":
+                stop.set()
+            else:
+                (run_dirs := list((tmp_path / "runs").iterdir())) and RunDir(run_dirs[0]).request_stop()
+
+    run = finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=20), progress=False, sinks=[ask],
+                   stop_event=stop)
+    assert run.status == "interrupted"
+    where = "after loading and tokenizing the data" if when == "data" else "after evaluating the base model"
+    assert run.info["error"] == f"stopped on request before training, {where}"
+    records = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert not [r for r in records if r["event"] == "step"]
+    assert ("baseline" in [r.get("name") for r in records if r["event"] == "phase"]) == (when == "baseline")
+
+
 def test_nonfinite_loss_stops_before_a_checkpoint():
     from types import SimpleNamespace
 

@@ -176,12 +176,13 @@ def _fake_run(root, name, config_text, accuracy):
 def test_config_diff_lists_only_the_keys_that_differ(tmp_path):
     _fake_run(tmp_path, "a", "model: minilm\ntrain:\n  epochs: 1\n  seed: 42\n", 0.8)
     _fake_run(tmp_path, "b", "model: minilm\ntrain:\n  epochs: 3\n  seed: 42\nname: <b>x</b>\n", 0.9)
+    _fake_run(tmp_path, "c", "model: minilm\n", 0.1).update_info(status="failed")
     runs = rs.load_runs([], 5, str(tmp_path))
-    assert set(runs) == {"a", "b"}
+    assert set(runs) == {"a", "b"}  # the newest completed runs: the failed attempt is left out
     diff = rs.config_diff(runs)
     assert diff["train.epochs"] in ([1, 3], [3, 1]) and "train.seed" not in diff and "model" not in diff
     assert "(absent)" in diff["name"]
-    with pytest.raises(rs.ConfigError, match="No runs under"):
+    with pytest.raises(rs.ConfigError, match="No completed runs under"):
         rs.load_runs([], 5, str(tmp_path / "none"))
 
 

@@ -516,8 +516,8 @@ def show_reproducibility(runs: dict[str, Any], template: str, params: dict) -> d
 # ---- comparing runs ------------------------------------------------------------------------------
 
 def load_runs(refs: list, latest: int, runs_dir: str | None = None) -> dict[str, Any]:
-    """Runs by id or directory, or the ``latest`` newest under ``runs_dir`` (None: ``$WORKBENCH_RUNS_DIR``,
-    else runs/); keyed by a short label."""
+    """Runs by id or directory, or the ``latest`` newest completed runs under ``runs_dir`` (None:
+    ``$WORKBENCH_RUNS_DIR``, else runs/); keyed by a short label."""
     from .api import Run
     from .runs import default_runs_dir, find_run, list_runs
 
@@ -526,9 +526,9 @@ def load_runs(refs: list, latest: int, runs_dir: str | None = None) -> dict[str,
     if refs:
         found = [Run(find_run(str(r), runs_dir)) for r in refs]
     else:
-        rows = list_runs(runs_dir)[:latest]
+        rows = [r for r in list_runs(runs_dir) if r.get("status") == "completed"][:latest]
         if not rows:
-            raise ConfigError(f"No runs under {runs_dir}. Train some first (`workbench demo`, "
+            raise ConfigError(f"No completed runs under {runs_dir}. Train some first (`workbench demo`, "
                               "`workbench report text_classification`), or pass -p runs_dir DIR.")
         found = [Run(Path(r["path"])) for r in rows]
     out: dict[str, Any] = {}

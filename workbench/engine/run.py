@@ -61,6 +61,17 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     return run_dir
 
 
+def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None, where: str) -> bool:
+    """A stop asked for while the run is still pending (data, baseline: minutes on a large model) ends
+    it at the next stage rather than after its first training steps."""
+    if not ((stop_event is not None and stop_event.is_set()) or run_dir.stop_file.exists()):
+        return False
+    error = f"stopped on request before training, {where}"
+    run_dir.set_status("interrupted", error=error)
+    emit(RunFailed(status="interrupted", error=error))
+    return True
+
+
 def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None) -> None:
     from transformers import EarlyStoppingCallback, set_seed
 
@@ -95,6 +106,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         cfg.data.prompt_column, cfg.data.response_column)]), "lengths": task.length_report}
     run_dir.update_info(data=data_info, data_fingerprint=data_info["fingerprint"], main_metric=task.main_metric)
 
+    if _stopped_before_training(run_dir, emit, stop_event, "after loading and tokenizing the data"):
+        return
     device = choose_device()
     precision = choose_precision(cfg.train.precision, device)
     task.pad_to_multiple_of = 8 if device == "cuda" else None
@@ -104,6 +117,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     if cfg.baseline:
         emit(Phase("baseline", "evaluating the base model on the test split"))
         baseline = task.baseline(splits, tokenizer, datasets, device, precision)
+        if _stopped_before_training(run_dir, emit, stop_event, "after evaluating the base model"):
+            return
 
     # 4. the model to fine-tune
     model = task.load_model()
