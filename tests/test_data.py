@@ -117,6 +117,30 @@ def test_empty_texts_name_the_lines(tmp_path):
     assert len(pd.read_csv(p)) == 60  # the user's file is untouched
 
 
+def test_numbers_in_the_text_column_are_named_as_numbers_not_empty_text(tmp_path):
+    p = tmp_path / "n.csv"
+    pd.DataFrame({"id": range(30), "text": [i * 7 for i in range(30)], "label": ["a", "b"] * 15}).to_csv(p, index=False)
+    with pytest.raises(DataError, match=r"n.csv, lines 2, 3, .*: column 'text' holds numbers, not text \(30 of 30 rows, "
+                                        r"e.g. 0\) in data.train. Is it the right column\? The others: id, label."):
+        load(str(p))
+    j = tmp_path / "m.jsonl"
+    j.write_text("".join(json.dumps({"text": i if i == 4 else f"words {i}", "label": "ab"[i % 2]}) + "\n"
+                         for i in range(30)))
+    with pytest.raises(DataError, match=r"m.jsonl, line 5: column 'text' holds numbers, not text \(1 of 30 rows"):
+        load(str(j))
+
+
+def test_messages_after_the_automatic_split_name_the_files_own_lines(tmp_path):
+    rows = [(f"text about sport number {i} goal team", "ab"[i % 2]) for i in range(300)]
+    p = tmp_path / "dup.csv"
+    pd.DataFrame(rows + rows[:2], columns=["text", "label"]).to_csv(p, index=False)  # copies at lines 302, 303
+    _, splits = load(str(p))
+    (warning,) = [w for w in splits.report["warnings"] if "duplicate" in w]
+    assert "dup.csv, lines 302, 303)" in warning  # duplicates stay together in train, whose rows were renumbered
+    with pytest.raises(DataError, match=r"train split: 2 exact duplicate texts \(.*dup.csv, lines 302, 303\)"):
+        load(str(p), duplicates="error")
+
+
 def test_labels_only_in_evaluation_splits(tmp_path):
     df = frame()
     test = df.iloc[:10].copy()

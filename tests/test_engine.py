@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -325,3 +326,75 @@ def test_the_last_step_logs_its_loss_even_off_the_logging_interval(tiny_bert, cl
     assert logged == [1, 5, 8]
     err = capsys.readouterr().err
     assert err.count(" 8/8 ") == 1 and "8/8 epoch" in err and "loss" in err.split(" 8/8 ")[1].splitlines()[0]
+
+
+def test_the_run_config_names_local_files_by_absolute_path(tiny_bert, clf_csv, tmp_path, monkeypatch):
+    """config.yaml (and a %%finetune cell copied from it) re-runs from any folder: a notebook's kernel
+    works in the notebook's own folder. Aliases and hub ids stay as they are."""
+    import shutil
+
+    import yaml
+
+    from workbench.engine.run import local_paths_absolute
+    from workbench.config import resolve
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    shutil.copytree(tiny_bert, project / "model")
+    shutil.copy(clf_csv, project / "data" / "a.csv")
+    monkeypatch.chdir(project)
+    cfg = tiny_config(Path("model"), Path("data/a.csv"), Path("runs"), epochs=1, max_steps=2)
+    cfg.update(baseline=False)
+    cfg["data"].update(validation="data/*.csv", overlap="warn")
+    run = finetune(cfg, progress=False)
+    saved = yaml.safe_load((run.dir / "config.yaml").read_text())
+    assert saved["model"] == str(project / "model") and saved["runs_dir"] == str(project / "runs")
+    assert saved["data"]["train"] == str(project / "data" / "a.csv")
+    assert saved["data"]["validation"] == str(project / "data" / "*.csv")
+    kept = local_paths_absolute(resolve(inline={"model": "minilm", "data": {"train": "bbc-news", "test": "nowhere.csv"}}))
+    assert (kept.model, kept.data.train, kept.data.test) == ("minilm", "bbc-news", "nowhere.csv")
+
+
+def test_a_max_length_past_the_models_positions_is_capped_and_said(tiny_bert, tmp_path):
+    """The tiny BERT has 128 positions; texts of 200 words at max_length 256 used to fail mid-run
+    (a tensor size RuntimeError). The run trains at 128, says so, and records what was asked."""
+    import csv
+
+    import yaml
+
+    from builders import FILLER, TOPICS
+    from workbench.events import Phase
+
+    data = tmp_path / "long.csv"
+    with open(data, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(60):
+            label = list(TOPICS)[i % 3]
+            w.writerow([" ".join((TOPICS[label].split() + FILLER)[(i + k) % 20] for k in range(200)) + f" {i}", label])
+    phases = []
+    cfg = tiny_config(tiny_bert, data, tmp_path / "runs", epochs=1, max_steps=2, max_length=256, precision="fp16")
+    cfg.update(baseline=False)
+    run = finetune(cfg, progress=False, sinks=[lambda e: isinstance(e, Phase) and phases.append((e.name, e.detail))])
+    assert run.status == "completed"
+    assert ("adjusted", "train.max_length: 256 -> 128: the model takes at most 128 tokens per sequence "
+                        "(its position embeddings)") in phases
+    assert run.info["adjusted"]["train.max_length"] == {
+        "asked": 256, "used": 128, "why": "the model takes at most 128 tokens per sequence (its position embeddings)"}
+    assert yaml.safe_load((run.dir / "config.yaml").read_text())["train"]["max_length"] == 128  # the config that ran
+    # fp16 has no CPU kernels: the run says which precision it took instead
+    assert any(name == "precision" and detail.startswith("train.precision fp16 is not available on this cpu")
+               for name, detail in phases)
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused(tiny_bert, clf_csv, tmp_path):
+    import shutil
+
+    from workbench.errors import ModelError
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_bert / name, bare / name)
+    with pytest.raises(ModelError, match=r"model: .*bare has no tokenizer files \(tokenizer.json"):
+        finetune(tiny_config(bare, clf_csv, tmp_path / "runs", epochs=1, max_steps=1), progress=False)

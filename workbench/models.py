@@ -56,15 +56,44 @@ def load_kwargs(cfg: Any) -> dict:
     return kw
 
 
+# any of these makes a folder's tokenizer; transformers 5 builds an empty one (five special tokens,
+# every word unknown) from a folder that has none, and training on it "works"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
 def load_tokenizer(cfg: Any):
     from transformers import AutoTokenizer
 
     path = resolve_model(cfg.model)
+    folder = Path(path)
+    if folder.is_dir() and (folder / "config.json").exists() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise ModelError(f"model: {cfg.model} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...). Save the "
+                         "tokenizer next to the weights: AutoTokenizer.from_pretrained(<source>).save_pretrained(<folder>).")
     try:
         tok = AutoTokenizer.from_pretrained(path, **load_kwargs(cfg))
     except OSError as e:
         raise ModelError(f"model: could not load a tokenizer for '{cfg.model}': {e}") from None
     return tok
+
+
+def max_positions(cfg: Any, tokenizer: Any) -> int | None:
+    """The most tokens one sequence of the model can take: its position table (less RoBERTa-style
+    models' offset, which their tokenizers' ``model_max_length`` states), None when unknown."""
+    from transformers import AutoConfig
+
+    limits = []
+    length = getattr(tokenizer, "model_max_length", None)
+    if isinstance(length, int) and 0 < length < 1_000_000:  # unset is a huge placeholder (1e30)
+        limits.append(length)
+    try:
+        conf = AutoConfig.from_pretrained(resolve_model(cfg.model), **load_kwargs(cfg))
+    except (OSError, ValueError):
+        conf = None
+    positions = getattr(conf, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    return min(limits) if limits else None
 
 
 def load_model(cfg: Any, auto_class: Any, **kwargs: Any):

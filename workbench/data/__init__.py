@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .loaders import load_frame, where
+from .loaders import POSITION_COLUMN, load_frame, where
 
 __all__ = ["Splits", "load_splits", "load_frame", "where", "require_columns", "DataError"]
 
@@ -55,6 +55,17 @@ def empty_text_rows(series: pd.Series) -> list[int]:
 
 
 def check_texts(frame: pd.DataFrame, column: str, field_name: str) -> None:
+    numbers = [i for i, v in enumerate(frame[column].tolist())
+               if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and not pd.isna(v)]
+    if numbers:
+        others = [str(c) for c in frame.columns if c != column]
+        raise DataError(
+            f"{where(frame, numbers)}: column '{column}' holds numbers, not text ({len(numbers)} of {len(frame)} "
+            f"rows, e.g. {frame[column].iloc[numbers[0]]}) in {field_name}. Is it the right column? The others: "
+            f"{', '.join(others) or 'none'}. To train on numbers as text, pass strings: quote them in JSON, or "
+            f"give a DataFrame with df['{column}'] = df['{column}'].astype(str).",
+            [{"kind": "numeric_text", "file": frame.attrs.get("source"), "column": column, "rows": numbers[:100],
+              "count": len(numbers)}])
     rows = empty_text_rows(frame[column])
     if rows:
         raise DataError(
@@ -133,6 +144,12 @@ def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
         if check:
             check(name, frame)
 
+    for frame in frames.values():
+        # each row keeps its place in its file through splitting, sampling and dropping, so later
+        # messages (duplicates, overlap, a task's checks on a split) name the file's own lines
+        if frame is not None and not frame.attrs.get("location_column"):
+            frame[POSITION_COLUMN] = np.arange(len(frame))
+            frame.attrs["position_column"] = POSITION_COLUMN
     report: dict[str, Any] = {"sources": {n: (f.attrs.get("source") if f is not None else None)
                                           for n, f in frames.items()}, "warnings": [], "dropped": {}}
     train = frames["train"]

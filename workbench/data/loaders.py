@@ -242,11 +242,17 @@ def _load_hub(ref: str, field: str) -> pd.DataFrame:
     return frame
 
 
+# a column load_splits adds to frames read from files: each row's 0-based place in its file
+POSITION_COLUMN = "_workbench_row"
+
+
 def where(frame: pd.DataFrame, rows: list[int], limit: int = 8) -> str:
     """'data.csv, lines 3, 7 and 12' for 0-based positions in ``frame``."""
     offset = frame.attrs.get("row_offset", 0)
     word = frame.attrs.get("row_word", "row")
-    shown = [str(int(r) + offset) for r in rows[:limit]]
+    position = frame.attrs.get("position_column")
+    places = frame[position] if position and position in frame.columns else None  # the rows' places in their file
+    shown = [str(int(r if places is None else places.iloc[int(r)]) + offset) for r in rows[:limit]]
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     location = frame.attrs.get("location_column")
     if location and location in frame.columns:  # rows that know their own place ("line 57", "a.txt line 3")

@@ -24,7 +24,7 @@ from ..config import RunConfig
 from ..data import fingerprint
 from ..errors import ConfigError, RunError, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
-from ..models import apply_freeze, count_parameters, load_tokenizer, resolve_model
+from ..models import apply_freeze, count_parameters, load_tokenizer, max_positions, resolve_model
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso
 from .device import choose_device, choose_precision, hardware, versions
 from .trainer import EventBridge, trainer_class, training_arguments
@@ -36,6 +36,7 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
 
     Errors are recorded in run.json and re-raised; KeyboardInterrupt leaves status ``interrupted``.
     """
+    cfg = local_paths_absolute(cfg)
     run_dir = run_dir or RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
     emit = Emitter([MetricsWriter(run_dir), *(sinks or [])])
     atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
@@ -59,6 +60,44 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
         emit(RunFailed(status="failed", error=f"{type(e).__name__}: {e}"))
         raise
     return run_dir
+
+
+def local_paths_absolute(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its local files and folders (model, data, resume_from, runs_dir) named by absolute
+    path, so that the run's config.yaml, and a %%finetune cell copied from it, re-run from any folder
+    (a notebook's kernel works in the notebook's own folder). Aliases, hub ids and in-memory data are
+    left as they are; a relative path that exists nowhere is left for the run to report."""
+    import glob
+    from dataclasses import replace
+
+    from ..data.loaders import ALIASES as DATA_ALIASES
+    from ..models import ALIASES as MODEL_ALIASES
+
+    def absolute(ref: Any, aliases: Any = ()) -> Any:
+        if not isinstance(ref, str) or not ref or ref in aliases:
+            return ref
+        path = Path(ref).expanduser()
+        if path.is_absolute() or not (path.exists() or glob.glob(ref)):
+            return ref
+        return os.path.abspath(path)
+
+    data = replace(cfg.data, **{split: absolute(getattr(cfg.data, split), DATA_ALIASES)
+                                for split in ("train", "validation", "test")})
+    return replace(cfg, model=absolute(cfg.model, MODEL_ALIASES), data=data,
+                   train=replace(cfg.train, resume_from=absolute(cfg.train.resume_from)),
+                   runs_dir=os.path.abspath(Path(cfg.runs_dir).expanduser()))
+
+
+def _adjust(cfg: RunConfig, run_dir: RunDir, emit: Emitter, key: str, value: Any, why: str) -> None:
+    """Change one setting the run cannot use as given, say so, and keep config.yaml the config that ran
+    (run.json's ``adjusted`` keeps what was asked)."""
+    section, name = key.split(".")
+    asked = getattr(getattr(cfg, section), name)
+    setattr(getattr(cfg, section), name, value)
+    emit(Phase("adjusted", f"{key}: {asked} -> {value}: {why}"))
+    adjusted = {**(run_dir.read_info().get("adjusted") or {}), key: {"asked": asked, "used": value, "why": why}}
+    atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
+    run_dir.update_info(adjusted=adjusted, config_hash=cfg.hash())
 
 
 def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None, where: str) -> bool:
@@ -94,6 +133,11 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     # 2. tokenizer and tokens (no padding here: the collator pads each batch to its longest text)
     resolve_model(cfg.model)
     tokenizer = load_tokenizer(cfg)
+    limit = max_positions(cfg, tokenizer)
+    if limit and cfg.train.max_length > limit:
+        # longer sequences would index past the model's position table (a RuntimeError mid-run)
+        _adjust(cfg, run_dir, emit, "train.max_length", limit,
+                f"the model takes at most {limit} tokens per sequence (its position embeddings)")
     datasets = task.tokenize(splits, tokenizer)
     train_report = task.length_report.get("train", {})
     if train_report.get("truncated"):
@@ -110,6 +154,9 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         return
     device = choose_device()
     precision = choose_precision(cfg.train.precision, device)
+    if cfg.train.precision not in ("auto", precision):
+        emit(Phase("precision", f"train.precision {cfg.train.precision} is not available on this {device}; "
+                                f"training in {precision}"))
     task.pad_to_multiple_of = 8 if device == "cuda" else None
 
     # 3. baseline: the base model on the same test split, before any training

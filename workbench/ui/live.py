@@ -109,8 +109,8 @@ class LiveState:
             self.records.append(event.to_record())
             self.curve_version += 1
         elif isinstance(event, Phase):
-            if event.name == "data warning":
-                self.warnings.append(event.detail)
+            if event.name in ("data warning", "adjusted", "precision"):  # kept in view, not replaced by the next phase
+                self.warnings.append(f"{'data' if event.name == 'data warning' else event.name}: {event.detail}")
             else:
                 self.phase = f"{event.name}: {event.detail}" if event.detail else event.name
         elif isinstance(event, RunStarted):
@@ -170,8 +170,7 @@ class LiveState:
         parts.append(stats_html)
         parts.append(self.evals_html())
         if self.warnings:
-            parts.append("<div style='color:#b45309'>" + "<br>".join(f"data: {esc(w)}" for w in self.warnings[:5])
-                         + "</div>")
+            parts.append("<div style='color:#b45309'>" + "<br>".join(esc(w) for w in self.warnings[:5]) + "</div>")
         parts.append(self.outcome_html(summary))
         parts.append("</div>")
         return styled("".join(parts))
