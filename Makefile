@@ -39,8 +39,13 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test $(LABEXT) $(CHROMIUM)
 
+# pip's editable install copied the labextension into .venv when it ran; a rebuild refreshes that copy,
+# which is what `jupyter lab` from .venv serves
+LABEXT_INSTALLED := $(VENV)/share/jupyter/labextensions/workbench-lab
 $(LABEXT): $(LABEXT_SOURCES) | $(VENV)/.installed-test
 	cd extension && $(JLPM) install && $(JLPM) build:prod
+	rm -rf $(LABEXT_INSTALLED)/static && mkdir -p $(LABEXT_INSTALLED)
+	cp -R workbench/labextension/. $(LABEXT_INSTALLED)/
 	touch $@
 
 $(CHROMIUM):

@@ -30,10 +30,13 @@ export interface IRunSummary {
   created_at?: string;
   started_at?: string;
   finished_at?: string;
+  updated_at?: string;
   error?: string | null;
   main_metric?: string | null;
   value?: number | null;
   baseline?: number | null;
+  /** Whether a higher main metric is better (eval.json's word, else by the metric's name). */
+  greater_is_better?: boolean | null;
   progress?: IProgress;
   lab_path?: string | null;
   has_report?: boolean;
@@ -47,6 +50,9 @@ export interface IRunsPage {
   offset: number;
   limit: number;
   counts: Record<string, number>;
+  /** The largest `limit` the server accepts. */
+  max_limit?: number;
+  runs_dir_exists?: boolean;
 }
 
 export interface IEval {
@@ -63,6 +69,8 @@ export interface IRunDetail {
   info: Record<string, unknown> | null;
   config: string;
   eval: IEval | null;
+  /** For each metric of `eval`, whether a higher value is better. */
+  greater_is_better?: Record<string, boolean>;
 }
 
 export interface IMetricRecord {
@@ -101,6 +109,7 @@ export interface IInfo {
   version: string;
   runs_dir: string;
   runs_dir_exists: boolean;
+  max_limit?: number;
 }
 
 /** What the views need from the server; the sidebar and detail models take any implementation. */
@@ -142,15 +151,24 @@ export class WorkbenchAPI implements IWorkbenchAPI {
     );
   }
 
+  /**
+   * One JSON request. With `revalidate`, a GET sends the ETag of the last answer to the same URL
+   * and a 304 (nothing changed) gives that answer again without downloading it.
+   */
   private async request<T>(
     parts: string[],
     init: RequestInit = {},
-    query: Record<string, string | number> = {}
+    query: Record<string, string | number> = {},
+    revalidate = false
   ): Promise<T> {
     const params = Object.entries(query)
       .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
       .join('&');
     const url = this.url(...parts) + (params ? `?${params}` : '');
+    const cached = revalidate ? this._lastAnswers.get(url) : undefined;
+    if (cached) {
+      init = { ...init, headers: { 'If-None-Match': cached.etag } };
+    }
     let response: Response;
     try {
       response = await ServerConnection.makeRequest(
@@ -160,6 +178,9 @@ export class WorkbenchAPI implements IWorkbenchAPI {
       );
     } catch (error) {
       throw new WorkbenchAPIError(`cannot reach the server: ${error}`, 0);
+    }
+    if (cached && response.status === 304) {
+      return cached.data as T;
     }
     const text = await response.text();
     let data: any = null;
@@ -171,11 +192,20 @@ export class WorkbenchAPI implements IWorkbenchAPI {
       }
     }
     if (!response.ok) {
+      this._lastAnswers.delete(url);
       const message =
         (data && typeof data.message === 'string' && data.message) ||
         response.statusText ||
         `HTTP ${response.status}`;
       throw new WorkbenchAPIError(message, response.status);
+    }
+    if (revalidate) {
+      const etag = response.headers.get('ETag');
+      if (etag) {
+        this._lastAnswers.set(url, { etag, data });
+      } else {
+        this._lastAnswers.delete(url);
+      }
     }
     return data as T;
   }
@@ -185,11 +215,11 @@ export class WorkbenchAPI implements IWorkbenchAPI {
   }
 
   listRuns(offset = 0, limit = 100): Promise<IRunsPage> {
-    return this.request<IRunsPage>(['runs'], {}, { offset, limit });
+    return this.request<IRunsPage>(['runs'], {}, { offset, limit }, true);
   }
 
   getRun(id: string): Promise<IRunDetail> {
-    return this.request<IRunDetail>(['runs', id]);
+    return this.request<IRunDetail>(['runs', id], {}, {}, true);
   }
 
   getMetrics(id: string, offset: number): Promise<IMetricsChunk> {
@@ -219,4 +249,6 @@ export class WorkbenchAPI implements IWorkbenchAPI {
   reportUrl(id: string): string {
     return this.url('runs', id, 'report');
   }
+
+  private readonly _lastAnswers = new Map<string, { etag: string; data: unknown }>();
 }

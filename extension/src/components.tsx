@@ -6,15 +6,19 @@ import * as React from 'react';
 
 import { IEval, IRunDetail, IRunSummary } from './api';
 import {
+  deltaDirection,
+  deltaTitle,
   displayName,
   formatAge,
   formatDelta,
   formatDuration,
   formatMetric,
   formatProgress,
+  formatTick,
   isActive,
   metricVsBaseline,
-  progressFraction
+  progressFraction,
+  runSeconds
 } from './format';
 import { extent, linePath, Point, RunSeries, sparklinePath, ticks } from './series';
 
@@ -52,6 +56,28 @@ export function Sparkline(props: { values: number[]; width?: number; height?: nu
   );
 }
 
+/** A signed delta vs the baseline, green when better, red when worse, plain when unchanged. */
+export function Delta(props: {
+  value: unknown;
+  baseline: unknown;
+  greaterIsBetter: boolean | null | undefined;
+  parens?: boolean;
+}): JSX.Element | null {
+  const text = formatDelta(props.value, props.baseline);
+  if (!text) {
+    return null;
+  }
+  const direction = deltaDirection(props.value, props.baseline, props.greaterIsBetter);
+  return (
+    <span
+      className={`jp-wb-delta${direction ? ` jp-wb-delta-${direction}` : ''}`}
+      title={deltaTitle(direction, props.greaterIsBetter) || undefined}
+    >
+      {props.parens ? `(${text})` : text}
+    </span>
+  );
+}
+
 export interface IRunRowProps {
   run: IRunSummary;
   selected: boolean;
@@ -62,7 +88,6 @@ export interface IRunRowProps {
 export function RunRow(props: IRunRowProps): JSX.Element {
   const { run, now } = props;
   const metric = metricVsBaseline(run);
-  const delta = formatDelta(run.value, run.baseline);
   const active = isActive(run.status);
   const subtitle = [run.task, run.model].filter(Boolean).join(' · ');
   return (
@@ -80,7 +105,9 @@ export function RunRow(props: IRunRowProps): JSX.Element {
       }}
     >
       <div className="jp-wb-run-title">
-        <span className="jp-wb-run-name">{displayName(run)}</span>
+        <span className="jp-wb-run-name" title={displayName(run)}>
+          {displayName(run)}
+        </span>
         <StatusBadge status={run.status} />
       </div>
       <div className="jp-wb-run-sub">
@@ -99,8 +126,8 @@ export function RunRow(props: IRunRowProps): JSX.Element {
           )}
           {metric && (
             <div className="jp-wb-run-metric">
-              {metric}
-              {delta && <span className="jp-wb-delta"> ({delta})</span>}
+              {metric}{' '}
+              <Delta value={run.value} baseline={run.baseline} greaterIsBetter={run.greater_is_better} parens />
             </div>
           )}
           {run.error && run.status !== 'completed' && <div className="jp-wb-run-error">{run.error}</div>}
@@ -117,6 +144,12 @@ export interface IRunsListProps {
   loaded: boolean;
   error: string | null;
   runsDir: string;
+  /** False when the runs folder does not exist (yet). */
+  runsDirExists?: boolean;
+  /** Runs one "Show more" adds. */
+  pageSize?: number;
+  /** The most runs the server lists at once. */
+  maxRuns?: number;
   selected: string | null;
   now?: Date;
   onSelect: (id: string) => void;
@@ -126,13 +159,20 @@ export interface IRunsListProps {
 
 export function RunsList(props: IRunsListProps): JSX.Element {
   const now = props.now ?? new Date();
+  const runsDir = props.runsDir || 'runs/';
   let body: JSX.Element;
   if (!props.loaded && !props.error) {
     body = <div className="jp-wb-empty">Loading runs…</div>;
+  } else if (!props.runs.length && props.loaded && props.runsDirExists === false) {
+    body = (
+      <div className="jp-wb-empty">
+        The runs folder <code>{runsDir}</code> does not exist yet; runs started from this server will create it.
+      </div>
+    );
   } else if (!props.runs.length) {
     body = (
       <div className="jp-wb-empty">
-        No runs yet in <code>{props.runsDir || 'runs/'}</code>. Start one from a fine-tuning notebook (File → New
+        No runs yet in <code>{runsDir}</code>. Start one from a fine-tuning notebook (File → New
         Launcher → Fine-tuning) or with <code>%%finetune</code>.
       </div>
     );
@@ -145,26 +185,36 @@ export function RunsList(props: IRunsListProps): JSX.Element {
       </ul>
     );
   }
-  const more = props.total - props.runs.length;
+  const shown = props.runs.length;
+  const more = props.total - shown;
+  const maxRuns = props.maxRuns ?? 1000;
+  const next = Math.min(more, props.pageSize ?? 100, maxRuns - shown);
   return (
     <div className="jp-wb-panel">
-      <header className="jp-wb-header">
-        <h2>Fine-tuning runs</h2>
-        <button className="jp-wb-button jp-wb-refresh" title="Refresh" onClick={props.onRefresh}>
-          ↻
-        </button>
-      </header>
-      <div className="jp-wb-subheader">
-        <span>
-          {props.total} run{props.total === 1 ? '' : 's'} in <code>{props.runsDir || 'runs/'}</code>
-        </span>
+      <div className="jp-wb-top">
+        <header className="jp-wb-header">
+          <h2>Fine-tuning runs</h2>
+          <button className="jp-wb-button jp-wb-refresh" title="Refresh" onClick={props.onRefresh}>
+            ↻
+          </button>
+        </header>
+        <div className="jp-wb-subheader">
+          <span>
+            {props.total} run{props.total === 1 ? '' : 's'} in <code>{runsDir}</code>
+          </span>
+        </div>
+        {props.error && <div className="jp-wb-error">Cannot list runs: {props.error}</div>}
       </div>
-      {props.error && <div className="jp-wb-error">Cannot list runs: {props.error}</div>}
       {body}
-      {more > 0 && (
+      {more > 0 && shown > 0 && next > 0 && (
         <button className="jp-wb-button jp-wb-more" onClick={props.onShowMore}>
-          Show {Math.min(more, 100)} more of {more}
+          Show {next} more ({shown} of {props.total} shown)
         </button>
+      )}
+      {more > 0 && shown > 0 && next <= 0 && (
+        <div className="jp-wb-empty jp-wb-capped">
+          Showing the newest {shown} of {props.total} runs; the sidebar lists at most {maxRuns}.
+        </div>
       )}
     </div>
   );
@@ -199,13 +249,13 @@ export function LineChart(props: IChartProps): JSX.Element | null {
           <g key={`y${t}`} className="jp-wb-tick">
             <line x1={m.left} x2={width - m.right} y1={y(t)} y2={y(t)} />
             <text x={m.left - 4} y={y(t) + 3} textAnchor="end">
-              {formatMetric(t)}
+              {formatTick(t)}
             </text>
           </g>
         ))}
         {ticks(scale.x0, scale.x1).map(t => (
           <text key={`x${t}`} className="jp-wb-tick" x={x(t)} y={height - 6} textAnchor="middle">
-            {formatMetric(t)}
+            {formatTick(t)}
           </text>
         ))}
         <g transform={`translate(${m.left},${m.top})`}>
@@ -227,8 +277,12 @@ export function LineChart(props: IChartProps): JSX.Element | null {
   );
 }
 
-export function MetricsTable(props: { evaluation: IEval }): JSX.Element | null {
+export function MetricsTable(props: {
+  evaluation: IEval;
+  greaterIsBetter?: Record<string, boolean>;
+}): JSX.Element | null {
   const ev = props.evaluation;
+  const directions = props.greaterIsBetter ?? {};
   const finetuned = ev.finetuned || {};
   const baseline = ev.baseline || {};
   const names = Array.from(new Set([...Object.keys(finetuned), ...Object.keys(baseline)])).filter(
@@ -254,7 +308,9 @@ export function MetricsTable(props: { evaluation: IEval }): JSX.Element | null {
             <td>{n}</td>
             <td>{formatMetric(finetuned[n])}</td>
             <td>{formatMetric(baseline[n])}</td>
-            <td>{formatDelta(finetuned[n], baseline[n])}</td>
+            <td>
+              <Delta value={finetuned[n]} baseline={baseline[n]} greaterIsBetter={directions[n]} />
+            </td>
           </tr>
         ))}
       </tbody>
@@ -262,19 +318,13 @@ export function MetricsTable(props: { evaluation: IEval }): JSX.Element | null {
   );
 }
 
-function seconds(a?: string, b?: string): number {
-  if (!a) {
-    return NaN;
-  }
-  const end = b ? new Date(b).getTime() : Date.now();
-  return (end - new Date(a).getTime()) / 1000;
-}
-
 export interface IRunDetailProps {
   detail: IRunDetail | null;
   series: RunSeries;
   error: string | null;
   stopRequested: boolean;
+  /** The run no longer exists on the server. */
+  gone?: boolean;
   now?: Date;
   onOpenReport: () => void;
   onOpenNotebook: () => void;
@@ -285,6 +335,20 @@ export interface IRunDetailProps {
 
 export function RunDetailView(props: IRunDetailProps): JSX.Element {
   const { detail, series } = props;
+  if (props.gone) {
+    return (
+      <div className="jp-wb-detail">
+        {detail && (
+          <header className="jp-wb-detail-header">
+            <h1>{displayName(detail.run)}</h1>
+          </header>
+        )}
+        <div className="jp-wb-empty jp-wb-gone">
+          This run no longer exists: it was deleted or moved out of the runs folder.
+        </div>
+      </div>
+    );
+  }
   if (!detail) {
     return (
       <div className="jp-wb-detail">
@@ -294,7 +358,7 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
   }
   const run = detail.run;
   const active = isActive(run.status);
-  const duration = formatDuration(seconds(run.started_at, active ? undefined : run.finished_at));
+  const duration = formatDuration(runSeconds(run, props.now));
   const facts = [
     run.task,
     run.model,
@@ -345,7 +409,7 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
       {detail.eval && (
         <section>
           <h3>Final metrics vs baseline</h3>
-          <MetricsTable evaluation={detail.eval} />
+          <MetricsTable evaluation={detail.eval} greaterIsBetter={detail.greater_is_better} />
         </section>
       )}
       <section className="jp-wb-curves">

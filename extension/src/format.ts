@@ -52,10 +52,31 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
 
-/** A metric value: 4 significant digits, or an em dash when absent. */
+/**
+ * A metric value as the reports print it: 4 decimals ("0.9685", "1.0000"); one decimal from a
+ * thousand on ("2345.7"), an exponent from a million on and for tiny values; an em dash when absent.
+ */
 export function formatMetric(value: unknown): string {
   if (typeof value !== 'number' || !isFinite(value)) {
     return '—';
+  }
+  const size = Math.abs(value);
+  if (size >= 1e6) {
+    return value.toExponential(3);
+  }
+  if (size >= 1e3) {
+    return value.toFixed(1);
+  }
+  if (value !== 0 && size < 1e-4) {
+    return value.toExponential(2);
+  }
+  return value.toFixed(4);
+}
+
+/** An axis tick: 4 significant digits, no trailing zeros ("0.5", "1.2e-5", "200"). */
+export function formatTick(value: number): string {
+  if (!isFinite(value)) {
+    return '';
   }
   if (value !== 0 && Math.abs(value) < 1e-3) {
     return Number(value.toPrecision(3)).toExponential();
@@ -63,7 +84,7 @@ export function formatMetric(value: unknown): string {
   return Number(value.toPrecision(4)).toString();
 }
 
-/** The signed difference, e.g. "+0.755"; empty when either side is missing. */
+/** The signed difference, e.g. "+0.7550" or "−0.0417"; empty when either side is missing. */
 export function formatDelta(value: unknown, baseline: unknown): string {
   if (
     typeof value !== 'number' ||
@@ -78,6 +99,42 @@ export function formatDelta(value: unknown, baseline: unknown): string {
   return d >= 0 ? `+${text}` : `−${text}`;
 }
 
+export type DeltaDirection = 'better' | 'worse' | 'same';
+
+/**
+ * Whether `value` improves on `baseline`, given the metric's direction; null when a side is
+ * missing or the direction is unknown (then the delta is shown without a verdict).
+ */
+export function deltaDirection(
+  value: unknown,
+  baseline: unknown,
+  greaterIsBetter: boolean | null | undefined
+): DeltaDirection | null {
+  if (!formatDelta(value, baseline)) {
+    return null;
+  }
+  const d = (value as number) - (baseline as number);
+  if (d === 0) {
+    return 'same';
+  }
+  if (typeof greaterIsBetter !== 'boolean') {
+    return null;
+  }
+  return d > 0 === greaterIsBetter ? 'better' : 'worse';
+}
+
+/** Words for a delta's tooltip, e.g. "better than the baseline (lower is better)". */
+export function deltaTitle(direction: DeltaDirection | null, greaterIsBetter: boolean | null | undefined): string {
+  if (direction === null) {
+    return '';
+  }
+  if (direction === 'same') {
+    return 'same as the baseline';
+  }
+  const rule = greaterIsBetter ? 'higher is better' : 'lower is better';
+  return `${direction} than the baseline (${rule})`;
+}
+
 /** "accuracy 0.9685 vs 0.2135 baseline" for a list row; empty when the run has no result yet. */
 export function metricVsBaseline(run: IRunSummary): string {
   if (!run.main_metric || typeof run.value !== 'number') {
@@ -88,6 +145,16 @@ export function metricVsBaseline(run: IRunSummary): string {
       ? ` vs ${formatMetric(run.baseline)} baseline`
       : '';
   return `${run.main_metric} ${formatMetric(run.value)}${base}`;
+}
+
+/**
+ * Seconds a run took, or has been running: from its start (else its creation) to its end (else its
+ * last update); NaN when unknown.
+ */
+export function runSeconds(run: IRunSummary, now: Date = new Date()): number {
+  const start = Date.parse(run.started_at || run.created_at || '');
+  const end = isActive(run.status) ? now.getTime() : Date.parse(run.finished_at || run.updated_at || '');
+  return (end - start) / 1000;
 }
 
 /** Fraction of training done in [0, 1], or null when the run reports no total. */

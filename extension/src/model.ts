@@ -8,7 +8,7 @@ import { IDisposable } from '@lumino/disposable';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IRunDetail, IRunSummary, IWorkbenchAPI } from './api';
+import { IRunDetail, IRunsPage, IRunSummary, IWorkbenchAPI, WorkbenchAPIError } from './api';
 import { isActive } from './format';
 import { RunSeries } from './series';
 
@@ -111,6 +111,9 @@ abstract class PollingModel implements IDisposable {
   private readonly _poll: Poll;
 }
 
+/** The largest page of runs the server takes unless it says otherwise (its `max_page_size`). */
+export const DEFAULT_MAX_LIMIT = 1000;
+
 /** The runs listing shown in the sidebar. */
 export class RunsListModel extends PollingModel {
   constructor(
@@ -118,8 +121,8 @@ export class RunsListModel extends PollingModel {
     options: IPollOptions & { pageSize?: number } = {}
   ) {
     super(options);
-    this._limit = options.pageSize ?? 100;
-    this._pageSize = this._limit;
+    this._pageSize = options.pageSize ?? 100;
+    this._limit = Math.min(this._pageSize, this._maxLimit);
   }
 
   get runs(): ReadonlyArray<IRunSummary> {
@@ -138,6 +141,25 @@ export class RunsListModel extends PollingModel {
     return this._loaded;
   }
 
+  /** How many of the newest runs are asked for. */
+  get limit(): number {
+    return this._limit;
+  }
+
+  get pageSize(): number {
+    return this._pageSize;
+  }
+
+  /** The most runs the server lists in one page, so the most the sidebar shows. */
+  get maxLimit(): number {
+    return this._maxLimit;
+  }
+
+  /** False when the server says the runs folder does not exist (yet). */
+  get runsDirExists(): boolean {
+    return this._runsDirExists;
+  }
+
   get selected(): string | null {
     return this._selected;
   }
@@ -147,24 +169,49 @@ export class RunsListModel extends PollingModel {
     this._changed.emit();
   }
 
-  /** Show another page of older runs. */
+  /** Show another page of older runs, up to the server's largest page. */
   showMore(): Promise<void> {
-    this._limit += this._pageSize;
+    this._limit = Math.min(this._limit + this._pageSize, this._maxLimit);
     return this.refresh();
   }
 
   protected async load(): Promise<void> {
-    const page = await this.api.listRuns(0, this._limit);
+    let page: IRunsPage;
+    try {
+      page = await this.api.listRuns(0, this._limit);
+    } catch (error) {
+      // a server whose largest page is smaller than the one asked for: learn its limit, ask again
+      if (!(error instanceof WorkbenchAPIError && error.status === 400)) {
+        throw error;
+      }
+      const info = await this.api.info();
+      if (typeof info.max_limit !== 'number' || info.max_limit >= this._limit) {
+        throw error;
+      }
+      this._setMaxLimit(info.max_limit);
+      page = await this.api.listRuns(0, this._limit);
+    }
+    if (typeof page.max_limit === 'number') {
+      this._setMaxLimit(page.max_limit);
+    }
     this._runs = page.runs;
     this._total = page.total;
     this._counts = page.counts ?? {};
+    this._runsDirExists = page.runs_dir_exists ?? true;
     this._loaded = true;
+  }
+
+  private _setMaxLimit(max: number): void {
+    this._maxLimit = Math.max(1, max);
+    this._limit = Math.min(this._limit, this._maxLimit);
   }
 
   private _runs: IRunSummary[] = [];
   private _total = 0;
   private _counts: Record<string, number> = {};
   private _loaded = false;
+  private _runsDirExists = true;
+  private _maxLimit = DEFAULT_MAX_LIMIT;
   private _limit: number;
   private readonly _pageSize: number;
   private _selected: string | null = null;
@@ -207,7 +254,26 @@ export class RunDetailModel extends PollingModel {
     return this._stopRequested;
   }
 
+  /** True once the server no longer has the run (deleted or moved): polling stops. */
+  get gone(): boolean {
+    return this._gone;
+  }
+
   protected async load(): Promise<void> {
+    try {
+      await this._load();
+      this._gone = false;
+    } catch (error) {
+      if (!(error instanceof WorkbenchAPIError && error.status === 404)) {
+        throw error;
+      }
+      this._gone = true;
+      this._stopRequested = false;
+      this.stopPolling();
+    }
+  }
+
+  private async _load(): Promise<void> {
     const detail = await this.api.getRun(this.id);
     for (let i = 0; i < 50; i++) {
       const chunk = await this.api.getMetrics(this.id, this._offset);
@@ -231,4 +297,5 @@ export class RunDetailModel extends PollingModel {
   private readonly _series = new RunSeries();
   private _offset = 0;
   private _stopRequested = false;
+  private _gone = false;
 }

@@ -50,6 +50,9 @@ export class RunsSidebar extends PollingView<RunsListModel> {
             loaded={this.model.loaded}
             error={this.model.error}
             runsDir={this._options.runsDir()}
+            runsDirExists={this.model.runsDirExists}
+            pageSize={this.model.pageSize}
+            maxRuns={this.model.maxLimit}
             selected={this.model.selected}
             onSelect={id => {
               this.model.selected = id;
@@ -85,6 +88,10 @@ export class RunDetailWidget extends PollingView<RunDetailModel> {
     const run = this.model.run;
     if (run) {
       this.title.label = `Run: ${run.name || run.id}`;
+    }
+    if (this.model.gone) {
+      this.title.caption = `${this.model.id} (no longer exists)`;
+    } else if (run) {
       this.title.caption = `${run.id} (${run.status})`;
     }
   }
@@ -99,6 +106,7 @@ export class RunDetailWidget extends PollingView<RunDetailModel> {
             series={m.series}
             error={m.error}
             stopRequested={m.stopRequested}
+            gone={m.gone}
             onOpenReport={() => this._actions.openReport(m)}
             onOpenNotebook={() => this._actions.openNotebook(m)}
             onStop={() => this._actions.stop(m)}

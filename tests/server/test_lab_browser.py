@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,8 @@ def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
         ["running", "completed", "failed", "interrupted", "unknown"]
     done = page.locator(f'li.jp-wb-run[data-run-id="{DONE}"]')
     expect(done).to_contain_text("bbc-news-minilm")
-    expect(done).to_contain_text("accuracy 0.9685 vs 0.2135 baseline (+0.755)")
+    expect(done).to_contain_text("accuracy 0.9685 vs 0.2135 baseline (+0.7550)")
+    expect(done.locator(".jp-wb-delta")).to_have_class(re.compile(r"\bjp-wb-delta-better\b"))
     expect(done.locator("svg.jp-wb-sparkline path")).to_have_attribute("d", re.compile(r"^M[\d.]+,[\d.]+L"))
     expect(page.locator('li.jp-wb-run[data-status="failed"]')).to_contain_text("expected 2 columns")
     expect(page.locator('li.jp-wb-run[data-status="unknown"]')).to_contain_text("corrupt run.json")
@@ -72,8 +74,11 @@ def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
     expect(running).to_contain_text("step 150/200 (75 %)", timeout=15_000)
 
     # polling pauses while the sidebar is hidden, and resumes when it is shown again
-    polls = []
+    polls, statuses = [], []
     page.on("request", lambda r: polls.append(r.url) if "/workbench/api/runs?" in r.url else None)
+    page.on("response", lambda r: statuses.append(r.status) if "/workbench/api/runs?" in r.url else None)
+    page.wait_for_timeout(4000)
+    assert 304 in statuses, statuses  # an unchanged listing is not downloaded again
     page.click('.lm-TabBar-tab[data-id="filebrowser"]')
     page.wait_for_timeout(1000)
     hidden_from = len(polls)
@@ -87,7 +92,23 @@ def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
     done.click()
     detail = page.locator(".jp-wb-detail").filter(has_text="bbc-news-minilm")
     expect(detail.locator("h1")).to_have_text("bbc-news-minilm")
-    expect(detail.locator("table.jp-wb-metrics tbody tr").first).to_contain_text("accuracy0.96850.2135+0.755")
+    expect(detail.locator("table.jp-wb-metrics tbody tr").first).to_contain_text("accuracy0.96850.2135+0.7550")
+    selected = page.locator("li.jp-wb-run.jp-mod-selected")
+    expect(selected).to_have_attribute("data-run-id", DONE)
+    colours = selected.evaluate("""li => {
+        const css = getComputedStyle(document.body);
+        const probe = document.createElement('div');
+        document.body.appendChild(probe);
+        const resolve = v => { probe.style.color = css.getPropertyValue(v); return getComputedStyle(probe).color; };
+        const out = {background: getComputedStyle(li).backgroundColor, brand: resolve('--jp-brand-color1'),
+                     inverse: resolve('--jp-ui-inverse-font-color1'),
+                     texts: [...li.querySelectorAll('.jp-wb-run-name, .jp-wb-run-what, .jp-wb-delta')]
+                         .map(e => getComputedStyle(e).color)};
+        probe.remove();
+        return out;
+    }""")
+    assert colours["background"] == colours["brand"], colours
+    assert set(colours["texts"]) == {colours["inverse"]}, colours
     expect(detail.locator("figcaption")).to_have_text(["training loss", "accuracy during training", "learning rate"])
     expect(detail.locator("pre.jp-wb-config")).to_contain_text("task: text-classification")
     page.screenshot(path=str(tmp_path / "sidebar.png"))
@@ -107,6 +128,14 @@ def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
     page.locator(".jp-Dialog").get_by_role("button", name="Stop run").click()
     expect(live.get_by_role("button", name="Stopping…")).to_be_visible()
     assert run.stop_file.exists()
+
+    # the run is deleted while its tab is open: the tab says so and stops asking for it
+    shutil.rmtree(run.path)
+    expect(live.locator(".jp-wb-gone")).to_have_text(re.compile("^This run no longer exists"), timeout=15_000)
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if f"/workbench/api/runs/{RUNNING}" in r.url else None)
+    page.wait_for_timeout(7000)
+    assert not asked, asked
 
     # launcher card -> a new notebook from the template, opened, with %%finetune shown as YAML
     page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Launcher").click()

@@ -211,6 +211,45 @@ async def test_list_runs_newest_first_with_summaries(seeded, jp_fetch):
     assert failed["status"] == "failed" and "expected 2 columns" in failed["error"]
 
 
+async def test_rows_say_whether_a_higher_main_metric_is_better(seeded, jp_fetch):
+    _, page = await fetch_json(jp_fetch, "runs")
+    by_id = {row["id"]: row for row in page["runs"]}
+    assert by_id[RUN]["greater_is_better"] is True  # accuracy
+    assert by_id["20261123-180000-clinical-mlm-0a0b"]["greater_is_better"] is False  # perplexity, by its name
+    assert "greater_is_better" not in by_id[CORRUPT]
+    # eval.json's own word wins over the name
+    seeded["completed"].eval_json.write_text(json.dumps(
+        {"main_metric": "accuracy", "greater_is_better": False, "finetuned": {"accuracy": 0.5}}), encoding="utf-8")
+    _, page = await fetch_json(jp_fetch, "runs")
+    assert next(r for r in page["runs"] if r["id"] == RUN)["greater_is_better"] is False
+
+
+async def test_detail_gives_each_metric_its_direction(seeded, jp_fetch):
+    _, detail = await fetch_json(jp_fetch, "runs", RUN)
+    assert detail["greater_is_better"] == {"accuracy": True, "f1": True}
+    seeded["completed"].eval_json.write_text(json.dumps(
+        {"main_metric": "perplexity", "greater_is_better": False,
+         "finetuned": {"perplexity": 41.0, "loss": 3.7, "eval_loss": 3.7, "accuracy": 0.4},
+         "baseline": {"perplexity": 30.7, "loss": 3.4, "mse": 0.1}}), encoding="utf-8")
+    _, detail = await fetch_json(jp_fetch, "runs", RUN)
+    assert detail["greater_is_better"] == {"perplexity": False, "loss": False, "eval_loss": False,
+                                           "accuracy": True, "mse": False}
+    assert detail["run"]["greater_is_better"] is False
+    _, detail = await fetch_json(jp_fetch, "runs", FAILED)
+    assert detail["greater_is_better"] == {} and detail["run"]["greater_is_better"] is True  # f1, no eval.json yet
+
+
+async def test_unchanged_listing_is_a_304(seeded, jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
+    r = await raw(http_server_client, jp_base_url, "runs?limit=100", headers=dict(jp_auth_header))
+    etag = r.headers["Etag"]
+    assert r.code == 200 and etag
+    r = await raw(http_server_client, jp_base_url, "runs?limit=100", headers={**jp_auth_header, "If-None-Match": etag})
+    assert r.code == 304 and not r.body
+    seeded["running"].update_info(progress={"step": 61, "total_steps": 200})
+    r = await raw(http_server_client, jp_base_url, "runs?limit=100", headers={**jp_auth_header, "If-None-Match": etag})
+    assert r.code == 200 and r.headers["Etag"] != etag and b"support-tickets" in r.body
+
+
 async def test_corrupt_run_gets_an_error_field_not_a_500(seeded, jp_fetch, jp_root_dir):
     r, page = await fetch_json(jp_fetch, "runs")
     row = next(row for row in page["runs"] if row["id"] == CORRUPT)
@@ -233,6 +272,11 @@ async def test_pagination(seeded, jp_fetch):
     _, page = await fetch_json(jp_fetch, "runs", params={"offset": "1", "limit": "2"})
     assert [r["id"] for r in page["runs"]] == [RUN, FAILED]
     assert (page["total"], page["offset"], page["limit"]) == (5, 1, 2)
+    assert page["max_limit"] == 1000 and page["runs_dir_exists"] is True
+    _, page = await fetch_json(jp_fetch, "runs", params={"limit": "1000"})
+    assert len(page["runs"]) == 5
+    _, info = await fetch_json(jp_fetch, "info")
+    assert info["max_limit"] == 1000
     _, page = await fetch_json(jp_fetch, "runs", params={"offset": "10"})
     assert page["runs"] == [] and page["total"] == 5
 
@@ -245,6 +289,19 @@ async def test_bad_pagination_is_a_400(seeded, jp_fetch, params):
     assert json.loads(e.value.response.body)["message"]
 
 
+@pytest.mark.parametrize("jp_server_config", [
+    {"ServerApp": {"jpserver_extensions": {"workbench.server": True, "jupyter_server_terminals": False}},
+     "WorkbenchServer": {"max_page_size": 3}}])
+async def test_pages_report_the_configured_maximum(seeded, jp_fetch):
+    _, page = await fetch_json(jp_fetch, "runs", params={"limit": "3"})
+    assert page["max_limit"] == 3 and len(page["runs"]) == 3 and page["total"] == 5
+    _, info = await fetch_json(jp_fetch, "info")
+    assert info["max_limit"] == 3
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", params={"limit": "4"})
+    assert e.value.code == 400
+
+
 async def test_listing_follows_changes(seeded, jp_fetch):
     _, page = await fetch_json(jp_fetch, "runs")
     before = next(r for r in page["runs"] if r["id"] == RUNNING)
@@ -255,12 +312,36 @@ async def test_listing_follows_changes(seeded, jp_fetch):
     _, page = await fetch_json(jp_fetch, "runs")
     after = next(r for r in page["runs"] if r["id"] == RUNNING)
     assert after["progress"]["step"] == 90
+    assert "updated_at" not in before and after["updated_at"]  # the front end's end of a run without finished_at
     assert after["loss_sparkline"][-1] < before["loss_sparkline"][-1]
+
+
+async def test_a_running_run_whose_process_ended_is_listed_as_failed_and_cannot_be_stopped(seeded, jp_fetch):
+    import socket
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run = seeded["running"]
+    info = json.loads(run.run_json.read_text())
+    run.run_json.write_text(json.dumps({**info, "pid": process.pid, "host": socket.gethostname()}))
+    try:
+        _, page = await fetch_json(jp_fetch, "runs")
+        assert next(r for r in page["runs"] if r["id"] == RUNNING)["status"] == "running"  # alive, and now cached
+    finally:
+        process.kill()
+        process.wait()
+    _, page = await fetch_json(jp_fetch, "runs")  # run.json untouched since: the cached row is read again
+    row = next(r for r in page["runs"] if r["id"] == RUNNING)
+    assert row["status"] == "failed" and "its process ended without recording why" in row["error"], row
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", RUNNING, "stop", method="POST", body=b"{}")
+    assert e.value.code == 409 and not run.stop_file.exists()
 
 
 async def test_no_runs_directory_is_an_empty_list(jp_fetch):
     _, page = await fetch_json(jp_fetch, "runs")
-    assert page["runs"] == [] and page["total"] == 0
+    assert page["runs"] == [] and page["total"] == 0 and page["runs_dir_exists"] is False
     _, info = await fetch_json(jp_fetch, "info")
     assert info["runs_dir"] == "runs" and info["runs_dir_exists"] is False
 
@@ -345,7 +426,8 @@ async def test_an_unknown_run_is_named_in_the_404(seeded, jp_fetch):
     with pytest.raises(HTTPClientError) as e:
         await jp_fetch("workbench", "api", "runs", "20990101-000000-nope-abcd")
     assert e.value.code == 404
-    assert "no run '20990101-000000-nope-abcd' in the runs folder" in json.loads(e.value.response.body)["message"]
+    message = json.loads(e.value.response.body)["message"]
+    assert message == "no run '20990101-000000-nope-abcd' in the runs folder"  # no API hints for users
 
 
 # ---- templates and new notebooks --------------------------------------------------------------------

@@ -4,9 +4,9 @@ Every verb is ``@tornado.web.authenticated`` and ``@authorized``; ``APIHandler``
 XSRF and origin checks for cookie-authenticated requests. Responses are strict JSON
 (non-finite numbers become null), and no response carries a server-side absolute path.
 
-  GET  info                      version and the runs directory shown
-  GET  runs?offset=&limit=       one page of run summaries, newest first
-  GET  runs/<id>                 one run: summary, run.json, config.yaml text, eval.json
+  GET  info                      version, the runs directory shown and the largest page of runs
+  GET  runs?offset=&limit=       one page of run summaries, newest first (ETag: unchanged pages are a 304)
+  GET  runs/<id>                 one run: summary, run.json, config.yaml text, eval.json, metric directions
   GET  runs/<id>/metrics?offset= metrics.jsonl records from a byte offset (incremental)
   POST runs/<id>/stop            write the run's STOP file
   GET  runs/<id>/report          report.html, sandboxed by its Content-Security-Policy
@@ -33,7 +33,7 @@ from traitlets.config import Configurable
 from .._version import __version__
 from ..paths import templates_dir as default_templates_dir
 from ..runs import RunDir, default_runs_dir, dumps_strict
-from .runindex import RunIndex, confined_file, lab_path, read_metrics_chunk, resolve_run
+from .runindex import RunIndex, confined_file, lab_path, metric_directions, read_metrics_chunk, resolve_run
 from .templates import TemplateError, describe, instantiate, read_notebook
 
 AUTH_RESOURCE = "workbench"
@@ -89,7 +89,7 @@ class _Base(APIHandler):
         run = resolve_run(self.wb.runs_root, run_id)
         if run is None:
             shown = run_id if len(run_id) <= 120 else run_id[:117] + "..."
-            raise tornado.web.HTTPError(404, f"no run '{shown}' in the runs folder (GET /workbench/api/runs lists them)")
+            raise tornado.web.HTTPError(404, f"no run '{shown}' in the runs folder")
         return run
 
 
@@ -99,7 +99,7 @@ class InfoHandler(_Base):
     async def get(self) -> None:
         wb = self.wb
         self.reply({"version": __version__, "runs_dir": lab_path(wb.runs_root, wb.root_dir) or str(wb.runs_root),
-                    "runs_dir_exists": wb.runs_root.is_dir()})
+                    "runs_dir_exists": wb.runs_root.is_dir(), "max_limit": wb.settings.max_page_size})
 
 
 class RunsHandler(_Base):
@@ -110,6 +110,8 @@ class RunsHandler(_Base):
         offset = self.int_argument("offset", 0, 0, 10**9)
         limit = self.int_argument("limit", conf.page_size, 1, conf.max_page_size)
         page = await asyncio.to_thread(self.wb.index.page, offset, limit)
+        page["max_limit"] = conf.max_page_size
+        page["runs_dir_exists"] = self.wb.runs_root.is_dir()
         self.reply(page)
 
 
@@ -129,6 +131,7 @@ def _run_detail(index: RunIndex, run: RunDir) -> dict:
         detail["eval"] = ev if isinstance(ev, dict) else None
     except (OSError, UnicodeDecodeError):
         detail["eval"] = None
+    detail["greater_is_better"] = metric_directions(detail["eval"])
     return detail
 
 

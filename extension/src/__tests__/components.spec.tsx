@@ -41,6 +41,7 @@ const runs: IRunSummary[] = [
     main_metric: 'accuracy',
     value: 0.9685,
     baseline: 0.2135,
+    greater_is_better: true,
     created_at: '2026-11-24T07:00:00Z'
   },
   { id: 'r-broken', status: 'unknown', error: 'corrupt run.json' }
@@ -79,7 +80,7 @@ describe('RunsList', () => {
     expect(running.textContent).toContain('step 60/200 (30 %)');
     expect(running.textContent).toContain('4 min ago');
     expect(running.querySelector('svg.jp-wb-sparkline path')!.getAttribute('d')).toMatch(/^M/);
-    expect(done.textContent).toContain('accuracy 0.9685 vs 0.2135 baseline (+0.755)');
+    expect(done.textContent).toContain('accuracy 0.9685 vs 0.2135 baseline (+0.7550)');
     expect(done.textContent).toContain('5 h ago');
     expect(broken.textContent).toContain('r-broken');
     expect(broken.textContent).toContain('corrupt run.json');
@@ -104,9 +105,65 @@ describe('RunsList', () => {
 
   it('offers more runs when the page is not all of them, and explains an empty folder', () => {
     renderList({ total: 250 });
-    expect(container.querySelector('.jp-wb-more')!.textContent).toBe('Show 100 more of 247');
+    expect(container.querySelector('.jp-wb-more')!.textContent).toBe('Show 100 more (3 of 250 shown)');
+    renderList({ total: 50 });
+    expect(container.querySelector('.jp-wb-more')!.textContent).toBe('Show 47 more (3 of 50 shown)');
+    renderList({ total: 3 });
+    expect(container.querySelector('.jp-wb-more')).toBeNull();
     renderList({ runs: [], total: 0 });
     expect(container.querySelector('.jp-wb-empty')!.textContent).toContain('No runs yet in runs/');
+  });
+
+  it('says when the list is capped at the server maximum instead of offering more', () => {
+    renderList({ total: 1005, maxRuns: 3 });
+    expect(container.querySelector('.jp-wb-more')).toBeNull();
+    expect(container.querySelector('.jp-wb-capped')!.textContent).toBe(
+      'Showing the newest 3 of 1005 runs; the sidebar lists at most 3.'
+    );
+    renderList({ total: 1005, maxRuns: 5, pageSize: 100 });
+    expect(container.querySelector('.jp-wb-more')!.textContent).toBe('Show 2 more (3 of 1005 shown)');
+  });
+
+  it('tells a runs folder that does not exist from an empty one', () => {
+    renderList({ runs: [], total: 0, runsDirExists: false, runsDir: 'exp/runs/' });
+    const text = container.querySelector('.jp-wb-empty')!.textContent;
+    expect(text).toBe('The runs folder exp/runs/ does not exist yet; runs started from this server will create it.');
+  });
+
+  it('shows the full name of a run as a tooltip', () => {
+    const long = 'an-extremely-long-run-name-without-any-spaces-that-the-sidebar-cannot-fit';
+    renderList({ runs: [{ ...runs[0], name: long }], total: 1 });
+    expect(container.querySelector('.jp-wb-run-name')!.getAttribute('title')).toBe(long);
+  });
+
+  it('colours a delta by whether the metric improved', () => {
+    const row = (id: string, main_metric: string, value: number, baseline: number, greater: boolean): IRunSummary => ({
+      id,
+      status: 'completed',
+      main_metric,
+      value,
+      baseline,
+      greater_is_better: greater
+    });
+    const rows = [
+      row('acc-up', 'accuracy', 0.9, 0.6, true),
+      row('acc-down', 'accuracy', 0.6, 0.93, true),
+      row('ppl-up', 'perplexity', 41, 30.7, false),
+      row('ppl-down', 'perplexity', 12, 30.7, false),
+      row('same', 'f1', 0.5, 0.5, true)
+    ];
+    renderList({ runs: rows, total: rows.length });
+    const deltas = Array.from(container.querySelectorAll('.jp-wb-delta')).map(d => [d.textContent, d.className]);
+    expect(deltas).toEqual([
+      ['(+0.3000)', 'jp-wb-delta jp-wb-delta-better'],
+      ['(−0.3300)', 'jp-wb-delta jp-wb-delta-worse'],
+      ['(+10.3000)', 'jp-wb-delta jp-wb-delta-worse'],
+      ['(−18.7000)', 'jp-wb-delta jp-wb-delta-better'],
+      ['(+0.0000)', 'jp-wb-delta jp-wb-delta-same']
+    ]);
+    expect(container.querySelectorAll('.jp-wb-delta')[2].getAttribute('title')).toBe(
+      'worse than the baseline (lower is better)'
+    );
   });
 });
 
@@ -118,10 +175,31 @@ describe('RunDetailView', () => {
     eval: {
       main_metric: 'accuracy',
       split: 'test',
-      finetuned: { accuracy: 0.9685, f1: 0.96 },
-      baseline: { accuracy: 0.2135, f1: 0.19 }
-    }
+      finetuned: { accuracy: 0.9685, f1: 0.96, loss: 0.4 },
+      baseline: { accuracy: 0.2135, f1: 0.19, loss: 0.3 }
+    },
+    greater_is_better: { accuracy: true, f1: true, loss: false }
   };
+
+  function renderDetail(extra: Partial<React.ComponentProps<typeof RunDetailView>> = {}) {
+    act(() =>
+      root.render(
+        <RunDetailView
+          detail={detail}
+          series={new RunSeries()}
+          error={null}
+          stopRequested={false}
+          now={now}
+          onOpenReport={() => undefined}
+          onOpenNotebook={() => undefined}
+          onStop={() => undefined}
+          onCopyConfig={() => undefined}
+          onRefresh={() => undefined}
+          {...extra}
+        />
+      )
+    );
+  }
 
   it('shows metrics vs baseline, curves and config, and wires the buttons', () => {
     const series = new RunSeries();
@@ -151,8 +229,15 @@ describe('RunDetailView', () => {
       Array.from(r.querySelectorAll('td')).map(td => td.textContent)
     );
     expect(rows).toEqual([
-      ['accuracy', '0.9685', '0.2135', '+0.755'],
-      ['f1', '0.96', '0.19', '+0.77']
+      ['accuracy', '0.9685', '0.2135', '+0.7550'],
+      ['f1', '0.9600', '0.1900', '+0.7700'],
+      ['loss', '0.4000', '0.3000', '+0.1000']
+    ]);
+    const verdicts = Array.from(container.querySelectorAll('table.jp-wb-metrics .jp-wb-delta')).map(d => d.className);
+    expect(verdicts).toEqual([
+      'jp-wb-delta jp-wb-delta-better',
+      'jp-wb-delta jp-wb-delta-better',
+      'jp-wb-delta jp-wb-delta-worse'
     ]);
     const captions = Array.from(container.querySelectorAll('figcaption')).map(f => f.textContent);
     expect(captions).toEqual(['training loss', 'accuracy during training', 'learning rate']);
@@ -165,5 +250,32 @@ describe('RunDetailView', () => {
     act(() => buttons.get('Open notebook')!.click());
     act(() => buttons.get('Copy as %%finetune')!.click());
     expect(calls).toEqual(['report', 'notebook', 'copy']);
+  });
+
+  it('times a run that failed before training from its creation to its end', () => {
+    renderDetail({
+      detail: {
+        ...detail,
+        eval: null,
+        run: {
+          id: 'r-early',
+          name: 'early',
+          status: 'failed',
+          created_at: '2026-11-24T11:49:00Z',
+          finished_at: '2026-11-24T11:49:12Z',
+          error: 'DataError: no such file'
+        }
+      }
+    });
+    expect(container.querySelector('.jp-wb-facts')!.textContent).toBe('started 11 min ago · took 12 s');
+  });
+
+  it('says when the run no longer exists', () => {
+    renderDetail({ gone: true });
+    expect(container.querySelector('h1')!.textContent).toBe('bbc-news-minilm');
+    expect(container.querySelector('.jp-wb-gone')!.textContent).toContain('This run no longer exists');
+    expect(container.querySelector('button')).toBeNull();
+    renderDetail({ gone: true, detail: null });
+    expect(container.querySelector('.jp-wb-gone')!.textContent).toContain('This run no longer exists');
   });
 });

@@ -1,12 +1,16 @@
 import {
+  deltaDirection,
+  deltaTitle,
   formatAge,
   formatDelta,
   formatDuration,
   formatMetric,
   formatProgress,
+  formatTick,
   isActive,
   metricVsBaseline,
   progressFraction,
+  runSeconds,
   toFinetuneCell
 } from '../format';
 
@@ -29,25 +33,57 @@ describe('formatAge', () => {
 });
 
 describe('metrics', () => {
-  it('rounds to four significant digits and marks missing values', () => {
+  it('prints four decimals like the reports, and marks missing values', () => {
     expect(formatMetric(0.968543)).toBe('0.9685');
-    expect(formatMetric(12345.6)).toBe('12350');
-    expect(formatMetric(0.00001234)).toBe('1.23e-5');
-    expect(formatMetric(0.00004)).toBe('4e-5');
+    expect(formatMetric(1)).toBe('1.0000');
+    expect(formatMetric(0)).toBe('0.0000');
+    expect(formatMetric(-0.0416666)).toBe('-0.0417');
+    expect(formatMetric(999.99991)).toBe('999.9999');
     expect(formatMetric(null)).toBe('—');
     expect(formatMetric(NaN)).toBe('—');
     expect(formatMetric('0.5')).toBe('—');
   });
-  it('signs the delta against the baseline', () => {
-    expect(formatDelta(0.9685, 0.2135)).toBe('+0.755');
-    expect(formatDelta(0.2, 0.5)).toBe('−0.3');
+  it('keeps large and tiny values readable', () => {
+    expect(formatMetric(2345.6789)).toBe('2345.7');
+    expect(formatMetric(-12345.6)).toBe('-12345.6');
+    expect(formatMetric(3.2e7)).toBe('3.200e+7');
+    expect(formatMetric(0.00001234)).toBe('1.23e-5');
+  });
+  it('keeps axis ticks short', () => {
+    expect(formatTick(200)).toBe('200');
+    expect(formatTick(0.5)).toBe('0.5');
+    expect(formatTick(0.00004)).toBe('4e-5');
+    expect(formatTick(12345.6)).toBe('12350');
+  });
+  it('signs the delta against the baseline with four decimals', () => {
+    expect(formatDelta(0.9685, 0.2135)).toBe('+0.7550');
+    expect(formatDelta(0.2, 0.5)).toBe('−0.3000');
+    expect(formatDelta(0.9, 0.9416666)).toBe('−0.0417');
+    expect(formatDelta(0.5, 0.5)).toBe('+0.0000');
+    expect(formatDelta(4100.5, 30.7)).toBe('+4069.8');
     expect(formatDelta(0.2, null)).toBe('');
+  });
+  it('judges a delta by the direction of its metric', () => {
+    expect(deltaDirection(0.6, 0.93, true)).toBe('worse'); // accuracy fell
+    expect(deltaDirection(0.93, 0.6, true)).toBe('better');
+    expect(deltaDirection(41, 30.7, false)).toBe('worse'); // perplexity rose
+    expect(deltaDirection(12.5, 30.7, false)).toBe('better');
+    expect(deltaDirection(0.5, 0.5, true)).toBe('same');
+    expect(deltaDirection(0.5, 0.5, undefined)).toBe('same');
+    expect(deltaDirection(0.6, 0.5, undefined)).toBeNull(); // direction unknown: no verdict
+    expect(deltaDirection(0.6, null, true)).toBeNull();
+    expect(deltaTitle('worse', false)).toBe('worse than the baseline (lower is better)');
+    expect(deltaTitle('better', true)).toBe('better than the baseline (higher is better)');
+    expect(deltaTitle(null, true)).toBe('');
   });
   it('summarizes the main metric against the baseline', () => {
     expect(
       metricVsBaseline({ id: 'r', status: 'completed', main_metric: 'accuracy', value: 0.9685, baseline: 0.2135 })
     ).toBe('accuracy 0.9685 vs 0.2135 baseline');
-    expect(metricVsBaseline({ id: 'r', status: 'completed', main_metric: 'f1', value: 0.5 })).toBe('f1 0.5');
+    expect(
+      metricVsBaseline({ id: 'r', status: 'completed', main_metric: 'accuracy', value: 0.9685, baseline: 1.0 })
+    ).toBe('accuracy 0.9685 vs 1.0000 baseline');
+    expect(metricVsBaseline({ id: 'r', status: 'completed', main_metric: 'f1', value: 0.5 })).toBe('f1 0.5000');
     expect(metricVsBaseline({ id: 'r', status: 'running', main_metric: 'f1' })).toBe('');
   });
 });
@@ -71,6 +107,20 @@ describe('progress and status', () => {
     expect(formatDuration(200)).toBe('3 min 20 s');
     expect(formatDuration(7500)).toBe('2 h 05 min');
     expect(formatDuration(NaN)).toBe('');
+  });
+  it('times a run from its start, else its creation, to its end, else its last update', () => {
+    const now = new Date('2026-11-24T12:00:00Z');
+    const base = { id: 'r', created_at: '2026-11-24T11:00:00Z' };
+    expect(
+      runSeconds({ ...base, status: 'completed', started_at: '2026-11-24T11:00:20Z', finished_at: '2026-11-24T11:03:20Z' }, now)
+    ).toBe(180);
+    // failed before training: never started
+    expect(runSeconds({ ...base, status: 'failed', finished_at: '2026-11-24T11:00:45Z' }, now)).toBe(45);
+    expect(runSeconds({ ...base, status: 'failed', updated_at: '2026-11-24T11:01:00Z' }, now)).toBe(60);
+    expect(runSeconds({ ...base, status: 'running', started_at: '2026-11-24T11:30:00Z' }, now)).toBe(1800);
+    expect(runSeconds({ ...base, status: 'pending' }, now)).toBe(3600);
+    expect(runSeconds({ ...base, status: 'failed' }, now)).toBeNaN(); // no end known: no duration
+    expect(runSeconds({ id: 'r', status: 'unknown' }, now)).toBeNaN();
   });
 });
 

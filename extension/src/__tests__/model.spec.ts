@@ -17,21 +17,29 @@ class FakeAPI implements IWorkbenchAPI {
   listCalls: Array<[number, number]> = [];
   failList: Error | null = null;
   details: IRunDetail[] = [];
+  failRun: Error | null = null;
+  maxLimit = 1000;
   chunks: IMetricsChunk[] = [];
   metricOffsets: number[] = [];
   stopped: string[] = [];
 
   async info() {
-    return { version: '0', runs_dir: 'runs', runs_dir_exists: true };
+    return { version: '0', runs_dir: 'runs', runs_dir_exists: true, max_limit: this.maxLimit };
   }
   async listRuns(offset = 0, limit = 100): Promise<IRunsPage> {
     this.listCalls.push([offset, limit]);
     if (this.failList) {
       throw this.failList;
     }
+    if (limit > this.maxLimit) {
+      throw new WorkbenchAPIError(`'limit' must be between 1 and ${this.maxLimit}`, 400);
+    }
     return this.pages.shift() ?? { runs: [], total: 0, offset, limit, counts: {} };
   }
   async getRun(id: string): Promise<IRunDetail> {
+    if (this.failRun) {
+      throw this.failRun;
+    }
     return this.details.length > 1 ? this.details.shift()! : this.details[0];
   }
   async getMetrics(id: string, offset: number): Promise<IMetricsChunk> {
@@ -74,6 +82,55 @@ describe('RunsListModel', () => {
     await model.showMore();
     expect(api.listCalls[api.listCalls.length - 1]).toEqual([0, 200]);
     expect(model.error).toBeNull();
+    model.dispose();
+  });
+
+  it('never asks for more runs than the server lists at once', async () => {
+    const api = new FakeAPI();
+    const page = (n: number): IRunsPage => ({
+      runs: Array.from({ length: n }, (_, i) => run(`r${i}`)),
+      total: 1005,
+      offset: 0,
+      limit: n,
+      counts: {},
+      max_limit: 1000,
+      runs_dir_exists: true
+    });
+    const model = new RunsListModel(api, { autoStart: false, pageSize: 400 });
+    api.pages.push(page(400));
+    await model.refresh();
+    expect(model.maxLimit).toBe(1000);
+    api.pages.push(page(800), page(1000), page(1000));
+    await model.showMore();
+    await model.showMore();
+    await model.showMore(); // already at the server's maximum
+    expect(api.listCalls.map(c => c[1])).toEqual([400, 800, 1000, 1000]);
+    expect(model.limit).toBe(1000);
+    expect(model.error).toBeNull();
+    model.dispose();
+  });
+
+  it('learns a smaller server maximum from a refused page and asks again', async () => {
+    const api = new FakeAPI();
+    api.maxLimit = 50;
+    const model = new RunsListModel(api, { autoStart: false, pageSize: 100 });
+    await model.refresh();
+    expect(api.listCalls.map(c => c[1])).toEqual([100, 50]);
+    expect(model.error).toBeNull();
+    expect(model.limit).toBe(50);
+    expect(model.maxLimit).toBe(50);
+    model.dispose();
+  });
+
+  it('tells a missing runs folder from an empty one', async () => {
+    const api = new FakeAPI();
+    api.pages.push({ runs: [], total: 0, offset: 0, limit: 100, counts: {}, runs_dir_exists: false });
+    const model = new RunsListModel(api, { autoStart: false });
+    expect(model.runsDirExists).toBe(true);
+    await model.refresh();
+    expect(model.runsDirExists).toBe(false);
+    await model.refresh(); // the folder was created
+    expect(model.runsDirExists).toBe(true);
     model.dispose();
   });
 
@@ -153,6 +210,33 @@ describe('RunDetailModel', () => {
     expect(model.polling).toBe(false); // a finished run does not change
     await model.refresh(); // a refresh by hand still loads
     expect(model.run!.status).toBe('interrupted');
+    model.dispose();
+  });
+
+  it('says so and stops polling when the run is deleted', async () => {
+    const api = new FakeAPI();
+    api.details = [detail('running')];
+    const model = new RunDetailModel(api, 'r1', { autoStart: false });
+    await model.refresh();
+    expect(model.gone).toBe(false);
+    expect(model.polling).toBe(true);
+    api.failRun = new WorkbenchAPIError("no run 'r1' in the runs folder", 404);
+    await model.refresh();
+    expect(model.gone).toBe(true);
+    expect(model.error).toBeNull();
+    expect(model.polling).toBe(false);
+    model.dispose();
+  });
+
+  it('keeps polling through other errors', async () => {
+    const api = new FakeAPI();
+    api.details = [detail('running')];
+    api.failRun = new WorkbenchAPIError('cannot reach the server', 0);
+    const model = new RunDetailModel(api, 'r1', { autoStart: false });
+    await model.refresh().catch(() => undefined);
+    expect(model.gone).toBe(false);
+    expect(model.error).toBe('cannot reach the server');
+    expect(model.polling).toBe(true);
     model.dispose();
   });
 });
