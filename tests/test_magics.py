@@ -1,6 +1,7 @@
 """%%finetune, %finetune_runs and %finetune_compare through an IPython shell, the way a notebook calls them.
 
-Errors must arrive as UsageError with one message (the notebook shows no traceback, papermill fails).
+Errors must arrive as one message (a UsageError the notebook shows as its error output, without a
+traceback, and papermill reports).
 One real run on a tiny BERT (seconds); everything else stops before training.
 """
 
@@ -123,7 +124,30 @@ def test_a_notebook_shows_one_line_not_a_traceback(ip, capsys):
     assert isinstance(result.error_in_exec, UsageError)
     shown = capsys.readouterr()
     text = shown.out + shown.err
-    assert "UsageError: Unknown config key 'modle'" in text and "Traceback" not in text
+    assert "ConfigError: Unknown config key 'modle'" in text and "Traceback" not in text
+    result = ip.run_cell("%%finetune --no-such-flag\nmodel: minilm\n")
+    assert "UsageError: unrecognized arguments: --no-such-flag" in "".join(capsys.readouterr()) \
+        and isinstance(result.error_in_exec, UsageError)
+
+
+def test_papermill_reports_the_cells_message(tmp_path):
+    """The message is the cell's error output, so papermill's exception carries it (IPython prints a
+    plain UsageError to stderr, which left papermill's message empty)."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext workbench"), nbformat.v4.new_code_cell("%%finetune\nmodle: minilm\n")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(tmp_path / "bad.ipynb"))
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(str(tmp_path / "bad.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   progress_bar=False, cwd=str(tmp_path))
+    assert e.value.ename == "FinetuneError" and "Unknown config key 'modle'" in e.value.evalue
+    out = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    (error,) = [o for c in out.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert error.traceback == ["ConfigError: Unknown config key 'modle'. Did you mean 'model'?"]
 
 
 def test_bad_data_in_a_dry_run_names_the_column_and_the_fix(ip, tiny_bert, clf_csv, runs_dir):

@@ -4,7 +4,8 @@
 ``workbench.config.resolve`` like every other front end: defaults, then ``--config FILE``, then
 the body, then ``key=value`` words on the magic line. ``data.train: $df`` names a DataFrame (or
 datasets.Dataset) in the notebook. Mistakes (bad YAML, unknown keys, bad data) raise
-``UsageError`` with one message, so the notebook shows no traceback and papermill still fails.
+``FinetuneError`` (a ``UsageError``) with one message: the notebook shows it without a traceback,
+and papermill fails with that message.
 
 The parsing half (``parse_line``, ``build_config``) needs no kernel and is tested on its own.
 """
@@ -23,6 +24,23 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .config import RunConfig, parse_override, resolve
 from .errors import WorkbenchError
+
+class FinetuneError(UsageError):
+    """A mistake in a magic's line or cell, shown as the cell's error output: one line, ``ConfigError:
+    ...`` or the like, no traceback. IPython prints a plain UsageError to stderr instead, so papermill
+    and nbconvert keep no error output and papermill's exception says only which cell failed."""
+
+    def __init__(self, message: str, kind: str = "UsageError"):
+        super().__init__(message)
+        self.kind = kind
+
+    @classmethod
+    def of(cls, error: WorkbenchError, message: str | None = None) -> "FinetuneError":
+        return cls(message if message is not None else str(error), type(error).__name__)
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for an exception's own rendering
+        return [f"{self.kind}: {self}"]
+
 
 BODY_HELP = """
 The cell body is YAML with the same keys as a config file (`workbench config` lists them all):
@@ -58,11 +76,14 @@ def _finetune_args(line: str, cell: str | None = None) -> None:
 
 
 def parse_line(line: str) -> Any:
-    """The magic line as an argparse namespace; a bad flag raises UsageError."""
-    args = parse_argstring(_finetune_args, line)
+    """The magic line as an argparse namespace; a bad flag raises FinetuneError."""
+    try:
+        args = parse_argstring(_finetune_args, line)
+    except UsageError as e:  # an unknown flag: IPython's own parser
+        raise FinetuneError(str(e)) from None
     for item in args.overrides:
         if "=" not in item:
-            raise UsageError(f"'{item}' is not key=value (for example train.epochs=2). %finetune --help lists "
+            raise FinetuneError(f"'{item}' is not key=value (for example train.epochs=2). %finetune --help lists "
                              "the options.")
     return args
 
@@ -85,7 +106,7 @@ def build_config(args: Any, body: str | None, namespace: dict | None = None) -> 
         return resolve(file=args.config, inline=body if body and body.strip() else None, overrides=overrides,
                        objects=namespace if namespace is not None else {})
     except WorkbenchError as e:
-        raise UsageError(str(e).replace("the inline config", "the %%finetune cell body")) from None
+        raise FinetuneError.of(e, str(e).replace("the inline config", "the %%finetune cell body")) from None
 
 
 def interactive() -> bool:
@@ -178,7 +199,7 @@ class WorkbenchMagics(Magics):
             try:
                 display(HTML(dry_run_html(cfg)))
             except WorkbenchError as e:
-                raise UsageError(str(e)) from None
+                raise FinetuneError.of(e) from None
             return None
         run = self._background(cfg) if args.background and interactive() else self._blocking(cfg)
         if args.output:
@@ -199,7 +220,7 @@ class WorkbenchMagics(Magics):
             with interrupt_stops(stop):
                 execute(cfg, sinks=[progress], stop_event=stop, run_dir=run_dir)
         except WorkbenchError as e:
-            raise UsageError(str(e)) from None
+            raise FinetuneError.of(e) from None
         return Run(run_dir)
 
     def _background(self, cfg: RunConfig) -> Any:
@@ -245,16 +266,16 @@ class WorkbenchMagics(Magics):
         if "--runs-dir" in words:
             i = words.index("--runs-dir")
             if i + 1 >= len(words):
-                raise UsageError("--runs-dir needs a folder.")
+                raise FinetuneError("--runs-dir needs a folder.")
             root = words[i + 1]
             del words[i:i + 2]
         if not words:
-            raise UsageError("Name the runs to compare: %finetune_compare RUN RUN ... (ids, id prefixes, paths or "
+            raise FinetuneError("Name the runs to compare: %finetune_compare RUN RUN ... (ids, id prefixes, paths or "
                              "'latest'; %finetune_runs lists them).")
         try:
             dirs = [find_run(ref, root) for ref in words]
         except RunError as e:
-            raise UsageError(str(e)) from None
+            raise FinetuneError.of(e) from None
         display(HTML(compare_html(dirs)))
         display(png_image(compare_png(dirs), "loss and validation metric against steps for "
                                              + ", ".join(d.id for d in dirs)))
