@@ -158,7 +158,8 @@ def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "train", f"model={tiny_bert}",
                              f"data.train={clf_csv}", f"runs_dir={tmp_path}", "train.epochs=5000",
                              "baseline=false", "train.max_length=64"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.txt", "w"), text=True)
+                            stdout=open(tmp_path / "stdout.txt", "w"), stderr=open(tmp_path / "stderr.txt", "w"),
+                            text=True)
     try:
         deadline = time.time() + 240
         status = None
@@ -175,6 +176,8 @@ def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
     assert proc.returncode == 130, (tmp_path / "stderr.txt").read_text()[-2000:]
     info = json.loads(runs[0].read_text())
     assert info["status"] == "interrupted" and info["resume_from"]  # stopped at a step, with a checkpoint
+    shown = (tmp_path / "stdout.txt").read_text() + (tmp_path / "stderr.txt").read_text()
+    assert shown.count("stopped on request") == 1 and "Resume with: workbench train " in shown, shown[-1500:]
 
 
 def test_metrics_table_keeps_wide_numbers_apart():

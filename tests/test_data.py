@@ -154,8 +154,12 @@ def test_mixed_label_types():
     df = frame()
     df["label"] = df["label"].astype(object)
     df.loc[5, "label"] = 7
-    with pytest.raises(DataError, match="mixes label types"):
+    with pytest.raises(DataError, match=r"mixes label types \(int, str\).*all text or all integers\)\.$"):
         load(df)
+    numbers = frame()
+    numbers["label"] = [1.0, 2.0, 3.5] * 20
+    with pytest.raises(DataError, match=r"mixes label types \(float, int\).*set task_options.problem: regression"):
+        load(numbers)
 
 
 def test_single_class(tmp_path):

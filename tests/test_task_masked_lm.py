@@ -170,3 +170,17 @@ def test_best_metric_is_checked_against_the_language_model_metrics(tiny_bert, do
     cfg["train"]["metric_for_best_model"] = "f1_macro"  # a classification metric
     with pytest.raises(ConfigError, match=r"'f1_macro' is not a validation metric.*perplexity"):
         finetune(cfg, progress=False, baseline=False)
+
+
+def test_baseline_training_reports_at_most_ten_progress_lines():
+    from types import SimpleNamespace
+
+    from workbench.tasks._lm import phase_every
+
+    for steps in (5, 18, 19, 101):
+        shown = []
+        callback = phase_every(shown.append, "baseline", "training the head")
+        for step in range(1, steps + 1):
+            callback.on_step_end(None, SimpleNamespace(global_step=step, max_steps=steps), None)
+        assert len(shown) <= 10 and shown[-1].detail.endswith(f"step {steps} of {steps}"), (steps, len(shown))
+    assert len(shown) == 10

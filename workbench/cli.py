@@ -201,7 +201,8 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
                 print(f"  baseline {name}: {main} {m[main]:.4f}")
         print(f"Training time: {info.get('train_seconds', 0):.0f} s (total {info.get('elapsed_seconds', 0):.0f} s)")
     else:
-        print(f"\nRun {info.get('status')}: {info.get('error') or ''}")
+        if not any(getattr(s, "shown_failure", False) for s in sinks):  # else the progress output just said it
+            print(f"\nRun {info.get('status')}: {info.get('error') or ''}")
         if info.get("resume_from"):
             print(f"Resume with: workbench train {run_dir.config_yaml} train.resume_from={info['resume_from']}")
     print(f"Run directory: {run_dir.path}")

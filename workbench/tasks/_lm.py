@@ -223,7 +223,7 @@ def phase_every(emit: Callable, name: str, what: str, reports: int = 10):
 
     class _Phases(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            every = max(1, state.max_steps // reports)
+            every = max(1, -(-state.max_steps // reports))  # at most ``reports`` lines, however few the steps
             if state.global_step % every == 0 or state.global_step == state.max_steps:
                 emit(Phase(name, f"{what}: step {state.global_step} of {state.max_steps}"))
 

@@ -79,7 +79,9 @@ class TextClassification(Task):
             rows = [int(i) for i in np.flatnonzero((kinds == minority).to_numpy())]
             raise DataError(f"{frame.attrs.get('source')}: column '{d.label_column}' mixes label types "
                             f"({', '.join(found)}); e.g. {where(frame, rows, 3)} hold {minority} values. "
-                            "Use one spelling per class (all text or all integers).",
+                            "Use one spelling per class (all text or all integers)"
+                            + ("; or, if the labels are quantities to predict, set task_options.problem: "
+                               "regression." if set(found) <= {"float", "int"} else "."),
                             [{"kind": "mixed_label_types", "column": d.label_column, "types": found,
                               "rows": rows[:100]}])
         if found and found[0] in ("list", "ndarray", "tuple"):
