@@ -118,6 +118,21 @@ def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tm
     assert ckpts and info["resume_from"] == str(ckpts[-1])
     assert (ckpts[-1] / "optimizer.pt").exists() or (ckpts[-1] / "optimizer.safetensors").exists()
     assert int(ckpts[-1].name.split("-")[1]) <= 10
+    assert not RunDir(run.dir).stop_file.exists()  # answered
+
+    # resumed with another number of epochs: said, recorded, and the rates count from the checkpoint's step
+    from workbench.events import Phase
+
+    seen = []
+    cfg["train"].update(epochs=2, resume_from=str(run.dir))
+    resumed = finetune(cfg, progress=False, sinks=[seen.append])
+    assert resumed.info["status"] == "completed"
+    assert resumed.info["resume_differences"] == ["train.epochs: 20.0 -> 2.0"]
+    assert any(isinstance(e, Phase) and e.name == "resume warning" and "train.epochs: 20.0 -> 2.0" in e.detail
+               for e in seen)
+    first = next(e for e in seen if isinstance(e, Step))
+    done_here = first.step - int(ckpts[-1].name.split("-")[1])  # steps trained since the resume
+    assert done_here >= 1 and first.samples_per_second == pytest.approx(done_here * 16 / first.elapsed, rel=0.25)
 
 
 def test_stop_event_from_another_thread(tiny_bert, clf_csv, tmp_path):

@@ -119,6 +119,12 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     task.emit = emit  # a task reports its own long stages (a baseline that trains a head) as phases
     set_seed(cfg.train.seed)
     resume = resume_checkpoint(cfg)  # checked first: a wrong path fails before minutes of data and baseline work
+    if resume:
+        changed = resume_differences(cfg, resume)
+        if changed:
+            emit(Phase("resume warning", f"these settings differ from the checkpoint's run, and training continues "
+                                         f"from its step with the new ones: {'; '.join(changed)}"))
+            run_dir.update_info(resume_differences=changed)
 
     # 1. data: load, check, split (errors here name file, column and rows)
     emit(Phase("loading data", str(cfg.data.train) if isinstance(cfg.data.train, str) else "in-memory data"))
@@ -225,6 +231,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         raise RunError(f"training loss became non-finite (NaN or inf) at step {bridge.nonfinite_step}; stopped "
                        "before writing a checkpoint. Lower train.learning_rate or use precision: fp32.")
     if bridge.stopped:
+        run_dir.stop_file.unlink(missing_ok=True)  # the request is answered; the record is the status
         ckpts = run_dir.complete_checkpoints()
         run_dir.set_status("interrupted", error="stopped on request",
                            resume_from=str(ckpts[-1]) if ckpts else None)
@@ -275,6 +282,25 @@ def check_best_metric(trainer: Any, validation: Any, name: str) -> None:
     if name.removeprefix("eval_") not in names:
         raise ConfigError(f"train.metric_for_best_model: {name!r} is not a validation metric of this task; "
                           f"choose one of {', '.join(names)} (or leave it unset for the task's main metric).")
+
+
+# settings that may change on resume without changing what is trained or how
+_RESUME_FREE = ("name", "runs_dir", "baseline", "train.resume_from", "train.logging_steps", "train.save_checkpoints")
+
+
+def resume_differences(cfg: RunConfig, checkpoint: Path) -> list[str]:
+    """``key: old -> new`` for the settings of ``cfg`` that differ from those of the run that wrote
+    ``checkpoint`` (its config.yaml), other than names, folders and logging."""
+    from ..config import flatten, resolve
+
+    source = checkpoint.parent.parent / "config.yaml"
+    try:
+        before = flatten(local_paths_absolute(resolve(file=source)).to_dict())
+    except (OSError, WorkbenchError):
+        return []
+    now = flatten(cfg.to_dict())
+    return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in sorted(set(before) | set(now))
+            if k not in _RESUME_FREE and before.get(k) != now.get(k)]
 
 
 def resume_checkpoint(cfg: RunConfig) -> Path | None:

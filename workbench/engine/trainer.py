@@ -423,6 +423,8 @@ class EventBridge:
             def on_train_begin(self, args, state, control, **kw):
                 bridge.t0 = time.monotonic()
                 bridge.total = state.max_steps
+                # a resumed run starts at its checkpoint's step: rates count from there
+                bridge.step0, bridge.epoch0 = state.global_step, state.epoch or 0.0
 
             def on_step_end(self, args, state, control, **kw):
                 return bridge.step_end(state, control)
@@ -444,6 +446,7 @@ class EventBridge:
         self.num_train = num_train
         self.t0 = time.monotonic()
         self.total = 0
+        self.step0, self.epoch0 = 0, 0.0
         self.stopped = False
         self.nonfinite_step: int | None = None
         self.last_loss: float | None = None
@@ -497,8 +500,8 @@ class EventBridge:
         elapsed = time.monotonic() - self.t0
         step = state.global_step
         epoch = state.epoch or 0.0
-        rate = epoch / elapsed if elapsed > 0 else None
-        eta = (elapsed / step) * (self.total - step) if step else None
+        rate = (epoch - self.epoch0) / elapsed if elapsed > 0 else None
+        eta = (elapsed / (step - self.step0)) * (self.total - step) if step > self.step0 else None
         return Step(step=step, total_steps=self.total, epoch=epoch,
                     loss=None if loss is None else float(loss),
                     learning_rate=None if lr is None else float(lr),
