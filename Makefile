@@ -16,7 +16,7 @@ LABEXT := workbench/labextension/package.json
 LABEXT_SOURCES := $(wildcard extension/src/*.ts extension/src/*.tsx extension/style/*) \
 	extension/package.json extension/yarn.lock extension/tsconfig.json
 
-.PHONY: install install-test demo test test-fast gpu-kit clean
+.PHONY: install install-test demo lab test test-fast gpu-kit clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ $(VENV)/.torch: | $(PY)
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/.torch
 	$(PIP) install -e ".[notebook]"
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(VENV)/.torch
+	$(PIP) install -e ".[all]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/.torch
@@ -54,6 +58,10 @@ $(CHROMIUM):
 
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/workbench demo
+
+# everything (JupyterLab with the sidebar, LoRA, search), then JupyterLab in this folder
+lab: $(VENV)/.installed-all
+	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter lab
 
 test: install-test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -413,3 +414,27 @@ def test_a_model_folder_without_tokenizer_files_is_refused(tiny_bert, clf_csv, t
         shutil.copy(tiny_bert / name, bare / name)
     with pytest.raises(ModelError, match=r"model: .*bare has no tokenizer files \(tokenizer.json"):
         finetune(tiny_config(bare, clf_csv, tmp_path / "runs", epochs=1, max_steps=1), progress=False)
+
+
+def test_a_finished_runs_wait_stop_and_running_match_a_background_runs(tiny_bert, clf_csv, tmp_path):
+    """A notebook written for `%%finetune --background` (bg.wait(), bg.stop(), bg.running) also runs
+    headless, where the cell blocks and returns a plain Run."""
+    import shutil
+    import socket
+    import time
+
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=1, max_steps=1)
+    cfg.update(baseline=False)
+    run = finetune(cfg, progress=False)
+    assert not run.running and run.wait() is run
+    run.stop()
+    assert not run.run_dir.stop_file.exists()  # nothing to stop
+    live_dir = tmp_path / "runs" / "20260101-000000-live-0001"
+    shutil.copytree(run.dir, live_dir)
+    live = Run(live_dir)
+    live.run_dir.update_info(status="running", pid=os.getpid(), host=socket.gethostname())
+    assert live.running
+    start = time.monotonic()
+    assert live.wait(timeout=0.3, poll=0.05) is live and 0.25 < time.monotonic() - start < 5
+    live.stop()
+    assert live.run_dir.stop_file.exists()

@@ -225,6 +225,10 @@ def test_runs_and_compare_magics_show_the_run(ip, magic_run):
     table = cap.outputs[0].data["text/html"]
     assert run.id in table and "completed" in table and f"accuracy <b>{run.metrics['accuracy']:.4f}</b>" in table
     with capture_output() as cap:
+        ip.run_line_magic("finetune_runs", f"--runs-dir {runs}")  # as %finetune_compare takes it
+    assert cap.outputs[0].data["text/html"] == table
+    assert not run.running and run.wait() is run  # a blocking cell's run answers as a background one does
+    with capture_output() as cap:
         ip.run_line_magic("finetune_compare", f"{run.id} latest --runs-dir {runs}")
     compare, curves = cap.outputs
     assert f"{run.metrics['accuracy']:.4f}" in compare.data["text/html"]

@@ -144,7 +144,7 @@ def test_cli_report_list_shows_templates_with_parameters(capsys):
     assert cli.main(["report", "--list"]) == 0
     out = capsys.readouterr().out
     assert "text_classification: Text classification report" in out
-    assert "-p max_train_samples: int | None = 800  # train on at most" in out
+    assert "-p max_train_samples: Optional[int] = 800  # train on at most" in out
     assert "compare_runs:" in out
 
 

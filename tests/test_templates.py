@@ -139,6 +139,21 @@ def test_plain_papermill_gets_the_same_parameter_checks(workdir):
         assert e.value.ename == "ParameterError" and message in e.value.evalue
 
 
+def test_papermill_reads_every_declared_parameter():
+    """papermill's own parser reads `name: type = value  # help` lines only with plain annotations
+    (Optional[int], not int | None) and one '=': otherwise `papermill -p` warns of an unknown parameter."""
+    import papermill
+
+    templates = report.list_templates()
+    assert len(templates) == 5
+    for path in templates:
+        name = path.stem
+        declared = report.parameter_spec(name)
+        seen = papermill.inspect_notebook(str(path))
+        assert set(declared) <= set(seen), (name, sorted(set(declared) - set(seen)))
+        assert all(seen[k]["inferred_type_name"] == declared[k]["type"] for k in declared), name
+
+
 def test_domain_adaptation_report(workdir, tiny_bert, clf_csv, capsys):
     code, out, err = run_cli(["report", "domain_adaptation", "-p", "model", str(tiny_bert), "-p", "data",
                               str(clf_csv), "-p", "max_train_samples", "null", "-p", "mlm_epochs", "1",

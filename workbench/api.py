@@ -59,6 +59,27 @@ class Run:
     def config(self) -> RunConfig:
         return resolve(inline=self.run_dir.read_config_text() or None)
 
+    # -- the run while it trains (in this process, another kernel or a `workbench train`) -------
+    @property
+    def running(self) -> bool:
+        """Pending or training: run.json says so and, on this machine, its process is alive."""
+        return self.status in ("pending", "running")
+
+    def stop(self) -> None:
+        """Ask a pending or training run to stop at its next step (it keeps a resumable checkpoint);
+        nothing for a run that has ended."""
+        if self.running:
+            self.run_dir.request_stop()
+
+    def wait(self, timeout: float | None = None, poll: float = 1.0) -> "Run":
+        """Block until the run has ended (at once for a run that has), or ``timeout`` seconds."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running and (deadline is None or time.monotonic() < deadline):
+            time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+        return self
+
     def history(self) -> list[dict]:
         records, _ = self.run_dir.read_metrics(0)
         return records

@@ -240,13 +240,22 @@ class WorkbenchMagics(Magics):
 
     @line_magic
     def finetune_runs(self, line: str) -> None:
-        """%finetune_runs [RUNS_DIR]: the runs with status and main test metric, newest first."""
+        """%finetune_runs [[--runs-dir] RUNS_DIR]: the runs with status and main test metric, newest first."""
+        import shlex
+
         from IPython.display import HTML, display
 
         from .runs import default_runs_dir, list_runs
         from .ui.compare import runs_table_html
 
-        root = line.strip() or default_runs_dir()
+        words = shlex.split(line)
+        if words[:1] == ["--runs-dir"]:  # as %finetune_compare takes it
+            words = words[1:]
+            if not words:
+                raise FinetuneError("--runs-dir needs a folder.")
+        if len(words) > 1:
+            raise FinetuneError(f"%finetune_runs takes one runs folder, got {len(words)}: {line.strip()}")
+        root = words[0] if words else default_runs_dir()
         display(HTML(runs_table_html(list_runs(root), root)))
 
     @line_magic

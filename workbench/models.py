@@ -45,7 +45,9 @@ def resolve_model(ref: str) -> str:
         raise ModelError(f"model: folder {ref} does not exist.")
     if is_offline():
         raise ModelError(f"model: '{ref}' is not a bundled alias ({', '.join(ALIASES)}) nor a local folder, and "
-                         "the Hugging Face Hub is off (HF_HUB_OFFLINE=1). Use 'minilm' or a local folder.")
+                         "the Hugging Face Hub is off (HF_HUB_OFFLINE=1). Give a local folder that holds the "
+                         "model (save_pretrained on a machine that has it), or 'minilm' (an encoder: not for "
+                         "task causal-lm).")
     return ref
 
 

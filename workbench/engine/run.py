@@ -262,6 +262,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     emit(Phase("saving", str(run_dir.model_dir)))
     _save_model(cfg, task, trainer, tokenizer, run_dir, evaluation)
     elapsed = time.monotonic() - t_start
+    run_dir.stop_file.unlink(missing_ok=True)  # a stop asked for after the last step has nothing left to stop
     run_dir.set_status("completed", error=None, train_seconds=round(train_seconds, 2),
                        elapsed_seconds=round(elapsed, 2),
                        metrics={task.main_metric: metrics.get(task.main_metric),
