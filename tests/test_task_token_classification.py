@@ -100,6 +100,11 @@ def test_predict_returns_entity_spans_with_offsets(cli_run):
     for s in spans:
         assert text[s["start"]:s["end"]] == s["text"] and 0 < s["score"] <= 1
     assert run.predict(["", "paris ."])[0] == []
+    # a text far longer than max_length goes through in pieces: entities near its end are found too
+    long = " ".join([text] * 12)
+    found = run.predict(long, max_length=16)
+    assert [(s["entity"], s["start"]) for s in found if s["text"] == "alice"] == [("PER", i * 36) for i in range(12)]
+    assert all(long[s["start"]:s["end"]] == s["text"] for s in found)
 
 
 def test_subword_alignment_first_or_all(ner_bert, tmp_path):

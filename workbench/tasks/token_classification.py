@@ -412,18 +412,36 @@ class TokenClassification(Task):
                 if not spans:
                     results.append([])
                     continue
-                enc = tokenizer([text[s:e] for s, e in spans], is_split_into_words=True, truncation=True,
-                                max_length=max_length, return_tensors="pt")
-                word_ids = enc.word_ids(0)
-                probs = model(**enc.to(model.device)).logits[0].float().softmax(-1).cpu().numpy()
-                word_tags, word_scores, seen = ["O"] * len(spans), [1.0] * len(spans), set()
-                for pos, w in enumerate(word_ids):
-                    if w is None or w in seen:
-                        continue
-                    seen.add(w)
-                    k = int(probs[pos].argmax())
-                    word_tags[w], word_scores[w] = tags[k], float(probs[pos, k])
+                words = [text[s:e] for s, e in spans]
+                word_tags, word_scores = ["O"] * len(spans), [1.0] * len(spans)
+                # a text longer than max_length tokens goes through in consecutive pieces of whole words
+                # (one pass would cut it, and every word past the cut would come back untagged)
+                for first, last in _word_windows(tokenizer, words, max_length):
+                    enc = tokenizer(words[first:last], is_split_into_words=True, truncation=True,
+                                    max_length=max_length, return_tensors="pt")
+                    probs = model(**enc.to(model.device)).logits[0].float().softmax(-1).cpu().numpy()
+                    seen: set = set()
+                    for pos, w in enumerate(enc.word_ids(0)):
+                        if w is None or w in seen:
+                            continue
+                        seen.add(w)
+                        k = int(probs[pos].argmax())
+                        word_tags[first + w], word_scores[first + w] = tags[k], float(probs[pos, k])
                 results.append([{"entity": kind, "text": text[spans[s][0]:spans[e][1]], "start": spans[s][0],
                                  "end": spans[e][1], "score": float(np.mean(word_scores[s:e + 1]))}
                                 for kind, s, e in entities(word_tags)])
         return results
+
+
+def _word_windows(tokenizer: Any, words: list[str], max_length: int) -> list[tuple[int, int]]:
+    """[first, last) word ranges whose tokens, with the special tokens, fit in ``max_length``."""
+    room = max(1, max_length - tokenizer.num_special_tokens_to_add(pair=False))
+    counts = [max(1, len(ids)) for ids in tokenizer(words, add_special_tokens=False)["input_ids"]]
+    windows, first, used = [], 0, 0
+    for i, n in enumerate(counts):
+        if used + n > room and i > first:
+            windows.append((first, i))
+            first, used = i, 0
+        used += n
+    windows.append((first, len(words)))
+    return windows
