@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -139,6 +140,17 @@ def test_messages_after_the_automatic_split_name_the_files_own_lines(tmp_path):
     assert "dup.csv, lines 302, 303)" in warning  # duplicates stay together in train, whose rows were renumbered
     with pytest.raises(DataError, match=r"train split: 2 exact duplicate texts \(.*dup.csv, lines 302, 303\)"):
         load(str(p), duplicates="error")
+
+
+def test_duplicate_counts_are_of_the_rows_the_run_uses(tmp_path):
+    rows = [(f"text number {i} about sport goal", "ab"[i % 2]) for i in range(150)]
+    p = tmp_path / "many.csv"
+    pd.DataFrame(rows * 2, columns=["text", "label"]).to_csv(p, index=False)  # every text twice
+    _, full = load(str(p))
+    _, sample = load(str(p), max_train_samples=20)
+    count = lambda splits: int(re.search(r"train split: (\d+) exact", " ".join(splits.report["warnings"])).group(1))
+    assert len(full.train) > 200 and count(full) > 100
+    assert len(sample.train) == 20 and count(sample) < 20
 
 
 def test_labels_only_in_evaluation_splits(tmp_path):

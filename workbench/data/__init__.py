@@ -166,13 +166,14 @@ def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
                     frames["test"].reset_index(drop=True), report)
     for name, frame in splits.items():
         frame.attrs.update((frames[name] if frames[name] is not None else train).attrs)
-    _duplicates(splits, key_column, label_column, d.duplicates)
-    _overlap(splits, key_column, d.overlap)
     if d.max_train_samples:
         splits.train = _sample(splits.train, d.max_train_samples, strat, seed)
     if d.max_eval_samples:
         splits.validation = _sample(splits.validation, d.max_eval_samples, strat, seed)
         splits.test = _sample(splits.test, d.max_eval_samples, strat, seed)
+    # checked on the rows the run uses (after the samples), so the counts match the split sizes shown
+    _duplicates(splits, key_column, label_column, d.duplicates)
+    _overlap(splits, key_column, d.overlap)
     report["sizes"] = {n: len(f) for n, f in splits.items()}
     return splits
 
