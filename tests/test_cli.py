@@ -233,6 +233,13 @@ def test_config_prints_every_key_with_its_help_as_valid_yaml(capsys):
     assert len(commented) == len([s for s in schema() if s["help"]])
 
 
+def test_train_help_lists_each_tasks_options_with_defaults():
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "train", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "  text-classification: problem ('single-label'), threshold (0.5), label_separator (',')" in out
+    assert "  causal-lm: format ('auto'), packing (None)" in out and "mlm_probability (0.15)" in out
+
+
 def test_a_closed_pipe_ends_runs_list_quietly(tmp_path):
     for i in range(3):
         (tmp_path / f"20260101-00000{i}-broken-abcd").mkdir()

@@ -43,10 +43,15 @@ def _stop_on_sigterm(stop) -> None:
 def _config_help() -> str:
     from .config import schema
 
+    from .tasks import task_option_defaults
+
     lines = ["config keys (set in a YAML file or as key=value):"]
     for s in schema():
         choices = f" [{'|'.join(s['choices'])}]" if s.get("choices") else ""
         lines.append(f"  {s['key']}{choices} (default {s['default']!r}): {s['help']}")
+    lines.append("task_options of each task (task_options.NAME=value; defaults in parentheses):")
+    for task, options in task_option_defaults().items():
+        lines.append(f"  {task}: " + ", ".join(f"{k} ({v!r})" for k, v in options.items()))
     return "\n".join(lines)
 
 
@@ -240,9 +245,9 @@ def _dry_run(cfg) -> int:
     from . import tasks
     from .models import resolve_model
 
+    task = tasks.get(cfg.task)(cfg)  # checks task_options before anything is printed
     print(cfg.to_yaml())
     print(f"model: {resolve_model(cfg.model)}")  # an unknown alias or a missing folder stops here (no network)
-    task = tasks.get(cfg.task)(cfg)
     splits = task.load_data()
     print("data:")
     for name, frame in splits.items():

@@ -119,7 +119,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Where the data comes from."})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation settings."})
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "Parameter-efficient fine-tuning."})
-    task_options: dict = _f({}, "Task-specific options (see the task's documentation).")
+    task_options: dict = _f({}, "Task-specific options (`workbench train --help` lists each task's, with defaults).")
 
     # ---- views -----------------------------------------------------------------------------
     def to_dict(self, portable: bool = True) -> dict:

@@ -42,6 +42,12 @@ def get(name: str) -> type:
     return _REGISTRY[name]
 
 
+def task_option_defaults() -> dict[str, dict[str, Any]]:
+    """Each task's ``task_options`` with their defaults (its module's ``OPTIONS``)."""
+    return {name: dict(getattr(importlib.import_module(f"{__name__}.{module}"), "OPTIONS", {}))
+            for name, module in _MODULES.items()}
+
+
 class Task:
     """Interface every task implements (see text_classification for the reference implementation)."""
 
