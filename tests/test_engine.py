@@ -174,6 +174,7 @@ def test_a_stop_while_pending_ends_the_run_before_training(when, tiny_bert, clf_
     assert run.status == "interrupted"
     where = "after loading and tokenizing the data" if when == "data" else "after evaluating the base model"
     assert run.info["error"] == f"stopped on request before training, {where}"
+    assert not run.run_dir.stop_file.exists()
     records = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
     assert not [r for r in records if r["event"] == "step"]
     assert ("baseline" in [r.get("name") for r in records if r["event"] == "phase"]) == (when == "baseline")

@@ -106,6 +106,7 @@ def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threadi
     if not ((stop_event is not None and stop_event.is_set()) or run_dir.stop_file.exists()):
         return False
     error = f"stopped on request before training, {where}"
+    run_dir.stop_file.unlink(missing_ok=True)
     run_dir.set_status("interrupted", error=error)
     emit(RunFailed(status="interrupted", error=error))
     return True
