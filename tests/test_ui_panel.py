@@ -67,6 +67,16 @@ def test_form_is_generated_from_the_schema(tmp_path):
     assert panel.values() == {"runs_dir": str(tmp_path)}  # an untouched form is the defaults
 
 
+def test_the_panel_trains_and_compares_where_workbench_runs_dir_says(tmp_path, monkeypatch):
+    """A notebook in a subfolder of a Jupyter server (which sets WORKBENCH_RUNS_DIR for its kernels):
+    the form's runs folder and the comparison are the environment's, not ./runs."""
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path / "team-runs"))
+    panel = Panel(namespace={})
+    assert panel.fields["runs_dir"].get() == str(tmp_path / "team-runs")
+    assert panel.comparison.runs_dir == tmp_path / "team-runs"
+    assert Panel(runs_dir=tmp_path / "x", namespace={}).comparison.runs_dir == tmp_path / "x"  # said outright
+
+
 def test_column_pickers_are_filled_from_the_data(tiny_bert, frame, clf_csv, tmp_path):
     panel = filled(tiny_bert, tmp_path, frame)
     assert "$df" in panel.fields["data.train"].widget.options and "$not_data" not in \

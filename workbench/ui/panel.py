@@ -14,6 +14,7 @@ by setting widget traits from that thread.
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from pathlib import Path
@@ -179,6 +180,9 @@ class Panel:
         self.fields: dict[str, Field] = {s["key"]: Field(s, self.namespace) for s in schema()}
         if config is not None:
             self.load(config)
+        if runs_dir is None and os.environ.get("WORKBENCH_RUNS_DIR") \
+                and self.fields["runs_dir"].get() == RunConfig.runs_dir:
+            runs_dir = os.environ["WORKBENCH_RUNS_DIR"]  # where training puts runs (as resolve() does), not ./runs
         if runs_dir is not None:
             self.fields["runs_dir"].set(str(runs_dir))
         self.job: Any = None
