@@ -75,6 +75,10 @@ def test_overrides_parse_yaml_scalars():
     assert parse_override("train.epochs=2") == ("train.epochs", 2)
     assert parse_override("model=bert-base-uncased") == ("model", "bert-base-uncased")
     assert parse_override("data.validation=null") == ("data.validation", None)
+    # YAML indicators on their own are the text the user typed, not an empty block scalar or anchor
+    for sep in ("|", ">", "&", "!"):
+        assert parse_override(f"task_options.label_separator={sep}") == ("task_options.label_separator", sep)
+    assert parse_override("name=''") == ("name", "") and parse_override("name=~") == ("name", None)
     with pytest.raises(ConfigError):
         parse_override("train.epochs")
 
@@ -131,3 +135,12 @@ def test_unquoted_yaml_no_is_the_word_no_where_the_choices_have_it(tmp_path):
     with pytest.raises(ConfigError, match=r"name: expected text, got True .*quote the text"):
         resolve(overrides=["name=yes"])
 
+
+
+def test_an_empty_label_separator_is_a_config_error():
+    from workbench.tasks import get
+
+    with pytest.raises(ConfigError, match=r"task_options.label_separator: '' must be one or more characters"):
+        get("text-classification")(resolve(inline={"task_options": {"problem": "multi-label", "label_separator": ""}}))
+    assert get("text-classification")(resolve(overrides=["task_options.label_separator=|"])).options[
+        "label_separator"] == "|"

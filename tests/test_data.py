@@ -228,3 +228,14 @@ def test_an_empty_file_says_it_is_empty(tmp_path):
     p.write_text("")
     with pytest.raises(DataError, match=r"empty.csv: the file is empty. Give it a header line"):
         load_frame(str(p))
+
+
+def test_split_descriptions_say_stratified_only_when_they_are():
+    _, splits = load(frame())
+    assert splits.report["validation_from"] == "10% of the data (seeded, stratified)"
+    numbers = frame()
+    numbers["label"] = [float(i) / 7 for i in range(len(numbers))]
+    cfg = resolve(inline={"data": {"train": numbers}, "task_options": {"problem": "regression"}})
+    report = get("text-classification")(cfg).load_data().report
+    assert report["validation_from"] == "10% of the data (seeded)"
+    assert report["test_from"] == "10% of train (seeded, duplicates kept together)"

@@ -83,6 +83,10 @@ def test_in_notebook_check_catches_what_papermill_only_warns_about():
         rs.check_parameters(_namespace(bogus=1), "text_classification")
     with pytest.raises(rs.ParameterError, match=r"'batch_size' must be int, got 'sixteen'.*-p batch_size 2"):
         rs.check_parameters(_namespace(batch_size="sixteen"), "text_classification")
+    with pytest.raises(rs.ParameterError, match=r"""'config' must be dict, got '\{"train.max_steps": 5\}' \(str\); """
+                                                r"""for example -p config '\{"key": 1\}' with workbench report, """
+                                                r"""-y 'config: \{"key": 1\}' with papermill"""):
+        rs.check_parameters(_namespace(config='{"train.max_steps": 5}'), "text_classification")
     # names made by later cells in an interactive session are not parameters
     ns = _namespace()
     ns["cfg"] = object()

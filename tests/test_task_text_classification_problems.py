@@ -79,6 +79,18 @@ def test_regression_run_reports_mse_and_pearson(regression):
     diffs = [abs(ex["finetuned"] - ex["baseline"]) for ex in ev["examples"]]
     assert diffs == sorted(diffs, reverse=True)  # the examples where the two models differ most
     assert 0 < ev["target"]["std"]
+    assert ev["baselines"]["train_mean"]["pearson"] is None  # undefined for a constant prediction
+
+
+def test_pearson_of_a_constant_prediction_is_none_without_a_warning():
+    import warnings
+
+    from workbench.metrics import regression_metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert regression_metrics([2.0, 2.0, 2.0], [1.0, 2.0, 3.0])["pearson"] is None
+    assert regression_metrics([1.0, 2.5, 2.9], [1.0, 2.0, 3.0])["pearson"] > 0.9
 
 
 def test_regression_predict_is_in_the_targets_units(regression):

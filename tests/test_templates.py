@@ -167,6 +167,10 @@ def test_domain_adaptation_report(workdir, tiny_bert, clf_csv, capsys):
     assert_self_contained(page)
     for needle in ("adapted encoder, fine-tuned", "base encoder, frozen, linear probe", "perplexity"):
         assert needle in page, needle
+    # the masked-LM stage trained on the texts held in the notebook: no `workbench train` line for it
+    retrain = page[page.index("Re-train a run from its saved config"):]
+    assert "masked-LM: trained on data held in the notebook" in retrain
+    assert retrain.count("workbench train ") == 2  # the two classifiers only
     mlm_config = (sorted((workdir / "runs").glob("*-da-mlm-*"))[-1] / "config.yaml").read_text()
     assert "masked-lm" in mlm_config
     adapted = json.loads((run_dir / "run.json").read_text())

@@ -397,6 +397,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:
         parsed = value
+    if parsed in (None, "") and value.strip() not in ("", "null", "Null", "NULL", "~", "''", '""'):
+        # a YAML indicator on its own (| > & !) reads as an empty block, anchor or tag: the user meant the text
+        parsed = value.strip()
     return key, parsed
 
 

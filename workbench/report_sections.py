@@ -130,6 +130,8 @@ def example_value(annotation: str | None, name: str) -> str:
     for kind, sample in (("int", "2"), ("float", "0.5"), ("bool", "true"), ("list", "'[\"a\", \"b\"]'"),
                          ("dict", "'{\"key\": 1}'"), ("str", "text")):
         if kind in allowed:
+            if kind in ("list", "dict"):  # papermill's -p passes text; its -y reads YAML
+                return f"-p {name} {sample} with workbench report, -y '{name}: {sample.strip(chr(39))}' with papermill"
             return f"-p {name} {sample}"
     return f"-p {name} VALUE"
 
@@ -509,8 +511,17 @@ def show_reproducibility(runs: dict[str, Any], template: str, params: dict) -> d
               + f"<p>or with papermill alone:</p><pre>{esc(cmds['papermill'])}</pre>"
               + "<p>Re-train a run from its saved config:</p>"
               + "".join(f"<pre>{esc(shlex.join(['workbench', 'train', str(run.dir / 'config.yaml')]))}</pre>"
-                        for run in runs.values()))
+                        if not _in_memory(run) else
+                        f"<p>{esc(label)}: trained on data held in the notebook, so its config.yaml names no "
+                        "file to train from again; re-run this report instead.</p>"
+                        for label, run in runs.items()))
     return {"commands": cmds, "versions": versions}
+
+
+def _in_memory(run: Any) -> bool:
+    """Whether the run trained on a DataFrame or Dataset (config.yaml holds a stand-in, not a path)."""
+    data = run.config.data
+    return any(isinstance(v, str) and v.startswith("<in-memory ") for v in (data.train, data.validation, data.test))
 
 
 # ---- comparing runs ------------------------------------------------------------------------------

@@ -92,8 +92,9 @@ def _key(v: Any) -> str:
 
 
 def _group_split(frame: pd.DataFrame, size: float, key_col: str, stratify_col: str | None, seed: int,
-                 what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off ``size`` of ``frame``; copies of one text stay together, so no duplicate leaks across."""
+                 what: str) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    """Split off ``size`` of ``frame``; copies of one text stay together, so no duplicate leaks across.
+    The flag says whether the split is stratified (every class has two texts, and room in both parts)."""
     from sklearn.model_selection import train_test_split
 
     keys = frame[key_col].map(_key)
@@ -115,7 +116,7 @@ def _group_split(frame: pd.DataFrame, size: float, key_col: str, stratify_col: s
     a, b = frame[~mask], frame[mask]
     for part in (a, b):
         part.attrs.update(frame.attrs)
-    return a, b
+    return a, b, strat is not None
 
 
 def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
@@ -156,12 +157,14 @@ def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
     assert train is not None
     strat = label_column if label_column and _hashable(train[label_column]) else None
     if frames["test"] is None:
-        train, frames["test"] = _group_split(train, d.test_size, key_column, strat, seed, "test")
-        report["test_from"] = f"{d.test_size:.0%} of train (seeded, stratified, duplicates kept together)"
+        train, frames["test"], stratified = _group_split(train, d.test_size, key_column, strat, seed, "test")
+        report["test_from"] = (f"{d.test_size:.0%} of train (seeded, {'stratified, ' if stratified else ''}"
+                               "duplicates kept together)")
     if frames["validation"] is None:
         size = d.validation_size / (1 - d.test_size) if report.get("test_from") else d.validation_size
-        train, frames["validation"] = _group_split(train, min(size, 0.5), key_column, strat, seed + 1, "validation")
-        report["validation_from"] = f"{d.validation_size:.0%} of the data (seeded, stratified)"
+        train, frames["validation"], stratified = _group_split(train, min(size, 0.5), key_column, strat, seed + 1,
+                                                               "validation")
+        report["validation_from"] = f"{d.validation_size:.0%} of the data (seeded{', stratified' if stratified else ''})"
     splits = Splits(train.reset_index(drop=True), frames["validation"].reset_index(drop=True),
                     frames["test"].reset_index(drop=True), report)
     for name, frame in splits.items():

@@ -64,8 +64,12 @@ def regression_metrics(predictions, references) -> dict:
     preds = np.asarray(predictions, dtype=np.float64).reshape(-1)
     refs = np.asarray(references, dtype=np.float64).reshape(-1)
     mse = load("mse").compute(predictions=preds, references=refs)["mse"]
+    if len(preds) < 2 or np.ptp(preds) == 0 or np.ptp(refs) == 0:
+        pearson = None  # undefined for a constant input (a mean baseline): n/a, without scipy's warning
+    else:
+        pearson = load("pearsonr").compute(predictions=preds, references=refs)["pearsonr"]
     return {"mse": mse, "rmse": float(mse ** 0.5), "mae": float(np.abs(preds - refs).mean()) if len(refs) else 0.0,
-            "pearson": load("pearsonr").compute(predictions=preds, references=refs)["pearsonr"]}
+            "pearson": pearson}
 
 
 def entity_metrics(predictions: list[list[str]], references: list[list[str]]) -> tuple[dict, dict]:

@@ -59,6 +59,12 @@ class TextClassification(Task):
             from ..errors import ConfigError
 
             raise ConfigError(f"task_options.threshold: {t!r} must be a number between 0 and 1.")
+        sep = self.options["label_separator"]
+        if not isinstance(sep, str) or not sep:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"task_options.label_separator: {sep!r} must be one or more characters, such as ',' "
+                              "or '|' (quote it in YAML: label_separator: '|').")
         self.labels: list = []
         self.label2id: dict = {}
 
