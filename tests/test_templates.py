@@ -192,6 +192,25 @@ def test_token_classification_report(workdir, ner_model, capsys):
     assert "Per entity type" in page and ">PER</td>" in page and "seqeval" in page
 
 
+def test_a_regression_report_shows_the_targets_spread_not_a_count_per_value(workdir, tiny_bert, capsys):
+    import csv
+
+    from builders import make_regression_rows
+
+    data = workdir / "scores.csv"
+    with open(data, "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *make_regression_rows(150)])
+    code, out, err = run_cli(["report", "text_classification", "-p", "model", str(tiny_bert), "-p", "data", str(data),
+                              "-p", "name", "reg", *TINY_TRAIN[:-3],
+                              "-p", "config", '{"train.save_checkpoints": false, "task_options.problem": "regression"}'],
+                             capsys)
+    assert code == 0, err
+    page = report_path(out).read_text()
+    assert "Each text gets a number (task_options.problem: regression)" in page
+    assert "histogram of the target" in page and "<th>median</th>" in page
+    assert "share of each label per split" not in page and ">mse</td>" in page
+
+
 def test_causal_lm_report(workdir, tiny_gpt2, capsys):
     lines = [text for text, _ in make_texts(150, seed=3)]
     (workdir / "corpus.txt").write_text("\n".join(lines) + "\n")

@@ -200,6 +200,26 @@ def length_histogram_png(lengths: dict[str, list[int]], max_length: int | None, 
     return _png(fig, dpi)
 
 
+def value_histogram_png(values: dict[str, list[float]], what: str = "target", dpi: int = 96) -> bytes:
+    """Overlaid histograms of a numeric target per split (regression), on shared bins."""
+    import numpy as np
+
+    fig, _ = _figure(7.0, 2.8)
+    ax = fig.add_subplot()
+    every = np.asarray([x for v in values.values() for x in v if _finite(x)], dtype=float)
+    low, high = (float(every.min()), float(every.max())) if every.size else (0.0, 1.0)
+    bins = np.linspace(low, high if high > low else low + 1.0, 31)
+    for i, (name, vals) in enumerate(values.items()):
+        finite = [x for x in vals if _finite(x)]
+        if finite:
+            ax.hist(finite, bins=bins, alpha=0.55, color=COLORS[i % len(COLORS)], label=f"{name} ({len(finite)})")
+    ax.set_xlabel(what, fontsize=9)
+    ax.set_ylabel("examples", fontsize=9)
+    ax.legend(frameon=False, fontsize=8)
+    _style(ax)
+    return _png(fig, dpi)
+
+
 def distribution_png(counts: dict[str, dict[str, int]], what: str = "label", dpi: int = 96) -> bytes:
     """Grouped horizontal bars: the share of each label (or entity type) in each split."""
     import numpy as np

@@ -233,9 +233,17 @@ def show_png(png: bytes, alt: str) -> None:
 
 def show_question(question: str, cfg: Any) -> None:
     data = cfg.data.train if isinstance(cfg.data.train, str) else "in-memory data"
+    problem = (cfg.task_options or {}).get("problem") if cfg.task == "text-classification" else None
+    note = {
+        "multi-label": "Each text may carry several labels (task_options.problem: multi-label): scores are over "
+                       "labels, and the floor is the label prior rather than the most common class.",
+        "regression": "Each text gets a number (task_options.problem: regression): scores are errors (mse, rmse, "
+                      "mae; lower is better) and Pearson's r, the floor is the training mean, and the per-class "
+                      "tables and confusion matrix do not apply.",
+    }.get(problem or "")
     show_html(f"<blockquote style='font-size:110%'>{esc(question)}</blockquote>"
               f"<p>Task <b>{esc(cfg.task)}</b>, base model <code>{esc(cfg.model)}</code>, "
-              f"data <code>{esc(data)}</code>.</p>")
+              f"data <code>{esc(data)}</code>.</p>" + (f"<p>{esc(note)}</p>" if note else ""))
 
 
 def _token_lengths(cfg: Any, frame: Any, tokenizer: Any) -> list[int]:
@@ -249,6 +257,15 @@ def _token_lengths(cfg: Any, frame: Any, tokenizer: Any) -> list[int]:
     else:
         enc = tokenizer(frame[d.text_column].astype(str).tolist(), truncation=False, verbose=False)
     return [len(x) for x in enc["input_ids"]]
+
+
+def _summary_stats(values: list[float]) -> list[Any]:
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if not v.size:
+        return [0, None, None, None, None, None]
+    return [int(v.size), float(v.mean()), float(v.std()), float(v.min()), float(np.median(v)), float(v.max())]
 
 
 def _class_counts(cfg: Any, frame: Any) -> dict[str, int] | None:
@@ -285,7 +302,8 @@ def data_summary(cfg: Any) -> dict:
     tokenizer = load_tokenizer(cfg)
     task.tokenize(splits, tokenizer)  # the engine's own truncation figures, per split
     lengths = {name: _token_lengths(cfg, frame, tokenizer) for name, frame in splits.items()}
-    counts = {name: _class_counts(cfg, frame) for name, frame in splits.items()}
+    regression = getattr(task, "options", {}).get("problem") == "regression"
+    counts = {} if regression else {name: _class_counts(cfg, frame) for name, frame in splits.items()}
     report = splits.report
     rows = []
     for name, frame in splits.items():
@@ -298,6 +316,14 @@ def data_summary(cfg: Any) -> dict:
                      trunc, (report.get("sources") or {}).get(name) or report.get(f"{name}_from", "split off train")])
     show_html(table_html(["split", "examples", "tokens", "mean length", "p90 length", "longest",
                           f"cut at max_length {cfg.train.max_length}", "from"], rows))
+    if regression:  # a number per text: its spread per split, not a count per value
+        from .plots import value_histogram_png
+
+        values = {name: [float(v) for v in frame[cfg.data.label_column]] for name, frame in splits.items()}
+        stats = [[name] + _summary_stats(v) for name, v in values.items()]
+        show_html(table_html(["split", "examples", "mean", "std", "min", "median", "max"], stats))
+        show_png(value_histogram_png(values, f"target ({cfg.data.label_column})"),
+                 f"histogram of the target '{cfg.data.label_column}' per split")
     if any(counts.values()):
         what = "entity-tagged word" if cfg.task == "token-classification" else "label"
         labels = sorted({k for c in counts.values() if c for k in c}, key=str)
