@@ -144,3 +144,12 @@ def test_an_empty_label_separator_is_a_config_error():
         get("text-classification")(resolve(inline={"task_options": {"problem": "multi-label", "label_separator": ""}}))
     assert get("text-classification")(resolve(overrides=["task_options.label_separator=|"])).options[
         "label_separator"] == "|"
+
+
+def test_task_options_are_checked_when_the_config_is_resolved():
+    with pytest.raises(ConfigError, match=r"task_options.labl_separator: not an option of text-classification.*"
+                                          r"Did you mean 'label_separator'"):
+        resolve(overrides=["task_options.labl_separator=x"])
+    with pytest.raises(ConfigError, match=r"task_options.problem: 'regresion' is not one of"):
+        resolve(inline={"task_options": {"problem": "regresion"}})
+    assert resolve(inline={"task": "causal-lm", "task_options": {"packing": True}}).task_options == {"packing": True}

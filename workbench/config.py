@@ -498,6 +498,9 @@ def _check(cfg: RunConfig) -> None:
     if cfg.trust_remote_code and not cfg.model_revision:
         raise ConfigError("trust_remote_code: true needs model_revision pinned to a commit, so the code you "
                           "run is the code you reviewed.")
+    from . import tasks
+
+    tasks.get(cfg.task)(cfg)  # the task checks its task_options (names, choices, ranges): here, before any run
     if t.eval_strategy == "steps" and not t.eval_steps:
         raise ConfigError("train.eval_steps must be set when train.eval_strategy is 'steps'.")
     if cfg.data.augment != "none" and cfg.task != "text-classification":
