@@ -150,6 +150,6 @@ def test_task_options_are_checked_when_the_config_is_resolved():
     with pytest.raises(ConfigError, match=r"task_options.labl_separator: not an option of text-classification.*"
                                           r"Did you mean 'label_separator'"):
         resolve(overrides=["task_options.labl_separator=x"])
-    with pytest.raises(ConfigError, match=r"task_options.problem: 'regresion' is not one of"):
+    with pytest.raises(ConfigError, match=r"task_options.problem: 'regresion' is not one of .*Did you mean 'regression'"):
         resolve(inline={"task_options": {"problem": "regresion"}})
     assert resolve(inline={"task": "causal-lm", "task_options": {"packing": True}}).task_options == {"packing": True}

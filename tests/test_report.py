@@ -152,12 +152,14 @@ def test_cli_report_list_shows_templates_with_parameters(capsys):
     assert "compare_runs:" in out
 
 
-def test_new_copies_a_template_with_parameters(tmp_path, capsys):
+def test_new_copies_a_template_with_parameters(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path / "here-only"))
     target = tmp_path / "mine.ipynb"
     assert cli.main(["new", "text_classification", str(target), "-p", "epochs", "2"]) == 0
     nb = nbformat.read(str(target), as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "epochs = 2.0" in injected[0].source
+    assert "runs_dir" not in injected[0].source  # read where the notebook runs, not baked in from here
     assert nb.metadata.papermill and all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     assert cli.main(["new", "text_classification", str(target)]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -214,3 +216,17 @@ def test_run_follower_shows_new_runs_progress_and_skips_odd_records(tmp_path):
     assert "old run" not in text  # made before the report started
     assert "  loading data: x.csv" in text and "eval (validation) at step 2: accuracy 0.5000" in text
     assert text.count("\n") == 2
+
+
+def test_metric_deltas_are_coloured_by_direction_and_left_plain_without_a_baseline():
+    from workbench.render import metrics_table_html
+
+    ev = {"main_metric": "accuracy", "finetuned": {"accuracy": 0.9, "loss": 0.5, "f1_macro": 0.7},
+          "baseline": {"accuracy": 0.8, "loss": 0.4, "f1_macro": 0.7},
+          "delta": {"accuracy": 0.1, "loss": 0.1, "f1_macro": 0.0}}
+    page = metrics_table_html(ev)
+    assert "<td style='color:#1a7f37'>+0.1000</td>" in page  # accuracy up: a gain
+    assert "<td style='color:#c62828'>+0.1000</td>" in page  # loss up: a loss
+    assert "<td>+0.0000</td>" in page  # no change
+    alone = metrics_table_html({"main_metric": "accuracy", "finetuned": {"accuracy": 0.9}, "baseline": {}, "delta": {}})
+    assert "<td></td></tr>" in alone and "color" not in alone

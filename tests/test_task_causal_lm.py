@@ -136,3 +136,14 @@ def test_freezing_everything_but_a_tied_head_is_refused(tiny_gpt2, pairs_jsonl, 
     run = finetune(clm_config(tiny_gpt2, pairs_jsonl, tmp_path, freeze="layers:1", epochs=1), progress=False)
     params = run.info["parameters"]
     assert run.status == "completed" and 0 < params["trainable"] < params["total"]
+
+
+def test_freezing_a_decoders_embeddings_takes_the_position_table_too(tiny_gpt2):
+    from transformers import AutoModelForCausalLM
+
+    from workbench.models import apply_freeze
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
+    apply_freeze(model, "embeddings")
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"transformer.wte.weight", "transformer.wpe.weight"}, frozen

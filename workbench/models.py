@@ -122,13 +122,17 @@ def apply_freeze(model: Any, spec: str | None) -> None:
     """Freeze 'embeddings', 'layers:N' (embeddings and the first N layers) or 'all-but-head'."""
     if not spec:
         return
+    import torch
     base = getattr(model, getattr(model, "base_model_prefix", ""), None) or model.base_model
     if spec == "all-but-head":
         for p in base.parameters():
             p.requires_grad = False
         return
-    emb = getattr(base, "embeddings", None) or (base.get_input_embeddings() if hasattr(base, "get_input_embeddings")
-                                                 else None)
+    emb = getattr(base, "embeddings", None)  # BERT-style: token, position and type embeddings in one module
+    if emb is None and hasattr(base, "get_input_embeddings"):
+        # decoders keep the token table apart from a learned position table (GPT-2's wpe, OPT's embed_positions)
+        emb = torch.nn.ModuleList([m for m in (base.get_input_embeddings(), *(getattr(base, name, None) for name in (
+            "wpe", "embed_positions", "position_embeddings"))) if isinstance(m, torch.nn.Module)])
     if emb is not None:
         for p in emb.parameters():
             p.requires_grad = False

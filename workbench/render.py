@@ -70,9 +70,13 @@ def _cell(value: Any, left: bool = False) -> str:
 
 
 def metrics_table_html(evaluation: dict) -> str:
+    def colour(k: str, d: Any) -> str:  # green a gain, red a loss; no delta (no baseline) or none at all: plain
+        if not isinstance(d, (int, float)) or d == 0:
+            return ""
+        return f" style='color:{'#1a7f37' if improved(k, d, evaluation) else '#c62828'}'"
+
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{fmt(f)}</td><td>{fmt(b)}</td>"
-        f"<td style='color:{'#1a7f37' if improved(k, d, evaluation) else '#c62828'}'>{fmt_delta(d)}</td></tr>"
+        f"<tr><td>{html.escape(k)}</td><td>{fmt(f)}</td><td>{fmt(b)}</td><td{colour(k, d)}>{fmt_delta(d)}</td></tr>"
         for k, f, b, d in metrics_rows(evaluation))
     return ("<table class='wb-metrics'><thead><tr><th>metric (test)</th><th>fine-tuned</th><th>baseline</th>"
             f"<th>delta</th></tr></thead><tbody>{rows}</tbody></table>")

@@ -376,7 +376,8 @@ def new_notebook(template: str | Path, path: str | Path, parameters: dict | None
             target.with_suffix(".ipynb")
     if target.exists() and not force:
         raise ReportError(f"{target} already exists; choose another path or pass --force to overwrite it.")
-    parameters = with_environment_defaults(template, parameters)
+    # runs_dir stays the template's None: the notebook reads $WORKBENCH_RUNS_DIR where it runs, not here
+    parameters = dict(parameters or {})
     check_values(parameters, parameter_spec(template), template_path(template).stem)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="workbench-new-") as tmp:

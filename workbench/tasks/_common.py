@@ -109,7 +109,9 @@ def task_options(cfg: Any, task: str, defaults: dict, choices: dict | None = Non
     out = {**defaults, **given}
     for key, allowed in (choices or {}).items():
         if out[key] not in allowed:
-            raise ConfigError(f"task_options.{key}: {out[key]!r} is not one of {', '.join(map(str, allowed))}.")
+            close = difflib.get_close_matches(str(out[key]), [str(a) for a in allowed], n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"task_options.{key}: {out[key]!r} is not one of {', '.join(map(str, allowed))}.{hint}")
     return out
 
 
