@@ -378,20 +378,40 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
       <div className="jp-wb-facts">{facts.join(' · ')}</div>
       <div className="jp-wb-id">{run.id}</div>
       <div className="jp-wb-actions">
-        <button className="jp-wb-button" disabled={!run.has_report} onClick={props.onOpenReport}>
+        <button
+          className="jp-wb-button"
+          disabled={!run.has_report}
+          title={run.has_report ? 'Open report.html in a tab' : 'This run has no report (workbench report makes one)'}
+          onClick={props.onOpenReport}
+        >
           Open report
         </button>
-        <button className="jp-wb-button" disabled={!run.notebook} onClick={props.onOpenNotebook}>
+        <button
+          className="jp-wb-button"
+          disabled={!run.notebook}
+          title={run.notebook ? 'Open report.ipynb' : 'This run has no notebook under the server root'}
+          onClick={props.onOpenNotebook}
+        >
           Open notebook
         </button>
         <button
           className="jp-wb-button jp-wb-stop"
           disabled={!active || props.stopRequested}
+          title={
+            active
+              ? 'End the run at its next step; it keeps a resumable checkpoint'
+              : `The run is ${run.status}: there is nothing to stop`
+          }
           onClick={props.onStop}
         >
           {props.stopRequested ? 'Stopping…' : 'Stop'}
         </button>
-        <button className="jp-wb-button" disabled={!detail.config} onClick={props.onCopyConfig}>
+        <button
+          className="jp-wb-button"
+          disabled={!detail.config}
+          title="Copy the run's config as a %%finetune cell (run %load_ext workbench first)"
+          onClick={props.onCopyConfig}
+        >
           Copy as %%finetune
         </button>
         <button className="jp-wb-button" onClick={props.onRefresh}>

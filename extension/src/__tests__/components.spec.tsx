@@ -246,6 +246,8 @@ describe('RunDetailView', () => {
       Array.from(container.querySelectorAll('button')).map(b => [b.textContent, b as HTMLButtonElement])
     );
     expect(buttons.get('Stop')!.disabled).toBe(true); // a completed run cannot be stopped
+    expect(buttons.get('Stop')!.title).toBe('The run is completed: there is nothing to stop');
+    expect(buttons.get('Copy as %%finetune')!.title).toContain('%load_ext workbench');
     act(() => buttons.get('Open report')!.click());
     act(() => buttons.get('Open notebook')!.click());
     act(() => buttons.get('Copy as %%finetune')!.click());
