@@ -20,12 +20,14 @@ and on the command line ``--space train.learning_rate=1e-5..1e-3:log --space tra
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .config import _all_keys, _suggest, parse_override, resolve
 from .errors import ConfigError, RunError, WorkbenchError
+from .events import Evaluation
 from .render import table_html
 
 
@@ -202,8 +204,16 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
     def objective(trial: Any) -> float:
         params = {key: _suggest_value(trial, key, spec) for key, spec in space.items()}
         cfg = resolve(inline=base, overrides={**params, "name": f"{name}-trial-{trial.number}", "baseline": False})
+        stop, named = threading.Event(), {}
+
+        def check_metric(event: Any) -> None:  # a name the evaluations lack: stop at the first, not after the trial
+            if metric and not named and isinstance(event, Evaluation) and event.split == "validation":
+                named["seen"] = sorted(event.metrics)
+                if metric not in event.metrics:
+                    stop.set()
+
         try:
-            run = finetune(cfg, progress=progress, sinks=sinks)
+            run = finetune(cfg, progress=progress, sinks=[*(sinks or []), check_metric], stop_event=stop)
         except WorkbenchError as e:
             from .runs import list_runs
 
@@ -215,11 +225,11 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
             raise optuna.TrialPruned(str(e)) from None
         used, value = best_validation(run, metric)
         if value is None:
-            seen = sorted({k for r in run.history() if r.get("event") == "eval" and r.get("split") == "validation"
-                           for k in (r.get("metrics") or {})})
+            seen = named.get("seen") or sorted({k for r in run.history() if r.get("event") == "eval"
+                                                and r.get("split") == "validation" for k in (r.get("metrics") or {})})
             if seen:  # evaluated, but not with that name: every further trial would end the same way
                 raise ConfigError(f"search metric '{used}' is not among the validation metrics "
-                                  f"({', '.join(seen)}).{_suggest(used, seen)} Set --metric (or "
+                                  f"({', '.join(seen)}).{_suggest(used, seen)} Set --metric (metric= in Python, or "
                                   "train.metric_for_best_model) to one of them.")
         if not result.metric:
             result.metric = used
