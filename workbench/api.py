@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import RunConfig, resolve
-from .runs import RunDir, find_run
+from .runs import ACTIVE, RunDir, find_run
 
 
 class Run:
@@ -63,7 +63,7 @@ class Run:
     @property
     def running(self) -> bool:
         """Pending or training: run.json says so and, on this machine, its process is alive."""
-        return self.status in ("pending", "running")
+        return self.status in ACTIVE
 
     def stop(self) -> None:
         """Ask a pending or training run to stop at its next step (it keeps a resumable checkpoint);

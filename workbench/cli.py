@@ -184,11 +184,12 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
 
     stop = threading.Event()
     _stop_on_sigterm(stop)
-    sinks = [] if quiet else [ConsoleProgress()]
+    console = None if quiet else ConsoleProgress()
+    shown_failure = lambda: console is not None and console.shown_failure  # noqa: E731  (printed: not again)
     try:
-        run_dir = execute(cfg, sinks=sinks, stop_event=stop)
+        run_dir = execute(cfg, sinks=[console] if console else [], stop_event=stop)
     except WorkbenchError:
-        if any(getattr(s, "shown_failure", False) for s in sinks):
+        if shown_failure():
             return 2  # the progress output has just printed the error
         raise
     except KeyboardInterrupt:
@@ -206,7 +207,7 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
                 print(f"  baseline {name}: {main} {m[main]:.4f}")
         print(f"Training time: {info.get('train_seconds', 0):.0f} s (total {info.get('elapsed_seconds', 0):.0f} s)")
     else:
-        if not any(getattr(s, "shown_failure", False) for s in sinks):  # else the progress output just said it
+        if not shown_failure():
             print(f"\nRun {info.get('status')}: {info.get('error') or ''}")
         if info.get("resume_from"):
             print(f"Resume with: workbench train {run_dir.config_yaml} train.resume_from={info['resume_from']}")
@@ -245,9 +246,9 @@ def _dry_run(cfg) -> int:
     from . import tasks
     from .models import resolve_model
 
-    task = tasks.get(cfg.task)(cfg)  # checks task_options before anything is printed
-    print(cfg.to_yaml())
+    print(cfg.to_yaml())  # resolve() has checked every key, task_options included
     print(f"model: {resolve_model(cfg.model)}")  # an unknown alias or a missing folder stops here (no network)
+    task = tasks.get(cfg.task)(cfg)
     splits = task.load_data()
     print("data:")
     for name, frame in splits.items():
@@ -375,11 +376,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.runs_command == "show":
             return cmd_runs_show(args.run, args.dir)
         if args.runs_command == "stop":
-            from .runs import find_run
+            from .runs import ACTIVE, find_run
 
             rd = find_run(args.run, args.dir)
             status = rd.read_info().get("status")
-            if status not in ("pending", "running"):
+            if status not in ACTIVE:
                 print(f"error: {rd.id} is {status}; only a pending or running run can be stopped.", file=sys.stderr)
                 return 1
             rd.request_stop()

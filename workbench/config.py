@@ -194,6 +194,11 @@ def describe_object(obj: Any) -> str:
     return f"<in-memory {kind} {n}>"
 
 
+def is_stand_in(value: Any) -> bool:
+    """Whether ``value`` is ``describe_object``'s text for data that was held in memory."""
+    return isinstance(value, str) and value.startswith("<in-memory ") and value.endswith(">")
+
+
 def _asdict_portable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         return {f.name: _asdict_portable(getattr(obj, f.name)) for f in fields(obj)}

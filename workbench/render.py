@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .metrics import greater_is_better
+from .metrics import higher_is_better_in
 from .runs import RunDir
 
 
@@ -51,8 +51,7 @@ def improved(metric: str, delta: Any, evaluation: dict) -> bool:
     """Whether a delta is a gain: perplexity, nll, loss and errors improve when they fall."""
     if not isinstance(delta, (int, float)):
         return False
-    higher = greater_is_better(metric, evaluation.get("main_metric"), evaluation.get("greater_is_better", True))
-    return delta > 0 if higher else delta < 0
+    return delta > 0 if higher_is_better_in(evaluation, metric) else delta < 0
 
 
 def table_html(header: list[str], rows: list[list[Any]], cls: str = "wb-table", left: bool = False) -> str:

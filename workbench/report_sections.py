@@ -17,6 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from .config import is_stand_in
 from .errors import ConfigError
 from .paths import list_templates, templates_dir
 from .render import fmt, fmt_delta, metrics_table_html, table_html
@@ -547,7 +548,7 @@ def show_reproducibility(runs: dict[str, Any], template: str, params: dict) -> d
 def _in_memory(run: Any) -> bool:
     """Whether the run trained on a DataFrame or Dataset (config.yaml holds a stand-in, not a path)."""
     data = run.config.data
-    return any(isinstance(v, str) and v.startswith("<in-memory ") for v in (data.train, data.validation, data.test))
+    return any(is_stand_in(v) for v in (data.train, data.validation, data.test))
 
 
 # ---- comparing runs ------------------------------------------------------------------------------

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import RunError
+from .metrics import higher_is_better_in
 
 STATUSES = ("pending", "running", "completed", "failed", "interrupted")
+ACTIVE = ("pending", "running")  # a run that can still be stopped
 COMPLETE_MARKER = "COMPLETE"
 
 
@@ -267,8 +269,8 @@ class RunDir:
         except RunError as e:
             row.update(status="unknown", error=str(e))
             return row
-        for k in ("name", "task", "model", "status", "created_at", "started_at", "finished_at", "error",
-                  "main_metric", "progress"):
+        for k in ("name", "task", "model", "status", "created_at", "started_at", "finished_at", "updated_at",
+                  "error", "main_metric", "progress"):
             if k in info:
                 row[k] = info[k]
         ev = self.read_eval()
@@ -277,6 +279,8 @@ class RunDir:
             row["main_metric"] = main
             row["value"] = (ev.get("finetuned") or {}).get(main)
             row["baseline"] = (ev.get("baseline") or {}).get(main)
+        if isinstance(row.get("main_metric"), str) and row["main_metric"]:  # no eval.json yet: by its name
+            row["greater_is_better"] = higher_is_better_in(ev or {}, row["main_metric"])
         return row
 
 
@@ -287,14 +291,14 @@ def process_ended(info: dict) -> bool:
     import socket
 
     pid, host = info.get("pid"), info.get("host")
-    if info.get("status") not in ("pending", "running") or not isinstance(pid, int) or pid <= 0 \
+    if info.get("status") not in ACTIVE or not isinstance(pid, int) or pid <= 0 \
             or host != socket.gethostname():
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OSError):
+    except OSError:  # not ours to signal (PermissionError): alive
         return False
     try:  # a killed child its parent has not waited for yet is a zombie: gone, though its pid exists
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"

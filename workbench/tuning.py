@@ -204,11 +204,11 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
     def objective(trial: Any) -> float:
         params = {key: _suggest_value(trial, key, spec) for key, spec in space.items()}
         cfg = resolve(inline=base, overrides={**params, "name": f"{name}-trial-{trial.number}", "baseline": False})
-        stop, named = threading.Event(), {}
+        stop, seen = threading.Event(), []  # seen: the first validation's metric names
 
         def check_metric(event: Any) -> None:  # a name the evaluations lack: stop at the first, not after the trial
-            if metric and not named and isinstance(event, Evaluation) and event.split == "validation":
-                named["seen"] = sorted(event.metrics)
+            if metric and not seen and isinstance(event, Evaluation) and event.split == "validation":
+                seen.extend(sorted(event.metrics))
                 if metric not in event.metrics:
                     stop.set()
 
@@ -225,9 +225,7 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
             raise optuna.TrialPruned(str(e)) from None
         used, value = best_validation(run, metric)
         if value is None:
-            seen = named.get("seen") or sorted({k for r in run.history() if r.get("event") == "eval"
-                                                and r.get("split") == "validation" for k in (r.get("metrics") or {})})
-            if seen:  # evaluated, but not with that name: every further trial would end the same way
+            if seen and used not in seen:  # evaluated, but not with that name: every further trial would end so
                 raise ConfigError(f"search metric '{used}' is not among the validation metrics "
                                   f"({', '.join(seen)}).{_suggest(used, seen)} Set --metric (metric= in Python, or "
                                   "train.metric_for_best_model) to one of them.")

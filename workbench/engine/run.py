@@ -59,6 +59,10 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
         atomic_write_text(run_dir.path / "error.txt", traceback.format_exc())
         emit(RunFailed(status="failed", error=f"{type(e).__name__}: {e}"))
         raise
+    finally:
+        # a stop request is answered once the run has ended, however it ended (one asked for after the
+        # last step has nothing left to stop); the record of it is the status
+        run_dir.stop_file.unlink(missing_ok=True)
     return run_dir
 
 
@@ -106,7 +110,6 @@ def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threadi
     if not ((stop_event is not None and stop_event.is_set()) or run_dir.stop_file.exists()):
         return False
     error = f"stopped on request before training, {where}"
-    run_dir.stop_file.unlink(missing_ok=True)
     run_dir.set_status("interrupted", error=error)
     emit(RunFailed(status="interrupted", error=error))
     return True
@@ -232,7 +235,6 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         raise RunError(f"training loss became non-finite (NaN or inf) at step {bridge.nonfinite_step}; stopped "
                        "before writing a checkpoint. Lower train.learning_rate or use precision: fp32.")
     if bridge.stopped:
-        run_dir.stop_file.unlink(missing_ok=True)  # the request is answered; the record is the status
         ckpts = run_dir.complete_checkpoints()
         run_dir.set_status("interrupted", error="stopped on request",
                            resume_from=str(ckpts[-1]) if ckpts else None)
@@ -263,7 +265,6 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     emit(Phase("saving", str(run_dir.model_dir)))
     _save_model(cfg, task, trainer, tokenizer, run_dir, evaluation)
     elapsed = time.monotonic() - t_start
-    run_dir.stop_file.unlink(missing_ok=True)  # a stop asked for after the last step has nothing left to stop
     run_dir.set_status("completed", error=None, train_seconds=round(train_seconds, 2),
                        elapsed_seconds=round(elapsed, 2),
                        metrics={task.main_metric: metrics.get(task.main_metric),

@@ -23,6 +23,15 @@ def greater_is_better(name: str, main_metric: str | None, main_greater: bool) ->
     return not (name in LOWER_IS_BETTER or name.endswith("loss"))
 
 
+def higher_is_better_in(evaluation: dict, name: str) -> bool:
+    """``name``'s direction in an eval.json: its ``greater_is_better`` for the main metric (by the main
+    metric's name when an older file lacks it), by name for the others."""
+    main = evaluation.get("main_metric")
+    declared = evaluation.get("greater_is_better")
+    main_greater = declared if isinstance(declared, bool) else (greater_is_better(main, None, True) if main else True)
+    return greater_is_better(name, main, main_greater)
+
+
 @lru_cache(maxsize=None)
 def load(name: str):
     import evaluate

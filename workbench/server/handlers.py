@@ -32,12 +32,11 @@ from traitlets.config import Configurable
 
 from .._version import __version__
 from ..paths import templates_dir as default_templates_dir
-from ..runs import RunDir, default_runs_dir, dumps_strict
+from ..runs import ACTIVE, RunDir, default_runs_dir, dumps_strict
 from .runindex import RunIndex, confined_file, lab_path, metric_directions, read_metrics_chunk, resolve_run
 from .templates import TemplateError, describe, instantiate, read_notebook
 
 AUTH_RESOURCE = "workbench"
-ACTIVE = ("pending", "running")
 
 
 class WorkbenchServer(Configurable):

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
-from ..metrics import greater_is_better
-from ..runs import RunDir, is_valid_run_id
+from ..metrics import higher_is_better_in
+from ..runs import ACTIVE, RunDir, is_valid_run_id
 
 SPARKLINE_POINTS = 48
 SKETCH_BUCKETS = 256
@@ -162,24 +162,13 @@ class LossSketch:
         return out
 
 
-def _main_greater(evaluation: dict, main: str) -> bool:
-    """Whether a higher ``main`` is better: eval.json's own word, else by the metric's name."""
-    declared = evaluation.get("greater_is_better")
-    return declared if isinstance(declared, bool) else greater_is_better(main, None, True)
-
-
 def metric_directions(evaluation: Any) -> dict[str, bool]:
     """Whether a higher value is better, for each metric of an eval.json (the report's rule)."""
     if not isinstance(evaluation, dict):
         return {}
-    main = evaluation.get("main_metric")
-    main_greater = _main_greater(evaluation, main) if isinstance(main, str) else True
-    names: set[str] = set()
-    for part in ("finetuned", "baseline"):
-        values = evaluation.get(part)
-        if isinstance(values, dict):
-            names.update(k for k in values if isinstance(k, str))
-    return {name: greater_is_better(name, main, main_greater) for name in sorted(names)}
+    names = {k for part in ("finetuned", "baseline") if isinstance(evaluation.get(part), dict)
+             for k in evaluation[part] if isinstance(k, str)}
+    return {name: higher_is_better_in(evaluation, name) for name in sorted(names)}
 
 
 def _stat_key(path: Path) -> tuple[int, int] | None:
@@ -231,15 +220,6 @@ class RunIndex:
                 row = run.summary()
             except Exception as e:  # a run directory we cannot make sense of still gets a row
                 row = {"id": run.id, "status": "unknown", "error": f"unreadable run directory: {type(e).__name__}"}
-            if isinstance(info.get("updated_at"), str):
-                row["updated_at"] = info["updated_at"]
-        main = row.get("main_metric")
-        if isinstance(main, str) and main:
-            try:
-                evaluation = run.read_eval()
-            except (OSError, UnicodeDecodeError):
-                evaluation = None
-            row["greater_is_better"] = _main_greater(evaluation if isinstance(evaluation, dict) else {}, main)
         row.pop("path", None)
         if row.get("error") is not None and not isinstance(row["error"], str):
             row["error"] = str(row["error"])
@@ -278,7 +258,7 @@ class RunIndex:
         with self._lock:
             cached = self._rows.get(run.id)
             # a pending or running row is read again: its process may have ended without touching its files
-            if cached is None or cached[0] != key or cached[1].get("status") in ("pending", "running"):
+            if cached is None or cached[0] != key or cached[1].get("status") in ACTIVE:
                 cached = (key, self._summarize(run))
                 self._rows[run.id] = cached
             return cached[1]
