@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -90,6 +91,12 @@ def test_smoke_suite_end_to_end(bench_dir, tmp_path):
     assert result["ratios"]["toy-bert-short"]["P and B2 same batches"] is True
     assert result["ratios"]["toy-bert-short"]["P/B2 step time, step by step"] > 0
     assert len(result["records"][0]["step_times"]) == result["records"][0]["steps"]
+    # the scripts and the hand loop have oneDNN's default kernel cache, workbench its own
+    from workbench import _onednn
+
+    caches = {r["variant"]: r["onednn_cache"] for r in result["records"]}
+    assert caches == {"B0": "1024", "B1": "1024", "B2": "1024",
+                      "P": os.environ.get(_onednn.CACHE_VARIABLE, str(_onednn.CACHE_CAPACITY))}
     assert rows["B0"]["pad_fraction"] > 0.4 > rows["P"]["pad_fraction"]  # B0 pads every text to max_length
     assert rows["B0"]["precision"] == "fp32" and rows["P"]["precision"] == rows["B1"]["precision"]
     for r in rows.values():

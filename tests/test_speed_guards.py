@@ -1016,3 +1016,59 @@ def test_torch_compile_keeps_packed_blocks_static(tiny_gpt2, tmp_path, monkeypat
     assert run.info["status"] == "completed"
     assert calls and all("dynamic" not in c for c in calls), calls
     assert not _lengths_vary(type("D", (), {"column_names": ["length"], "__getitem__": lambda s, k: [32] * 9})())
+
+
+KERNEL_SWEEP = r"""
+import sys
+import torch
+
+if sys.argv[1] == "workbench":
+    import workbench  # noqa: F401  (after torch, as a notebook often has it)
+
+
+def sweep():
+    # bf16 batched matmuls of 1,100 shapes, as many sequence lengths, more than oneDNN's default
+    # cache holds
+    for length in range(1, 1101):
+        torch.bmm(torch.ones(4, length, 16, dtype=torch.bfloat16), torch.ones(4, 16, 16, dtype=torch.bfloat16))
+
+
+sweep()
+sweep()
+"""
+
+
+def test_importing_workbench_gives_onednn_room_for_a_kernel_per_sequence_length(tmp_path):
+    """oneDNN builds a CPU kernel per bf16 matmul shape and keeps 1,024: past about 60 sequence
+    lengths a training run rebuilds its kernels step after step. workbench sets a larger cache when
+    imported; counted with oneDNN's own log of kernel creations (``create:cache_miss``)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from workbench import _onednn
+
+    script = tmp_path / "sweep.py"
+    script.write_text(KERNEL_SWEEP)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != _onednn.CACHE_VARIABLE}
+    env.update(ONEDNN_VERBOSE="profile_create",
+               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+
+    def built(how: str) -> int:
+        # oneDNN writes its log to the C library's stdout
+        log = subprocess.run([sys.executable, str(script), how], capture_output=True, text=True, check=True,
+                             env=env, timeout=300).stdout
+        return log.count("create:cache_miss")
+
+    with_workbench = built("workbench")
+    if with_workbench < 1025:
+        pytest.skip(f"this CPU's torch builds {with_workbench} oneDNN bf16 kernels for 1,100 shapes")
+    # two passes over the shapes: with workbench each kernel is built once, without it twice (the
+    # first pass's early kernels are gone when the second pass comes back to them)
+    assert built("torch") >= 2 * with_workbench - 8, with_workbench
+    # a value the user set is kept
+    user = subprocess.run([sys.executable, "-c", "import os, workbench; print(os.environ['%s'])" % _onednn.CACHE_VARIABLE],
+                          capture_output=True, text=True, check=True, env={**env, _onednn.CACHE_VARIABLE: "2000"})
+    assert user.stdout.strip() == "2000"

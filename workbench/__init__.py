@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._onednn import reserve_kernel_cache
 from ._version import __version__
+
+reserve_kernel_cache()  # before torch builds its first CPU matmul kernel (see _onednn)
 
 __all__ = ["__version__", "finetune", "search", "Run", "resolve", "RunConfig", "panel", "load_ipython_extension"]
 
