@@ -15,7 +15,9 @@ batch 16, bf16) over the 113 lengths 16 to 128, one step each, three passes: 46 
 oneDNN reads its cache size (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``) once, when torch builds its
 first kernel, and torch does not expose oneDNN's call that changes it later, so this is set when
 workbench is imported (a value already in the environment is kept). A notebook that ran bf16
-matmuls before importing workbench keeps oneDNN's default until its kernel restarts.
+matmuls before importing workbench keeps oneDNN's default until its kernel restarts. The Jupyter
+server extension removes workbench's value again (``release_for_children``), so that only kernels
+that import workbench have it.
 """
 
 from __future__ import annotations
@@ -28,5 +30,22 @@ CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 CACHE_CAPACITY = 4096
 
 
+# whether this process's value is workbench's (not the user's)
+set_here = False
+
+
 def reserve_kernel_cache() -> None:
-    os.environ.setdefault(CACHE_VARIABLE, str(CACHE_CAPACITY))
+    global set_here
+    if CACHE_VARIABLE not in os.environ:
+        os.environ[CACHE_VARIABLE] = str(CACHE_CAPACITY)
+        set_here = True
+
+
+def release_for_children() -> None:
+    """Leave oneDNN's default to processes started from here (a Jupyter server's kernels): a
+    notebook that imports workbench gets the larger cache itself, and one that does not keeps its
+    own setting."""
+    global set_here
+    if set_here:
+        os.environ.pop(CACHE_VARIABLE, None)
+        set_here = False

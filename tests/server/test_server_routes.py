@@ -507,3 +507,22 @@ def test_runs_dir_setting_is_honoured(jp_configurable_serverapp, jp_server_confi
     assert state.index.rows()[0]["lab_path"] is None  # outside the contents root: not openable in Lab
     # the server's kernels inherit it: their notebooks' runs land where the sidebar looks
     assert os.environ["WORKBENCH_RUNS_DIR"] == str(elsewhere)
+
+
+def test_kernels_keep_onednns_default_unless_they_import_workbench(jp_configurable_serverapp, jp_server_config,
+                                                                   monkeypatch):
+    """workbench's larger oneDNN kernel cache is for the processes that import it, not for every
+    kernel the server starts; a value the user set stays."""
+    from workbench import _onednn
+
+    monkeypatch.delenv(_onednn.CACHE_VARIABLE, raising=False)
+    monkeypatch.setattr(_onednn, "set_here", False)
+    _onednn.reserve_kernel_cache()
+    assert os.environ[_onednn.CACHE_VARIABLE] == str(_onednn.CACHE_CAPACITY)
+    jp_configurable_serverapp(config=jp_server_config)
+    assert _onednn.CACHE_VARIABLE not in os.environ
+    monkeypatch.setenv(_onednn.CACHE_VARIABLE, "2000")
+    _onednn.reserve_kernel_cache()
+    jp_configurable_serverapp(config=jp_server_config)
+    assert os.environ[_onednn.CACHE_VARIABLE] == "2000"
+

@@ -30,6 +30,7 @@ from jupyter_server.utils import url_path_join
 from traitlets import Int, Unicode
 from traitlets.config import Configurable
 
+from .. import _onednn
 from .._version import __version__
 from ..paths import templates_dir as default_templates_dir
 from ..runs import ACTIVE, RunDir, default_runs_dir, dumps_strict
@@ -298,6 +299,8 @@ def setup_handlers(server_app: Any) -> State:
     # template's or a %%finetune cell's run, whose relative default would be the notebook's own
     # folder) then writes and finds runs where the sidebar looks
     os.environ["WORKBENCH_RUNS_DIR"] = str(runs_root)
+    # but not workbench's oneDNN setting, which is for processes that train (see workbench._onednn)
+    _onednn.release_for_children()
     web_app = server_app.web_app
     web_app.settings["workbench"] = state
     base = url_path_join(web_app.settings["base_url"], "workbench", "api")
