@@ -129,7 +129,7 @@ def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tm
     resumed = finetune(cfg, progress=False, sinks=[seen.append])
     assert resumed.info["status"] == "completed"
     assert resumed.info["resume_differences"] == ["train.epochs: 20.0 -> 2.0"]
-    assert any(isinstance(e, Phase) and e.name == "resume warning" and "train.epochs: 20.0 -> 2.0" in e.detail
+    assert any(isinstance(e, Phase) and e.name == "resume warning" and e.notice and "train.epochs: 20.0 -> 2.0" in e.detail
                for e in seen)
     first = next(e for e in seen if isinstance(e, Step))
     done_here = first.step - int(ckpts[-1].name.split("-")[1])  # steps trained since the resume
@@ -392,16 +392,19 @@ def test_a_max_length_past_the_models_positions_is_capped_and_said(tiny_bert, tm
     phases = []
     cfg = tiny_config(tiny_bert, data, tmp_path / "runs", epochs=1, max_steps=2, max_length=256, precision="fp16")
     cfg.update(baseline=False)
-    run = finetune(cfg, progress=False, sinks=[lambda e: isinstance(e, Phase) and phases.append((e.name, e.detail))])
+    run = finetune(cfg, progress=False,
+                   sinks=[lambda e: isinstance(e, Phase) and phases.append((e.name, e.detail, e.notice))])
     assert run.status == "completed"
+    # both are notices: kept in view by the notebook display, not replaced by the next stage
     assert ("adjusted", "train.max_length: 256 -> 128: the model takes at most 128 tokens per sequence "
-                        "(its position embeddings)") in phases
+                        "(its position embeddings)", True) in phases
     assert run.info["adjusted"]["train.max_length"] == {
         "asked": 256, "used": 128, "why": "the model takes at most 128 tokens per sequence (its position embeddings)"}
     assert yaml.safe_load((run.dir / "config.yaml").read_text())["train"]["max_length"] == 128  # the config that ran
     # fp16 has no CPU kernels: the run says which precision it took instead
-    assert any(name == "precision" and detail.startswith("train.precision fp16 is not available on this cpu")
-               for name, detail in phases)
+    assert any(name == "precision" and notice and detail.startswith("train.precision fp16 is not available on this cpu")
+               for name, detail, notice in phases)
+    assert not [p for p in phases if p[2] and p[0] not in ("adjusted", "precision")], phases
 
 
 def test_a_model_folder_without_tokenizer_files_is_refused(tiny_bert, clf_csv, tmp_path):

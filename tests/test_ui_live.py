@@ -199,6 +199,18 @@ def test_final_state_is_progress_curves_and_metrics_against_baseline(clock, run_
     assert "wb-confusion" in confusion.objects[0].data and ">9<" in confusion.objects[0].data
 
 
+def test_notices_stay_in_view_while_stages_replace_each_other():
+    state = LiveState()
+    state.update(Phase("loading data", "train.csv"))
+    state.update(Phase("data warning", "3 texts appear more than once", notice=True))
+    state.update(Phase("adjusted", "train.max_length: 256 -> 128", notice=True))
+    state.update(Phase("tokenizing", "1,000 texts"))
+    assert state.phase == "tokenizing: 1,000 texts"
+    assert state.warnings == ["data warning: 3 texts appear more than once", "adjusted: train.max_length: 256 -> 128"]
+    html = state.progress_html(True)
+    assert "3 texts appear more than once" in html and "tokenizing" in html
+
+
 def test_summary_off_leaves_the_metrics_to_the_caller(run_dir):
     shown = FakeDisplay()
     view = NotebookProgress(display=shown, summary=False)

@@ -42,9 +42,12 @@ class RunStarted(Event):
 
 @dataclass
 class Phase(Event):
-    """A named stage outside the training loop (loading, tokenizing, baseline, saving)."""
+    """A named stage outside the training loop (loading, tokenizing, baseline, saving), or with
+    ``notice`` a message about the run to keep in view (a data warning, a setting adjusted), which
+    the next stage does not replace."""
     name: str
     detail: str = ""
+    notice: bool = False
 
     def __post_init__(self):
         self.event = "phase"

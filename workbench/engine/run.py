@@ -98,7 +98,7 @@ def _adjust(cfg: RunConfig, run_dir: RunDir, emit: Emitter, key: str, value: Any
     section, name = key.split(".")
     asked = getattr(getattr(cfg, section), name)
     setattr(getattr(cfg, section), name, value)
-    emit(Phase("adjusted", f"{key}: {asked} -> {value}: {why}"))
+    emit(Phase("adjusted", f"{key}: {asked} -> {value}: {why}", notice=True))
     adjusted = {**(run_dir.read_info().get("adjusted") or {}), key: {"asked": asked, "used": value, "why": why}}
     atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
     run_dir.update_info(adjusted=adjusted, config_hash=cfg.hash())
@@ -127,7 +127,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         changed = resume_differences(cfg, resume)
         if changed:
             emit(Phase("resume warning", f"these settings differ from the checkpoint's run, and training continues "
-                                         f"from its step with the new ones: {'; '.join(changed)}"))
+                                         f"from its step with the new ones: {'; '.join(changed)}", notice=True))
             run_dir.update_info(resume_differences=changed)
 
     # 1. data: load, check, split (errors here name file, column and rows)
@@ -135,7 +135,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     splits = task.load_data()
     emit(Phase("data", ", ".join(f"{n} {len(f)}" for n, f in splits.items())))
     for warning in splits.report["warnings"]:
-        emit(Phase("data warning", warning))
+        emit(Phase("data warning", warning, notice=True))
     if splits.report.get("augmented"):
         aug = splits.report["augmented"]
         emit(Phase("augmentation", f"{aug['added']} {aug['method']} copies added to {aug['original']} training texts"))
@@ -166,7 +166,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     precision = choose_precision(cfg.train.precision, device)
     if cfg.train.precision not in ("auto", precision):
         emit(Phase("precision", f"train.precision {cfg.train.precision} is not available on this {device}; "
-                                f"training in {precision}"))
+                                f"training in {precision}", notice=True))
     task.pad_to_multiple_of = 8 if device == "cuda" else None
 
     # 3. baseline: the base model on the same test split, before any training

@@ -109,8 +109,8 @@ class LiveState:
             self.records.append(event.to_record())
             self.curve_version += 1
         elif isinstance(event, Phase):
-            if event.name in ("data warning", "adjusted", "precision", "resume warning"):  # kept in view, not replaced by the next phase
-                self.warnings.append(f"{'data' if event.name == 'data warning' else event.name}: {event.detail}")
+            if event.notice:  # kept in view, not replaced by the next phase
+                self.warnings.append(f"{event.name}: {event.detail}")
             else:
                 self.phase = f"{event.name}: {event.detail}" if event.detail else event.name
         elif isinstance(event, RunStarted):
