@@ -26,7 +26,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from .errors import RunError
 from .metrics import higher_is_better_in
@@ -239,6 +239,17 @@ class RunDir:
                 records.append({"event": "corrupt_line"})
         return records, offset + end + 1
 
+    def last_validation(self, main: str, tail_bytes: int = 1 << 20) -> dict | None:
+        """The latest validation value of ``main`` in metrics.jsonl (its last ``tail_bytes``), for a
+        run that has no test metrics: one still running, stopped or failed after evaluating."""
+        try:
+            size = self.metrics_jsonl.stat().st_size
+        except OSError:
+            return None
+        start = max(0, size - tail_bytes)
+        records, _ = self.read_metrics(start)
+        return validation_value(reversed(records[1:] if start else records), main)  # a cut first line is dropped
+
     def read_eval(self) -> dict | None:
         try:
             return json.loads(self.eval_json.read_text(encoding="utf-8"))
@@ -282,6 +293,36 @@ class RunDir:
         if isinstance(row.get("main_metric"), str) and row["main_metric"]:  # no eval.json yet: by its name
             row["greater_is_better"] = higher_is_better_in(ev or {}, row["main_metric"])
         return row
+
+    def summary_with_validation(self) -> dict:
+        """``summary()``, and for a run without test metrics its latest validation value of the main
+        metric (``validation``), read from metrics.jsonl."""
+        row = self.summary()
+        if row.get("value") is None and isinstance(row.get("main_metric"), str) and row["main_metric"]:
+            found = self.last_validation(row["main_metric"])
+            if found:
+                row["validation"] = found
+        return row
+
+
+def validation_value(records: Iterable[dict], main: str) -> dict | None:
+    """``{"value", "step"}`` from the first evaluation record in ``records`` with a finite ``main``."""
+    for rec in records:
+        if not isinstance(rec, dict) or rec.get("event") != "eval" or not isinstance(rec.get("metrics"), dict):
+            continue
+        value = rec["metrics"].get(main)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return {"value": float(value), "step": rec.get("step")}
+    return None
+
+
+def validation_text(row: dict) -> str | None:
+    """"validation accuracy 0.8125 at step 40" for a summary row with a ``validation`` value."""
+    found = row.get("validation")
+    if not isinstance(found, dict) or not isinstance(found.get("value"), (int, float)):
+        return None
+    at = f" at step {found['step']}" if isinstance(found.get("step"), int) else ""
+    return f"validation {row.get('main_metric')} {found['value']:.4f}{at}"
 
 
 def process_ended(info: dict) -> bool:
@@ -341,6 +382,6 @@ def iter_run_dirs(root: Path | str) -> Iterator[Path]:
 def list_runs(root: Path | str | None = None) -> list[dict]:
     """Summaries of every run under ``root``, newest first."""
     root = Path(root) if root is not None else default_runs_dir()
-    rows = [RunDir(d).summary() for d in iter_run_dirs(root)]
+    rows = [RunDir(d).summary_with_validation() for d in iter_run_dirs(root)]
     rows.sort(key=lambda r: (r.get("created_at") or "", r["id"]), reverse=True)
     return rows

@@ -42,6 +42,8 @@ export interface IRunSummary {
   has_report?: boolean;
   notebook?: string | null;
   loss_sparkline?: number[];
+  /** For a run without test metrics: its latest validation value of the main metric. */
+  validation?: { value: number; step?: number | null } | null;
 }
 
 export interface IRunsPage {

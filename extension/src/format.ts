@@ -137,8 +137,17 @@ export function deltaTitle(direction: DeltaDirection | null, greaterIsBetter: bo
 
 /** "accuracy 0.9685 vs 0.2135 baseline" for a list row; empty when the run has no result yet. */
 export function metricVsBaseline(run: IRunSummary): string {
-  if (!run.main_metric || typeof run.value !== 'number') {
+  if (!run.main_metric) {
     return '';
+  }
+  if (typeof run.value !== 'number') {
+    // no test metrics (running, stopped): the latest validation value, said as such
+    const v = run.validation;
+    if (!v || typeof v.value !== 'number') {
+      return '';
+    }
+    const at = typeof v.step === 'number' ? ` at step ${v.step}` : '';
+    return `validation ${run.main_metric} ${formatMetric(v.value)}${at}`;
   }
   const base =
     typeof run.baseline === 'number'

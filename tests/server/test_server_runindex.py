@@ -66,3 +66,43 @@ def test_page_reads_sparklines_only_for_its_runs(tmp_path):
     page = index.page(offset=0, limit=2)
     assert [len(r["loss_sparkline"]) > 0 for r in page["runs"]] == [True, True]
     assert len(index._sketches) == 2
+
+
+def test_runs_without_test_metrics_show_their_latest_validation_value(tmp_path):
+    """A running or stopped run has no eval.json: the listing gives its main metric's latest
+    validation value instead (the sidebar says it as such); the CLI's listing reads the same."""
+    from workbench.runs import list_runs, validation_text
+
+    runs = seed_runs(tmp_path / "runs")
+    index = RunIndex(tmp_path / "runs")
+    rows = {r["id"]: r for r in index.rows()}
+    assert rows[runs["running"].id]["validation"] == {"value": 0.635, "step": 60}
+    assert rows[runs["interrupted"].id]["validation"] == {"value": 0.56, "step": 40}
+    assert "validation" not in rows[runs["completed"].id]  # its test metrics are the figure
+    assert "validation" not in rows[runs["failed"].id]  # failed before its first evaluation
+    listed = {r["id"]: r for r in list_runs(tmp_path / "runs")}
+    for key in ("running", "interrupted", "completed", "failed"):
+        assert listed[runs[key].id].get("validation") == rows[runs[key].id].get("validation"), key
+    assert validation_text(listed[runs["interrupted"].id]) == "validation perplexity 0.5600 at step 40"
+    # only the file's tail is read: a cut first line is left out, an evaluation after it is found
+    data = runs["interrupted"].metrics_jsonl.read_bytes()
+    after_eval = len(data) - data.rindex(b'{"event": "eval"')  # the last evaluation's line and what follows it
+    assert runs["interrupted"].last_validation("perplexity", tail_bytes=after_eval + 5) == {"value": 0.56, "step": 40}
+    assert runs["interrupted"].last_validation("perplexity", tail_bytes=after_eval - 5) is None
+
+
+def test_cli_and_notebook_listings_show_the_validation_value_of_runs_without_test_metrics(tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.runs import list_runs
+    from workbench.ui.compare import runs_table_html
+
+    runs = seed_runs(tmp_path / "runs")
+    assert main(["runs", "--dir", str(tmp_path / "runs"), "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "validation perplexity 0.5600 at step 40" in lines[runs["interrupted"].id]
+    assert "validation accuracy 0.6350 at step 60" in lines[runs["running"].id]
+    assert "accuracy 0.9685 (base 0.2135)" in lines[runs["completed"].id]
+    assert "DataError" in lines[runs["failed"].id]
+    html = runs_table_html(list_runs(tmp_path / "runs"))
+    assert "validation perplexity 0.5600 at step 40 · <span" in html  # and why it stopped
+    assert "step 60/200 · validation accuracy 0.6350 at step 60" in html

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import RunError
 from ..metrics import higher_is_better_in
-from ..runs import ACTIVE, RunDir, is_valid_run_id
+from ..runs import ACTIVE, RunDir, is_valid_run_id, validation_value
 
 SPARKLINE_POINTS = 48
 SKETCH_BUCKETS = 256
@@ -130,6 +130,7 @@ class LossSketch:
     _acc: float = 0.0
     _count: int = 0
     _points: list[float] | None = None
+    last_eval: dict | None = None  # the latest evaluation record, for runs without test metrics
 
     def add(self, value: float) -> None:
         self._points = None
@@ -244,6 +245,8 @@ class RunIndex:
                 sketch = self._sketches[run.id] = LossSketch()
                 continue
             for rec in chunk["records"]:
+                if isinstance(rec, dict) and rec.get("event") == "eval":
+                    sketch.last_eval = rec
                 if isinstance(rec, dict) and rec.get("event") == "step":
                     loss = rec.get("loss")
                     if isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss):
@@ -270,6 +273,12 @@ class RunIndex:
                 row["loss_sparkline"] = self._sparkline(run)
             except OSError:
                 row["loss_sparkline"] = []
+            sketch = self._sketches.get(run.id)
+            main = row.get("main_metric")
+            if row.get("value") is None and isinstance(main, str) and sketch and sketch.last_eval:
+                found = validation_value([sketch.last_eval], main)
+                if found:
+                    row["validation"] = found
         return row
 
     def row(self, run: RunDir) -> dict:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import flatten
 from ..render import fmt, fmt_delta
-from ..runs import RunDir, default_runs_dir, list_runs
+from ..runs import RunDir, default_runs_dir, list_runs, validation_text
 from .live import STATUS_COLORS, esc, run_dir_link, styled
 
 
@@ -33,16 +33,22 @@ def runs_table_html(rows: list[dict], root: Path | str | None = None) -> str:
             metric = f"{esc(r.get('main_metric'))} <b>{fmt(value)}</b>"
             if isinstance(base, (int, float)):
                 metric += f" (baseline {fmt(base)}, {fmt_delta(value - base)})"
-        elif r.get("status") == "running" and isinstance(r.get("progress"), dict):
-            p = r["progress"]
-            metric = f"step {esc(p.get('step'))}/{esc(p.get('total_steps'))}"
-        elif r.get("error"):
-            metric = f"<span style='color:#c62828'>{esc(str(r['error'])[:120])}</span>"
+        else:
+            # no test metrics yet (running) or ever (stopped, failed): the latest validation value
+            parts = []
+            if r.get("status") == "running" and isinstance(r.get("progress"), dict):
+                p = r["progress"]
+                parts.append(f"step {esc(p.get('step'))}/{esc(p.get('total_steps'))}")
+            if validation_text(r):
+                parts.append(esc(validation_text(r)))
+            if r.get("error") and r.get("status") != "running":
+                parts.append(f"<span style='color:#c62828'>{esc(str(r['error'])[:120])}</span>")
+            metric = " · ".join(parts)
         body.append(f"<tr><td>{run_dir_link(r['path'])}</td><td>{esc(r.get('name') or '')}</td>"
                     f"<td>{esc(r.get('task') or '')}</td><td>{esc(_short(r.get('model')))}</td>"
                     f"<td>{_status(r.get('status'))}</td><td>{metric}</td>"
                     f"<td>{esc((r.get('created_at') or '')[:16].replace('T', ' '))}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("run", "name", "task", "model", "status", "test metric", "created"))
+    head = "".join(f"<th>{h}</th>" for h in ("run", "name", "task", "model", "status", "metric", "created"))
     return styled(f"<table class='wb-runs'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 

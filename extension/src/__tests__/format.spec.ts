@@ -86,6 +86,18 @@ describe('metrics', () => {
     expect(metricVsBaseline({ id: 'r', status: 'completed', main_metric: 'f1', value: 0.5 })).toBe('f1 0.5000');
     expect(metricVsBaseline({ id: 'r', status: 'running', main_metric: 'f1' })).toBe('');
   });
+  it('says the latest validation value of a run without test metrics as such', () => {
+    expect(
+      metricVsBaseline({ id: 'r', status: 'interrupted', main_metric: 'accuracy', validation: { value: 0.8125, step: 40 } })
+    ).toBe('validation accuracy 0.8125 at step 40');
+    expect(metricVsBaseline({ id: 'r', status: 'running', main_metric: 'f1', validation: { value: 0.5 } })).toBe(
+      'validation f1 0.5000'
+    );
+    // test metrics win
+    expect(
+      metricVsBaseline({ id: 'r', status: 'completed', main_metric: 'f1', value: 0.6, validation: { value: 0.5, step: 9 } })
+    ).toBe('f1 0.6000');
+  });
 });
 
 describe('progress and status', () => {
