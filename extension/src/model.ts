@@ -63,7 +63,13 @@ abstract class PollingModel implements IDisposable {
     const was = this._visible;
     this._visible = visible;
     if (visible && !was && !this._poll.isDisposed) {
-      void this._poll.refresh();
+      if (this._finished) {
+        // a finished run no longer polls: look once more when its view comes back (it may have been
+        // deleted meanwhile); the answer is cheap, the server says 304 for an unchanged run
+        void this.fetch().catch(() => undefined);
+      } else {
+        void this._poll.refresh();
+      }
     }
   }
 

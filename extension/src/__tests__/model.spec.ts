@@ -228,6 +228,22 @@ describe('RunDetailModel', () => {
     model.dispose();
   });
 
+  it('notices a finished run deleted while its view was hidden, when the view is shown again', async () => {
+    const api = new FakeAPI();
+    api.details = [detail('completed')];
+    const model = new RunDetailModel(api, 'r1', { autoStart: false });
+    await model.refresh();
+    expect(model.polling).toBe(false);
+    model.setVisible(false);
+    api.failRun = new WorkbenchAPIError("no run 'r1' in the runs folder", 404);
+    await new Promise(r => setTimeout(r, 20));
+    expect(model.gone).toBe(false); // hidden: nothing asked
+    model.setVisible(true);
+    await new Promise(r => setTimeout(r, 20));
+    expect(model.gone).toBe(true);
+    model.dispose();
+  });
+
   it('keeps polling through other errors', async () => {
     const api = new FakeAPI();
     api.details = [detail('running')];
