@@ -29,3 +29,12 @@ class ModelError(WorkbenchError, ValueError):
 
 class RunError(WorkbenchError, RuntimeError):
     """A run failed or a run directory cannot be read."""
+
+
+class RunFolderDeleted(RunError):
+    """The run's folder was deleted while the run was going on: it stops and writes nothing more."""
+
+    def __init__(self, path: object):
+        super().__init__(f"the run folder {path} was deleted while the run was going on; the run stopped and "
+                         "wrote nothing more (to keep a run, leave its folder until it has finished, or stop it "
+                         "first)")

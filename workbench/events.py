@@ -14,6 +14,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
 
+from .errors import RunFolderDeleted
+
 
 @dataclass
 class Event:
@@ -157,7 +159,10 @@ class MetricsWriter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Step) and event.loss is None:
             return  # progress ticks between logging steps are for live displays only
-        self.run_dir.append_metrics(event.to_record())
+        try:
+            self.run_dir.append_metrics(event.to_record())
+        except RunFolderDeleted:
+            pass  # the run stops at its next step and says why; there is nothing left to write into
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import RunError
+from .errors import RunError, RunFolderDeleted
 from .metrics import higher_is_better_in
 
 STATUSES = ("pending", "running", "completed", "failed", "interrupted")
@@ -189,6 +189,8 @@ class RunDir:
             raise RunError(f"corrupt run.json ({e}); the directory is {self.path}.") from None
 
     def update_info(self, **changes: Any) -> dict:
+        if not self.path.is_dir():  # deleted by its user: writing would bring back a folder with a stub run.json
+            raise RunFolderDeleted(self.path)
         info = {}
         if self.run_json.exists():
             try:
@@ -212,8 +214,13 @@ class RunDir:
     # metrics.jsonl ----------------------------------------------------------------------------
     def append_metrics(self, record: dict) -> None:
         line = dumps_strict(record)
-        with open(self.metrics_jsonl, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        try:
+            with open(self.metrics_jsonl, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except FileNotFoundError:
+            if not self.path.is_dir():
+                raise RunFolderDeleted(self.path) from None
+            raise
 
     def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
         """Records from byte ``offset`` on, and the offset to continue from.

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .. import tasks
 from ..config import RunConfig
 from ..data import fingerprint
-from ..errors import ConfigError, RunError, WorkbenchError
+from ..errors import ConfigError, RunError, RunFolderDeleted, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, count_parameters, load_tokenizer, max_positions, resolve_model
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso
@@ -46,6 +46,9 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     try:
         with quiet_libraries():
             _train(cfg, run_dir, emit, stop_event)
+    except RunFolderDeleted as e:
+        emit(RunFailed(status="interrupted", error=str(e)))  # nothing to record it in
+        raise
     except KeyboardInterrupt:
         run_dir.set_status("interrupted", error="interrupted by the user (KeyboardInterrupt or SIGTERM)")
         emit(RunFailed(status="interrupted", error="interrupted by the user"))
@@ -217,7 +220,14 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     t_train = time.monotonic()
     if resume:
         emit(Phase("resuming", str(resume)))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except Exception:
+        if not run_dir.path.is_dir():
+            raise RunFolderDeleted(run_dir.path) from None
+        raise
+    if bridge.folder_deleted:
+        raise RunFolderDeleted(run_dir.path)
     train_seconds = time.monotonic() - t_train
     run_dir.update_info(progress={"step": trainer.state.global_step, "total_steps": trainer.state.max_steps,
                                   "epoch": round(trainer.state.epoch or 0.0, 4)})  # where training ended

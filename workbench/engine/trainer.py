@@ -448,6 +448,7 @@ class EventBridge:
         self.total = 0
         self.step0, self.epoch0 = 0, 0.0
         self.stopped = False
+        self.folder_deleted = False
         self.nonfinite_step: int | None = None
         self.last_loss: float | None = None
         self._last_progress_write = 0.0
@@ -455,6 +456,13 @@ class EventBridge:
     # -- hooks ----------------------------------------------------------------------------------
     def step_end(self, state, control):
         step = state.global_step
+        if not self.run_dir.path.is_dir():
+            # deleted by its user: stop before this step's checkpoint or evaluation brings a partial
+            # folder back (one stat per step, microseconds)
+            self.folder_deleted = True
+            control.should_training_stop = True
+            control.should_save = control.should_evaluate = control.should_log = False
+            return control
         if (self.stop_event is not None and self.stop_event.is_set()) or \
                 (step % 5 == 0 and self.run_dir.stop_file.exists()):
             self.stopped = True
