@@ -136,9 +136,12 @@ def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tm
     assert done_here >= 1 and first.samples_per_second == pytest.approx(done_here * 16 / first.elapsed, rel=0.25)
 
 
-def test_deleting_a_running_runs_folder_stops_it_and_leaves_nothing_behind(tiny_bert, clf_csv, tmp_path):
+@pytest.mark.parametrize("eval_strategy", ["steps", "epoch"])
+def test_deleting_a_running_runs_folder_stops_it_and_leaves_nothing_behind(eval_strategy, tiny_bert, clf_csv,
+                                                                            tmp_path):
     """A user deletes the folder of a run that is training (evaluating and checkpointing every 2
-    steps): the run stops at its next step with the reason, and no partial folder comes back."""
+    steps, or each epoch): the run stops within a few steps with the reason, and no partial folder
+    comes back."""
     import shutil
 
     from workbench.errors import RunFolderDeleted
@@ -153,13 +156,13 @@ def test_deleting_a_running_runs_folder_stops_it_and_leaves_nothing_behind(tiny_
             shutil.rmtree(deleted[0])
 
     cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=20, logging_steps=1)
-    cfg["train"].update(eval_strategy="steps", eval_steps=2)
+    cfg["train"].update(eval_strategy=eval_strategy, eval_steps=2 if eval_strategy == "steps" else None)
     with pytest.raises(RunFolderDeleted, match="was deleted while the run was going on"):
         finetune(cfg, progress=False, sinks=[delete_at_step_3])
     assert list((tmp_path / "runs").iterdir()) == []
     failed = [e for e in seen if isinstance(e, RunFailed)]
     assert len(failed) == 1 and failed[0].status == "interrupted" and "deleted" in failed[0].error
-    assert max(e.step for e in seen if isinstance(e, Step)) <= 4  # stopped at its next step
+    assert max(e.step for e in seen if isinstance(e, Step)) <= 5  # at the next save or the 5-step check
 
 
 def test_stop_event_from_another_thread(tiny_bert, clf_csv, tmp_path):

@@ -429,6 +429,9 @@ class EventBridge:
             def on_step_end(self, args, state, control, **kw):
                 return bridge.step_end(state, control)
 
+            def on_epoch_end(self, args, state, control, **kw):
+                return bridge.epoch_end(control)
+
             def on_log(self, args, state, control, logs=None, **kw):
                 return bridge.log(state, control, logs or {})
 
@@ -456,12 +459,7 @@ class EventBridge:
     # -- hooks ----------------------------------------------------------------------------------
     def step_end(self, state, control):
         step = state.global_step
-        if not self.run_dir.path.is_dir():
-            # deleted by its user: stop before this step's checkpoint or evaluation brings a partial
-            # folder back (one stat per step, microseconds)
-            self.folder_deleted = True
-            control.should_training_stop = True
-            control.should_save = control.should_evaluate = control.should_log = False
+        if self._folder_deleted(control, check=step % 5 == 0):
             return control
         if (self.stop_event is not None and self.stop_event.is_set()) or \
                 (step % 5 == 0 and self.run_dir.stop_file.exists()):
@@ -478,6 +476,24 @@ class EventBridge:
             self.run_dir.update_info(progress={"step": step, "total_steps": self.total,
                                                "epoch": round(state.epoch or 0.0, 4)})
         return control
+
+    def epoch_end(self, control):
+        # Trainer's flow callback asks for the epoch's evaluation and checkpoint here, after the last
+        # step's check
+        self._folder_deleted(control)
+        return control
+
+    def _folder_deleted(self, control, check: bool = False) -> bool:
+        """Whether the run's folder was deleted by its user; if so, training stops before a checkpoint
+        or an evaluation brings a partial folder back. Looked at every few steps (``check``) and
+        before each save or evaluation Trainer's flow callback asks for; a progress write in between
+        finds it gone too (RunFolderDeleted)."""
+        if not self.folder_deleted and (check or control.should_save or control.should_evaluate):
+            self.folder_deleted = not self.run_dir.path.is_dir()
+        if self.folder_deleted:
+            control.should_training_stop = True
+            control.should_save = control.should_evaluate = control.should_log = False
+        return self.folder_deleted
 
     def log(self, state, control, logs: dict):
         if "loss" not in logs:
