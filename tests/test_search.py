@@ -1,6 +1,9 @@
 """Hyperparameter search: optuna proposes, every trial is a workbench run ranked on validation."""
 
 import json
+from pathlib import Path
+
+import yaml
 
 import pytest
 
@@ -106,8 +109,18 @@ def test_a_metric_the_runs_do_not_report_stops_the_search_after_one_trial(tiny_b
                metric="acuracy", progress=False)
     (trial,) = list((tmp_path / "runs").iterdir())
     info = json.loads((trial / "run.json").read_text())
-    # stopped at its first evaluation (step 4 of 8), not trained to the end first
-    assert info["status"] == "interrupted" and info["progress"]["step"] < 8, info
+    # refused before the first trial trained: the name is checked on a few validation rows
+    assert info["status"] == "failed" and "progress" not in info, info
+    events = [json.loads(line)["event"] for line in (trial / "metrics.jsonl").read_text().splitlines()]
+    assert "step" not in events and "eval" not in events
+
+
+def test_the_search_metric_picks_each_trials_best_checkpoint_too(tiny_bert, clf_csv, tmp_path):
+    result = search(_base(tiny_bert, clf_csv, tmp_path / "runs"), {"train.batch_size": [8, 16]}, trials=1,
+                    metric="eval_f1_macro", progress=False)
+    assert result.metric == "f1_macro" and result.trials[0]["value"] is not None
+    cfg = yaml.safe_load((Path(result.trials[0]["run_dir"]) / "config.yaml").read_text())
+    assert cfg["train"]["metric_for_best_model"] == "f1_macro"
 
 
 def test_ranges_are_integers_only_for_integer_keys():

@@ -11,6 +11,14 @@ class ConfigError(WorkbenchError, ValueError):
     """A run config has an unknown key, a bad value or a bad type."""
 
 
+class UnknownMetric(ConfigError):
+    """``train.metric_for_best_model`` names no validation metric of the task (``choices`` are those)."""
+
+    def __init__(self, message: str, name: str, choices: list[str]):
+        super().__init__(message)
+        self.name, self.choices = name, choices
+
+
 class DataError(WorkbenchError, ValueError):
     """Input data cannot be used as given.
 

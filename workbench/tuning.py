@@ -5,8 +5,8 @@ directory contract: no run directory per trial, no events for the progress views
 against the baseline. Here optuna's sampler (TPE, seeded) proposes the values and each trial is a
 complete run (``<name>-trial-<n>``) that ``workbench runs list``, the sidebar and ``compare_runs``
 show like any other. Trials are ranked by the best *validation* value of the run's main metric
-(``train.metric_for_best_model`` where set): the test split stays untouched until the chosen run is
-read.
+(``metric``, else ``train.metric_for_best_model`` where set; a given ``metric`` also picks each
+trial's best checkpoint): the test split stays untouched until the chosen run is read.
 
 A search space maps dotted config keys to a list of choices or a range::
 
@@ -20,14 +20,12 @@ and on the command line ``--space train.learning_rate=1e-5..1e-3:log --space tra
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .config import _all_keys, _suggest, parse_override, resolve
-from .errors import ConfigError, RunError, WorkbenchError
-from .events import Evaluation
+from .errors import ConfigError, RunError, UnknownMetric, WorkbenchError
 from .render import table_html
 
 
@@ -187,7 +185,7 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         raise ConfigError(f"trials: {trials!r} must be at least 1.")
     flat = {k.replace("__", "."): v for k, v in overrides.items()}
     base = resolve(inline=config, overrides=flat or None)
-    metric = metric or base.train.metric_for_best_model
+    metric = (metric or base.train.metric_for_best_model or "").removeprefix("eval_") or None  # Trainer's prefix
     if base.train.eval_strategy == "no":
         raise ConfigError("search: trials are ranked by their validation metric; train.eval_strategy must be "
                           "epoch or steps.")
@@ -203,17 +201,17 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
 
     def objective(trial: Any) -> float:
         params = {key: _suggest_value(trial, key, spec) for key, spec in space.items()}
-        cfg = resolve(inline=base, overrides={**params, "name": f"{name}-trial-{trial.number}", "baseline": False})
-        stop, seen = threading.Event(), []  # seen: the first validation's metric names
-
-        def check_metric(event: Any) -> None:  # a name the evaluations lack: stop at the first, not after the trial
-            if metric and not seen and isinstance(event, Evaluation) and event.split == "validation":
-                seen.extend(sorted(event.metrics))
-                if metric not in event.metrics:
-                    stop.set()
-
+        # the ranking metric also picks each trial's best checkpoint, and a name the task does not
+        # report fails before the first trial trains (the engine checks it on a few validation rows)
+        picked = {"train.metric_for_best_model": metric} if metric else {}
+        cfg = resolve(inline=base, overrides={**params, **picked, "name": f"{name}-trial-{trial.number}",
+                                              "baseline": False})
         try:
-            run = finetune(cfg, progress=progress, sinks=[*(sinks or []), check_metric], stop_event=stop)
+            run = finetune(cfg, progress=progress, sinks=sinks)
+        except UnknownMetric as e:  # every trial would fail alike
+            raise ConfigError(f"search metric '{metric}' is not among the validation metrics "
+                              f"({', '.join(e.choices)}).{_suggest(metric, e.choices)} Set --metric (metric= in "
+                              "Python, or train.metric_for_best_model) to one of them.") from None
         except WorkbenchError as e:
             from .runs import list_runs
 
@@ -224,11 +222,6 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                   "status": f"failed: {e}"})
             raise optuna.TrialPruned(str(e)) from None
         used, value = best_validation(run, metric)
-        if value is None:
-            if seen and used not in seen:  # evaluated, but not with that name: every further trial would end so
-                raise ConfigError(f"search metric '{used}' is not among the validation metrics "
-                                  f"({', '.join(seen)}).{_suggest(used, seen)} Set --metric (metric= in Python, or "
-                                  "train.metric_for_best_model) to one of them.")
         if not result.metric:
             result.metric = used
         run.run_dir.update_info(search={"study": name, "trial": trial.number, "params": params,

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .. import tasks
 from ..config import RunConfig
 from ..data import fingerprint
-from ..errors import ConfigError, RunError, RunFolderDeleted, WorkbenchError
+from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, count_parameters, load_tokenizer, max_positions, resolve_model
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso
@@ -207,7 +207,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     )
     trainer.sparse_prediction = task.sparse_prediction
     _drop_library_progress(trainer)
-    if cfg.train.metric_for_best_model and args.metric_for_best_model:
+    if cfg.train.metric_for_best_model and args.eval_strategy != "no":  # evaluated: it picks, ranks or stops on it
         check_best_metric(trainer, datasets["validation"], cfg.train.metric_for_best_model)
 
     run_dir.set_status("running", device=device, precision=precision,
@@ -293,8 +293,9 @@ def check_best_metric(trainer: Any, validation: Any, name: str) -> None:
     names = [k.removeprefix("eval_") for k in out.metrics
              if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second", "_preparation_time"))]
     if name.removeprefix("eval_") not in names:
-        raise ConfigError(f"train.metric_for_best_model: {name!r} is not a validation metric of this task; "
-                          f"choose one of {', '.join(names)} (or leave it unset for the task's main metric).")
+        raise UnknownMetric(f"train.metric_for_best_model: {name!r} is not a validation metric of this task; "
+                            f"choose one of {', '.join(names)} (or leave it unset for the task's main metric).",
+                            name, names)
 
 
 # settings that may change on resume without changing what is trained or how
