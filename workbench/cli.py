@@ -268,7 +268,7 @@ def cmd_runs_list(root: str | None) -> int:
     from .runs import default_runs_dir, list_runs, validation_text
 
     root_path = Path(root) if root else default_runs_dir()
-    rows = list_runs(root_path)
+    rows = list_runs(root_path, validation=True)
     if not rows:
         print(f"No runs under {root_path}.")
         return 0
@@ -281,8 +281,8 @@ def cmd_runs_list(root: str | None) -> int:
             metric = f"{r.get('main_metric')} {value:.4f}"
             if isinstance(base, (int, float)):
                 metric += f" (base {base:.4f})"
-        elif validation_text(r):  # no test metrics: stopped, or still running
-            metric = validation_text(r)
+        elif text := validation_text(r):  # no test metrics: stopped, or still running
+            metric = text
         if r.get("status") in ("unknown", "failed") and r.get("error"):
             error = re.sub(r"^/\S*/", "", str(r["error"]))  # a data file's name without its folders
             metric = error if len(error) <= 60 else error[:59] + "…"

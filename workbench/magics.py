@@ -256,7 +256,7 @@ class WorkbenchMagics(Magics):
         if len(words) > 1:
             raise FinetuneError(f"%finetune_runs takes one runs folder, got {len(words)}: {line.strip()}")
         root = words[0] if words else default_runs_dir()
-        display(HTML(runs_table_html(list_runs(root), root)))
+        display(HTML(runs_table_html(list_runs(root, validation=True), root)))
 
     @line_magic
     def finetune_compare(self, line: str) -> None:

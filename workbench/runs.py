@@ -386,9 +386,11 @@ def iter_run_dirs(root: Path | str) -> Iterator[Path]:
             yield d
 
 
-def list_runs(root: Path | str | None = None) -> list[dict]:
-    """Summaries of every run under ``root``, newest first."""
+def list_runs(root: Path | str | None = None, validation: bool = False) -> list[dict]:
+    """Summaries of every run under ``root``, newest first; with ``validation``, runs without test
+    metrics also carry their latest validation value (a read of their metrics.jsonl, for listings
+    that show it)."""
     root = Path(root) if root is not None else default_runs_dir()
-    rows = [RunDir(d).summary_with_validation() for d in iter_run_dirs(root)]
+    rows = [RunDir(d).summary_with_validation() if validation else RunDir(d).summary() for d in iter_run_dirs(root)]
     rows.sort(key=lambda r: (r.get("created_at") or "", r["id"]), reverse=True)
     return rows

@@ -80,7 +80,7 @@ def test_runs_without_test_metrics_show_their_latest_validation_value(tmp_path):
     assert rows[runs["interrupted"].id]["validation"] == {"value": 0.56, "step": 40}
     assert "validation" not in rows[runs["completed"].id]  # its test metrics are the figure
     assert "validation" not in rows[runs["failed"].id]  # failed before its first evaluation
-    listed = {r["id"]: r for r in list_runs(tmp_path / "runs")}
+    listed = {r["id"]: r for r in list_runs(tmp_path / "runs", validation=True)}
     for key in ("running", "interrupted", "completed", "failed"):
         assert listed[runs[key].id].get("validation") == rows[runs[key].id].get("validation"), key
     assert validation_text(listed[runs["interrupted"].id]) == "validation perplexity 0.5600 at step 40"
@@ -103,6 +103,6 @@ def test_cli_and_notebook_listings_show_the_validation_value_of_runs_without_tes
     assert "validation accuracy 0.6350 at step 60" in lines[runs["running"].id]
     assert "accuracy 0.9685 (base 0.2135)" in lines[runs["completed"].id]
     assert "DataError" in lines[runs["failed"].id]
-    html = runs_table_html(list_runs(tmp_path / "runs"))
+    html = runs_table_html(list_runs(tmp_path / "runs", validation=True))
     assert "validation perplexity 0.5600 at step 40 · <span" in html  # and why it stopped
     assert "step 60/200 · validation accuracy 0.6350 at step 60" in html

@@ -39,8 +39,8 @@ def runs_table_html(rows: list[dict], root: Path | str | None = None) -> str:
             if r.get("status") == "running" and isinstance(r.get("progress"), dict):
                 p = r["progress"]
                 parts.append(f"step {esc(p.get('step'))}/{esc(p.get('total_steps'))}")
-            if validation_text(r):
-                parts.append(esc(validation_text(r)))
+            if text := validation_text(r):
+                parts.append(esc(text))
             if r.get("error") and r.get("status") != "running":
                 parts.append(f"<span style='color:#c62828'>{esc(str(r['error'])[:120])}</span>")
             metric = " · ".join(parts)
