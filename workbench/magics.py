@@ -42,6 +42,18 @@ class FinetuneError(UsageError):
         return [f"{self.kind}: {self}"]
 
 
+def _take_runs_dir(words: list[str]) -> str | None:
+    """The folder after ``--runs-dir`` in a magic line's words, removed from them (None without one)."""
+    if "--runs-dir" not in words:
+        return None
+    i = words.index("--runs-dir")
+    if i + 1 >= len(words):
+        raise FinetuneError("--runs-dir needs a folder.")
+    root = words[i + 1]
+    del words[i:i + 2]
+    return root
+
+
 BODY_HELP = """
 The cell body is YAML with the same keys as a config file (`workbench config` lists them all):
 
@@ -249,13 +261,10 @@ class WorkbenchMagics(Magics):
         from .ui.compare import runs_table_html
 
         words = shlex.split(line)
-        if words[:1] == ["--runs-dir"]:  # as %finetune_compare takes it
-            words = words[1:]
-            if not words:
-                raise FinetuneError("--runs-dir needs a folder.")
-        if len(words) > 1:
-            raise FinetuneError(f"%finetune_runs takes one runs folder, got {len(words)}: {line.strip()}")
-        root = words[0] if words else default_runs_dir()
+        given = _take_runs_dir(words)  # as %finetune_compare takes it, or the folder alone
+        if len(words) + (given is not None) > 1:
+            raise FinetuneError(f"%finetune_runs takes one runs folder, got {line.strip()}")
+        root = given or (words[0] if words else default_runs_dir())
         display(HTML(runs_table_html(list_runs(root, validation=True), root)))
 
     @line_magic
@@ -271,13 +280,7 @@ class WorkbenchMagics(Magics):
         from .ui.live import png_image
 
         words = shlex.split(line)
-        root = None
-        if "--runs-dir" in words:
-            i = words.index("--runs-dir")
-            if i + 1 >= len(words):
-                raise FinetuneError("--runs-dir needs a folder.")
-            root = words[i + 1]
-            del words[i:i + 2]
+        root = _take_runs_dir(words)
         if not words:
             raise FinetuneError("Name the runs to compare: %finetune_compare RUN RUN ... (ids, id prefixes, paths or "
                              "'latest'; %finetune_runs lists them).")
