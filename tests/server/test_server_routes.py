@@ -526,3 +526,30 @@ def test_kernels_keep_onednns_default_unless_they_import_workbench(jp_configurab
     jp_configurable_serverapp(config=jp_server_config)
     assert os.environ[_onednn.CACHE_VARIABLE] == "2000"
 
+
+
+async def test_a_kernel_the_server_starts_gets_the_cache_only_by_importing_workbench(
+        jp_configurable_serverapp, jp_server_config, monkeypatch):
+    """The same, seen from inside a real kernel the server launches: its environment lacks
+    workbench's value until the notebook imports workbench."""
+    from workbench import _onednn
+
+    monkeypatch.delenv(_onednn.CACHE_VARIABLE, raising=False)
+    monkeypatch.setattr(_onednn, "set_here", False)
+    _onednn.reserve_kernel_cache()
+    app = jp_configurable_serverapp(config=jp_server_config)
+    kernel_id = await app.kernel_manager.start_kernel()
+    client = app.kernel_manager.get_kernel(kernel_id).client()
+    try:
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        lines = []
+        reply = await client.execute_interactive(
+            f"import os\nbefore = os.environ.get({_onednn.CACHE_VARIABLE!r})\nimport workbench\n"
+            f"print(before, os.environ.get({_onednn.CACHE_VARIABLE!r}))",
+            output_hook=lambda msg: lines.append(msg["content"].get("text", "")), timeout=120)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert "".join(lines).split() == ["None", str(_onednn.CACHE_CAPACITY)]
+    finally:
+        client.stop_channels()
+        await app.kernel_manager.shutdown_kernel(kernel_id, now=True)
