@@ -209,6 +209,23 @@ def test_train_test_overlap_is_an_error_by_default():
     assert len(s.test) == 9 and s.report["dropped"]["test_overlap"] == 6
 
 
+def test_test_texts_also_in_validation_are_leakage_too():
+    """Validation picks the best checkpoint, so test texts that are also validation texts are not
+    unseen by the choice the test is meant to judge."""
+    df = frame(60)
+    val = frame(12, seed=7).assign(text=lambda d: d.text + " v")
+    test = pd.concat([val.iloc[:3], frame(9, seed=5).assign(text=lambda d: d.text + " z")], ignore_index=True)
+    with pytest.raises(DataError, match=r"3 test texts also appear in validation \(DataFrame given as data.test, "
+                                        r"index 0, 1, 2\): they would help choose the checkpoint") as e:
+        load(df, test=test, validation=val)
+    assert e.value.problems[0]["with"] == "validation"
+    _, s = load(df, validation=val, test=test, overlap="drop")
+    assert len(s.test) == 9 and len(s.validation) == 12
+    assert s.report["dropped"] == {"test_overlap_with_validation": 3}
+    _, s = load(df, validation=val, test=test, overlap="warn")
+    assert len(s.test) == 12 and any("3 test texts also appear in validation" in w for w in s.report["warnings"])
+
+
 def test_missing_labels_are_named():
     df = frame()
     df.loc[7, "label"] = None

@@ -135,6 +135,18 @@ def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tm
     done_here = first.step - int(ckpts[-1].name.split("-")[1])  # steps trained since the resume
     assert done_here >= 1 and first.samples_per_second == pytest.approx(done_here * 16 / first.elapsed, rel=0.25)
 
+    # resuming the finished run with the same settings would train nothing: said before the baseline
+    from workbench.errors import ConfigError
+
+    last = RunDir(resumed.dir).complete_checkpoints()[-1]
+    cfg["train"].update(resume_from=resumed.id)
+    with pytest.raises(ConfigError, match=rf"{last.name} is at step (\d+), and these settings end training at step "
+                                          r"\1, so nothing is left to train\. To train it further, raise train.epochs "
+                                          r"\(now 2; one epoch is \d+ steps\)"):
+        finetune(cfg, progress=False, sinks=[seen.append])
+    cfg["train"].update(epochs=3)  # one epoch more: trains on
+    assert finetune(cfg, progress=False).info["status"] == "completed"
+
 
 @pytest.mark.parametrize("eval_strategy", ["steps", "epoch"])
 def test_deleting_a_running_runs_folder_stops_it_and_leaves_nothing_behind(eval_strategy, tiny_bert, clf_csv,

@@ -180,6 +180,17 @@ def test_dry_run_shows_config_and_data_without_training(ip, tiny_bert, clf_csv, 
     assert not runs_dir.exists() or not list_runs(runs_dir)
 
 
+def test_dry_run_on_a_notebook_table_gives_no_terminal_command_but_the_way_to_one(ip, tiny_bert, clf_csv, runs_dir):
+    ip.user_ns["tickets"] = pd.read_csv(clf_csv)
+    body = f"model: {tiny_bert}\nruns_dir: {runs_dir}\ndata:\n  train: $tickets\n"
+    with capture_output() as cap:
+        cell(ip, "--dry-run", body)
+    html = final_outputs(cap)[0]["text/html"]
+    assert "The same run from a terminal" not in html and "workbench train" not in html
+    assert "No terminal equivalent: data.train is a table made in this notebook" in html
+    assert "data.train=train.csv" in html
+
+
 def test_compare_needs_runs_and_names_unknown_ones(ip, runs_dir):
     with pytest.raises(UsageError, match="Name the runs to compare"):
         ip.run_line_magic("finetune_compare", "")

@@ -230,3 +230,52 @@ def test_metric_deltas_are_coloured_by_direction_and_left_plain_without_a_baseli
     assert "<td>+0.0000</td>" in page  # no change
     alone = metrics_table_html({"main_metric": "accuracy", "finetuned": {"accuracy": 0.9}, "baseline": {}, "delta": {}})
     assert "<td></td></tr>" in alone and "color" not in alone
+
+
+@pytest.mark.parametrize("blank_lines", [0, 3])
+def test_a_text_files_blank_lines_are_a_note_not_a_leakage_finding(tmp_path, monkeypatch, blank_lines):
+    """A plain-text corpus without blank lines reports no finding at all; with some, they are
+    counted in a note of their own, not under "Duplicates and leakage found"."""
+    from builders import build_tiny_decoder
+
+    from workbench import report_sections
+    from workbench.config import resolve
+
+    model = build_tiny_decoder(tmp_path / "gpt")
+    lines = [f"line number {i} of a small corpus about {w}" for i, w in enumerate(["cats", "dogs", "birds"] * 40)]
+    for k in range(blank_lines):
+        lines.insert(10 * (k + 1), "")
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shown = []
+    monkeypatch.setattr(report_sections, "show_html", shown.append)
+    monkeypatch.setattr(report_sections, "show_png", lambda png, alt: None)
+    cfg = resolve(inline={"task": "causal-lm", "model": str(model), "data": {"train": str(tmp_path / "corpus.txt")},
+                          "train": {"max_length": 32}})
+    summary = report_sections.data_summary(cfg)
+    html = "\n".join(shown)
+    assert "Duplicates and leakage:</b> no exact duplicate texts" in html
+    assert "found" not in html
+    if blank_lines:
+        assert f"Blank lines skipped (they separate text, they are not documents): {blank_lines} in data.train" in html
+        assert summary["warnings"] == [f"{blank_lines} blank lines skipped in data.train"]
+    else:
+        assert "Blank lines" not in html and summary["warnings"] == []
+
+
+def test_the_comparison_report_keeps_metrics_of_different_tasks_apart(monkeypatch):
+    from types import SimpleNamespace
+
+    shown = []
+    monkeypatch.setattr(rs, "show_html", shown.append)
+    clf = SimpleNamespace(info={"task": "text-classification", "status": "completed"},
+                          evaluation={"main_metric": "accuracy", "num_examples": 20,
+                                      "finetuned": {"accuracy": 0.9}, "baseline": {"accuracy": 0.6}})
+    mlm = SimpleNamespace(info={"task": "masked-lm", "status": "completed"},
+                          evaluation={"main_metric": "perplexity", "num_examples": 9, "example_unit": "blocks of 64 tokens",
+                                      "finetuned": {"perplexity": 70.5, "accuracy": 0.0274}})
+    rows = rs.show_comparison({"clf": clf, "mlm": mlm})
+    assert [r[8] for r in rows] == ["20 examples", "9 blocks of 64 tokens"]
+    every = shown[1]
+    assert "per task:" in every and ">accuracy<" not in every
+    assert re.search(r">accuracy \(text-classification\)</td><td>0\.9000</td><td></td>", every)
+    assert re.search(r">accuracy \(masked-lm\)</td><td></td><td>0\.0274</td>", every)

@@ -81,6 +81,7 @@ def test_cli_run_learns_the_responses(cli_run):
     assert fin["accuracy"] > 0.6 and ev["delta"]["nll"] == pytest.approx(fin["nll"] - base["nll"])
     assert ev["baseline_method"].startswith("the base model") and ev["scored_tokens"] > 0
     assert ev["examples"] and all(ex["finetuned"] != ex["baseline"] for ex in ev["examples"])
+    assert ev["example_unit"] == "examples"  # pairs are scored one by one
 
 
 def test_generate_and_predict(cli_run):
@@ -102,6 +103,9 @@ def test_plain_text_is_packed_and_perplexity_drops(arch, tmp_path):
     lengths = run.info["data"]["lengths"]
     assert ev["format"] == "text" and ev["packing"] is True
     assert lengths["train"]["truncated"] == 0 and lengths["train"]["blocks"] < lengths["train"]["examples"]
+    # the test split is scored in blocks, and says so (its data table counts texts)
+    assert ev["num_examples"] == lengths["test"]["blocks"] < lengths["test"]["examples"]
+    assert ev["example_unit"] == f"blocks of {lengths['test']['max_length']} tokens"
     assert ev["finetuned"]["perplexity"] < ev["baseline"]["perplexity"]
     assert (run.dir / "model" / "model.safetensors").exists()
     assert isinstance(run.generate("bank market", max_new_tokens=4), str)
@@ -147,3 +151,25 @@ def test_freezing_a_decoders_embeddings_takes_the_position_table_too(tiny_gpt2):
     apply_freeze(model, "embeddings")
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {"transformer.wte.weight", "transformer.wpe.weight"}, frozen
+
+
+def test_examples_say_what_a_model_generated_when_it_was_only_special_tokens(tiny_gpt2, monkeypatch):
+    """An empty continuation in the report's examples looks like a rendering fault; a barely trained
+    model that repeats <unk> or stops at once is shown as such. run.generate() keeps the plain text."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_gpt2)
+    cls = get("causal-lm")
+    word = tok("bank", add_special_tokens=False)["input_ids"]
+    special = [i for i in (tok.unk_token_id, tok.eos_token_id) if i is not None]
+    assert special, "the tiny tokenizer has neither <unk> nor an end token"
+    unk = special[0]
+    made = [[unk] * 24, [tok.eos_token_id if tok.eos_token_id is not None else unk], [], word]
+    monkeypatch.setattr(cls, "_generated_ids", classmethod(lambda c, *a, **k: made))
+    shown = cls._shown_continuations(None, tok, ["p"] * 4, 24)
+    name = tok.convert_ids_to_tokens(unk)
+    assert shown[0] == f"(only special tokens: {name} ×24)"
+    assert shown[1].startswith("(only special tokens: ") and "×" not in shown[1]
+    assert shown[2] == "(nothing generated)"
+    assert shown[3] == tok.decode(word).strip() and shown[3]
+    assert cls.generate(None, tok, ["p"] * 4, {}) == ["", "", "", shown[3]]

@@ -3,6 +3,7 @@
 Each report starts a kernel and trains a 2-layer BERT or GPT-2 built from a config (seconds).
 """
 
+import html
 import json
 import os
 import re
@@ -116,6 +117,12 @@ def test_a_template_run_by_plain_papermill_finds_runs_in_workbench_runs_dir(clas
                                kernel_name="python3", progress_bar=False, cwd=str(elsewhere))
     text = out.read_text()
     assert all(d.name in text for d in classification_reports) and not (elsewhere / "runs").exists()
+    # its re-run command names the two runs it compared, not "the newest 2", which may be others later
+    nb = nbformat.read(str(out), as_version=4)
+    shown = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))
+    command = re.search(r"Re-run this report:</p><pre>([^<]*)</pre>", shown).group(1)
+    assert "latest" not in command and "-p runs" in command
+    assert all(str(d) in html.unescape(command) for d in classification_reports[-2:])
 
 
 def test_a_failing_cell_exits_non_zero_with_its_error(workdir, tiny_bert, clf_csv, capsys):
@@ -165,8 +172,15 @@ def test_domain_adaptation_report(workdir, tiny_bert, clf_csv, capsys):
     assert run_dir.name.split("-")[2:4] == ["da", "adapted"]  # the report lives with the adapted classifier
     page = page_path.read_text()
     assert_self_contained(page)
-    for needle in ("adapted encoder, fine-tuned", "base encoder, frozen, linear probe", "perplexity"):
+    for needle in ("adapted encoder, fine-tuned", "base encoder, frozen, linear probe", "perplexity",
+                   "mean-pooled embeddings"):
         assert needle in page, needle
+    # the adapted classifier's baseline is a probe on the adapted encoder, and the page says so
+    detail = page[page.index("The adapted classifier in detail"):]
+    assert "frozen adapted encoder&#x27;s mean-pooled embeddings" in detail or \
+        "frozen adapted encoder's mean-pooled embeddings" in detail
+    assert "base model" not in detail[:detail.index("Reproducibility")]
+    assert "RunConfig(" not in page  # no stray value printed by a set-up cell
     # the masked-LM stage trained on the texts held in the notebook: no `workbench train` line for it
     retrain = page[page.index("Re-train a run from its saved config"):]
     assert "masked-LM: trained on data held in the notebook" in retrain
@@ -220,6 +234,9 @@ def test_causal_lm_report(workdir, tiny_gpt2, capsys):
     page = report_path(out).read_text()
     assert_self_contained(page)
     assert ">perplexity</td>" in page and "Reproducibility" in page
+    # the corpus has no blank lines: nothing to report under leakage; the test split counts blocks
+    assert "Duplicates and leakage:</b> no exact duplicate texts" in page and "Blank lines skipped" not in page
+    assert re.search(r"Test split: \d+ blocks of \d+ tokens\.", page)
 
 
 def test_report_follows_its_runs_progress_and_puts_them_in_workbench_runs_dir(workdir, tiny_bert, clf_csv, capsys,

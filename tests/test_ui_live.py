@@ -131,6 +131,29 @@ def test_curves_png_one_run_overlay_and_empty():
     assert one != two != empty
 
 
+def test_runs_with_different_main_metrics_get_a_panel_each(monkeypatch):
+    """A classifier's accuracy (0.6) and a language model's perplexity (70) on one axis would draw
+    the accuracy as a flat line at zero: each metric gets its own panel and its own runs."""
+    lm = [{"event": "started", "main_metric": "perplexity"}] + [
+        {"event": "eval", "step": i, "metrics": {"loss": 4.2, "perplexity": 70.0 - i / 10}} for i in (50, 100)]
+    drawn = {}
+    original = plots._draw_curves
+
+    def spy(ax_loss, metric_axes, records_by_run):
+        original(ax_loss, metric_axes, records_by_run)
+        drawn.update({m: [(line.get_label(), list(line.get_ydata())) for line in ax.lines]
+                      for m, ax in metric_axes.items()})
+
+    monkeypatch.setattr(plots, "_draw_curves", spy)
+    same = plots.curves_png({"a": records(), "b": records()})
+    assert list(drawn) == ["accuracy"] and [label for label, _ in drawn["accuracy"]] == ["a", "b"]
+    drawn.clear()
+    mixed = plots.curves_png({"clf": records(), "mlm": lm})
+    assert list(drawn) == ["accuracy", "perplexity"]
+    assert drawn["accuracy"] == [("clf", [0.625, 0.75])] and drawn["perplexity"] == [("mlm", [65.0, 60.0])]
+    assert png_size(mixed)[0] == png_size(same)[0] * 3 // 2  # a third panel of the same width
+
+
 def test_confusion_png_with_and_without_baseline(run_dir):
     eval_json(run_dir)
     ev = run_dir.read_eval()
@@ -365,3 +388,37 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("matplotli
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
+
+
+def test_comparing_runs_of_different_tasks_keeps_their_metrics_apart(tmp_path):
+    """%finetune_compare on a classifier and a masked LM: both report "accuracy", of texts and of
+    masked tokens; they get a row each, labelled with the task, and the task is shown."""
+    from workbench.ui.compare import compare_html
+
+    def made(name, task):
+        rd = RunDir.create(tmp_path, name, task)
+        rd.update_info(task=task, name=name, status="completed")
+        return rd
+
+    clf = made("clf", "text-classification")
+    eval_json(clf)
+    mlm = made("mlm", "masked-lm")
+    atomic_write_json(mlm.eval_json, {"main_metric": "perplexity", "num_examples": 9, "example_unit": "blocks of 64 tokens",
+                                      "finetuned": {"perplexity": 70.5, "accuracy": 0.0274},
+                                      "baseline": {"perplexity": 90.0, "accuracy": 0.01}})
+    def table(html):  # row label -> its cells (styled() puts an inline style on every cell)
+        return {label: re.findall(r"<td[^>]*>(.*?)</td>", rest)
+                for label, rest in re.findall(r"<tr><td[^>]*>([^<]*)</td>(.*?)</tr>", html)}
+
+    cells = table(compare_html([clf, mlm]))
+    assert cells["task"] == ["text-classification", "masked-lm"]
+    assert "accuracy" not in cells
+    assert cells["accuracy (text-classification)"][0].startswith("<b>0.9000</b>")
+    assert cells["accuracy (text-classification)"][1] == "<b></b>"
+    assert cells["accuracy (masked-lm)"][0] == "<b></b>"
+    assert cells["accuracy (masked-lm)"][1].startswith("<b>0.0274</b>")
+    # runs of one task share their rows, with no task row
+    other = made("clf2", "text-classification")
+    eval_json(other)
+    same = table(compare_html([clf, other]))
+    assert "task" not in same and "accuracy" in same and "f1_macro" in same

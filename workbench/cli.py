@@ -178,7 +178,7 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
         return _dry_run(cfg)
     from .engine.run import execute
     from .events import ConsoleProgress
-    from .render import metrics_table_text
+    from .render import metrics_table_text, test_size_text
 
     import threading
 
@@ -199,7 +199,7 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     ev = run_dir.read_eval()
     if info.get("status") == "completed" and ev:
         print()
-        print(f"Test metrics on {ev['num_examples']} examples (baseline: {ev.get('baseline_method') or 'none'}):")
+        print(f"Test metrics on {test_size_text(ev)} (baseline: {ev.get('baseline_method') or 'none'}):")
         print(metrics_table_text(ev))
         for name, m in (ev.get("baselines") or {}).items():
             main = ev["main_metric"]
@@ -309,7 +309,7 @@ def _age(iso: str | None) -> str:
 
 
 def cmd_runs_show(ref: str, root: str | None) -> int:
-    from .render import metrics_table_text
+    from .render import metrics_table_text, test_size_text
     from .runs import find_run
 
     rd = find_run(ref, root)
@@ -327,7 +327,7 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
     print("  " + rd.read_config_text().strip().replace("\n", "\n  "))
     ev = rd.read_eval()
     if ev:
-        print(f"\ntest metrics ({ev.get('num_examples')} examples) vs baseline "
+        print(f"\ntest metrics ({test_size_text(ev)}) vs baseline "
               f"({ev.get('baseline_method') or 'none'}):")
         print(metrics_table_text(ev))
     return 0

@@ -54,8 +54,9 @@ class DataConfig:
     max_eval_samples: int | None = _f(None, "Use at most this many validation and test rows each.")
     duplicates: str = _f("warn", "Exact duplicate texts inside a split: warn, error, or drop (keeps the first).",
                          choices=("warn", "error", "drop"))
-    overlap: str = _f("error", "Texts found in both train and an evaluation split (leakage): error, warn, "
-                      "or drop (removes them from the evaluation split).", choices=("error", "warn", "drop"))
+    overlap: str = _f("error", "Texts found in both train and an evaluation split, or in both validation and "
+                      "test (leakage): error, warn, or drop (removes them from the evaluation split; from test "
+                      "for validation and test).", choices=("error", "warn", "drop"))
     augment: str = _f("none", "Text classification: add altered copies of the training texts: none, or eda "
                       "(random word swaps and deletions, Wei & Zou 2019). Validation and test stay as given.",
                       choices=("none", "eda"))

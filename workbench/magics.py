@@ -179,7 +179,20 @@ def dry_run_html(cfg: RunConfig) -> str:
         "<table class='wb-data'><thead><tr><th>split</th><th>rows</th><th>from</th><th>labels</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         + (f"<div><b>Data warnings</b></div><ul>{warnings}</ul>" if warnings else "")
-        + f"<div>The same run from a terminal: <code>{esc(cfg.to_cli())}</code></div>")
+        + _terminal_line(cfg))
+
+
+def _terminal_line(cfg: RunConfig) -> str:
+    from .ui.live import esc
+
+    held = cfg.in_memory_data()
+    if not held:
+        return f"<div>The same run from a terminal: <code>{esc(cfg.to_cli())}</code></div>"
+    fields = ", ".join(f"data.{k}" for k in held)
+    first = next(iter(held))
+    return (f"<div>No terminal equivalent: {esc(fields)} {'is a table' if len(held) == 1 else 'are tables'} "
+            f"made in this notebook. Save {'it' if len(held) == 1 else 'each'} to a file first "
+            f"(<code>df.to_csv('{first}.csv', index=False)</code>) and use <code>data.{first}={first}.csv</code>.</div>")
 
 
 def _label_counts(cfg: RunConfig, frame: Any) -> str:

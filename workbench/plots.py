@@ -84,22 +84,29 @@ def curve_series(records: list[dict], metric: str | None = None) -> dict[str, tu
 def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: float = 8.0) -> bytes:
     """Loss (train solid, validation dashed) and the validation main metric against steps, one colour per run.
 
-    One run gives a training chart; several give an overlay for comparison. A run with no
-    logged steps yet draws empty axes with a note, so a live display can show it from the start.
+    One run gives a training chart; several give an overlay for comparison. Runs whose main metrics
+    differ (a classifier's accuracy beside a language model's perplexity) get a panel per metric,
+    since one axis would flatten the smaller numbers to a line at zero. A run with no logged steps
+    yet draws empty axes with a note, so a live display can show it from the start.
     """
+    metrics = list(dict.fromkeys(m for m in (main_metric_of(r) for r in records_by_run.values())
+                                 if m and m != "loss")) or [None]
+    panels = 1 + len(metrics)
     # Fixed margins instead of a constrained layout, and fixed legend places: those two searches were
     # most of the drawing time.
-    fig, _ = _figure(width, 3.0, layout=None)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
-    _draw_curves(*fig.subplots(1, 2), records_by_run)
+    fig, _ = _figure(width * panels / 2, 3.0, layout=None)
+    fig.subplots_adjust(left=0.14 / panels, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
+    ax_loss, *ax_metrics = fig.subplots(1, panels)
+    _draw_curves(ax_loss, dict(zip(metrics, ax_metrics)), records_by_run)
     return _png(fig, dpi)
 
 
-def _draw_curves(ax_loss: Any, ax_metric: Any, records_by_run: dict[str, list[dict]]) -> None:
-    metrics_seen: list[str] = []
+def _draw_curves(ax_loss: Any, metric_axes: dict[str | None, Any], records_by_run: dict[str, list[dict]]) -> None:
+    """``metric_axes``: an axis per validation metric (one, keyed None, when no run has a metric yet)."""
+    several = len(records_by_run) > 1
     for i, (name, records) in enumerate(records_by_run.items()):
         color = COLORS[i % len(COLORS)]
-        label = name if len(records_by_run) > 1 else None
+        label = name if several else None
         for key, (xs, ys) in curve_series(records).items():
             if key == "train loss":
                 ax_loss.plot(xs, ys, color=color, linewidth=1.4, label=f"{label} train" if label else "train")
@@ -107,14 +114,12 @@ def _draw_curves(ax_loss: Any, ax_metric: Any, records_by_run: dict[str, list[di
                 ax_loss.plot(xs, ys, color=color, linewidth=1.4, linestyle="--", marker="o", markersize=3,
                              label=f"{label} validation" if label else "validation")
             else:
-                metric = key.removeprefix("validation ")
-                if metric not in metrics_seen:
-                    metrics_seen.append(metric)
-                ax_metric.plot(xs, ys, color=color, linewidth=1.4, marker="o", markersize=3,
-                               label=f"{label} ({metric})" if label and len(metrics_seen) > 1 else label)
+                ax = metric_axes.get(key.removeprefix("validation ")) or next(iter(metric_axes.values()))
+                ax.plot(xs, ys, color=color, linewidth=1.4, marker="o", markersize=3, label=label)
     ax_loss.set_title("loss", fontsize=9)
-    ax_metric.set_title("validation " + (" / ".join(metrics_seen) if metrics_seen else "metric"), fontsize=9)
-    for ax, place in ((ax_loss, "upper right"), (ax_metric, "best")):
+    for metric, ax in metric_axes.items():
+        ax.set_title(f"validation {metric or 'metric'}", fontsize=9)
+    for ax, place in [(ax_loss, "upper right")] + [(ax, "best") for ax in metric_axes.values()]:
         _style(ax)
         ax.set_xlabel("step", fontsize=8)
         if any(not str(line.get_label()).startswith("_") for line in ax.lines):

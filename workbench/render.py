@@ -22,6 +22,31 @@ def fmt_delta(v: Any) -> str:
     return f"{v:+.4f}" if isinstance(v, (int, float)) else ""
 
 
+def test_size_text(evaluation: dict) -> str:
+    """"221 examples", or for language models trained on packed text "22 blocks of 128 tokens" (the
+    test split's text, cut into the blocks it is scored on)."""
+    return f"{evaluation.get('num_examples')} {evaluation.get('example_unit') or 'examples'}"
+
+
+def metric_rows(runs: list[tuple[Any, dict]]) -> list[tuple[str, str, Any]]:
+    """``(row label, metric, task)`` for the numeric test metrics of runs given as ``(task, eval.json)``.
+
+    Runs of one task share a row per metric. Runs of several tasks get a row per metric and task: a
+    masked LM's accuracy (of masked tokens) and a classifier's (of texts) are different quantities,
+    and one row would set them side by side as if they were not.
+    """
+    tasks = list(dict.fromkeys(task for task, _ in runs))
+    rows: list[tuple[str, str, Any]] = []
+    for task in tasks:
+        for t, ev in runs:
+            if t != task:
+                continue
+            for k, v in (ev.get("finetuned") or {}).items():
+                if isinstance(v, (int, float)) and not any(r[1] == k and r[2] == task for r in rows):
+                    rows.append((k if len(tasks) == 1 else f"{k} ({task})", k, task))
+    return rows
+
+
 def metrics_rows(evaluation: dict) -> list[tuple[str, Any, Any, Any]]:
     fin = evaluation.get("finetuned", {})
     base = evaluation.get("baseline", {})

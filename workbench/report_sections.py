@@ -20,7 +20,7 @@ from typing import Any
 from .config import is_stand_in
 from .errors import ConfigError
 from .paths import list_templates, templates_dir
-from .render import fmt, fmt_delta, metrics_table_html, table_html
+from .render import fmt, fmt_delta, metric_rows, metrics_table_html, table_html, test_size_text
 from .runs import RunDir
 
 RUN_MIMETYPE = "application/vnd.workbench.run+json"
@@ -335,9 +335,8 @@ def data_summary(cfg: Any) -> dict:
              f"histogram of example lengths in tokens per split; max_length {cfg.train.max_length}")
     findings = list(report.get("warnings") or [])
     for key, n in (report.get("dropped") or {}).items():
-        findings.append(f"{n} rows dropped ({key.replace('_', ' ')})")
-    for key, n in (report.get("blank_lines_skipped") or {}).items():
-        findings.append(f"{n} blank lines skipped in {key}")
+        if n:
+            findings.append(f"{n} rows dropped ({key.replace('_', ' ')})")
     shared = _shared_with_train(splits, cfg.data.text_column)
     if findings:
         show_html("<p><b>Duplicates and leakage found:</b></p><ul>"
@@ -346,6 +345,11 @@ def data_summary(cfg: Any) -> dict:
     else:
         show_html("<p><b>Duplicates and leakage:</b> no exact duplicate texts inside a split, and no "
                   "validation or test text that also occurs in train.</p>")
+    # blank lines only separate the documents of a text file: a note, not a finding
+    blank = [f"{n} in {key}" for key, n in (report.get("blank_lines_skipped") or {}).items() if n]
+    if blank:
+        show_html(f"<p>Blank lines skipped (they separate text, they are not documents): {esc(', '.join(blank))}.</p>")
+        findings += [f"{n} blank lines skipped in {key}" for key, n in report["blank_lines_skipped"].items() if n]
     return {"sizes": {n: len(f) for n, f in splits.items()}, "counts": counts, "lengths": task.length_report,
             "warnings": findings}
 
@@ -412,15 +416,22 @@ def show_curves(runs: dict[str, Any]) -> None:
 
 # ---- results -------------------------------------------------------------------------------------
 
-def show_results(run: Any) -> dict:
-    """Test metrics of the fine-tuned model against the base-model baseline, with deltas."""
+def show_results(run: Any, starting_model: str = "base model") -> dict:
+    """Test metrics of the fine-tuned model against the base-model baseline, with deltas.
+
+    ``starting_model`` names the weights the run started from where they are not the base model
+    (the domain-adaptation report's classifier starts from the adapted encoder, and so does its
+    baseline).
+    """
     ev = run.evaluation
     if not ev:
         raise ConfigError(f"run {run.id} has no eval.json; it did not finish ({run.status}).")
     main = ev.get("main_metric")
     better = "higher" if ev.get("greater_is_better", True) else "lower"
-    show_html(f"<p>Test split: {esc(ev.get('num_examples'))} examples. Main metric <b>{esc(main)}</b> "
-              f"({better} is better). Baseline: {esc(ev.get('baseline_method') or 'none')}.</p>"
+    method = (ev.get("baseline_method") or "none").replace("base model", starting_model) \
+        .replace("base encoder", starting_model)
+    show_html(f"<p>Test split: {esc(test_size_text(ev))}. Main metric <b>{esc(main)}</b> "
+              f"({better} is better). Baseline: {esc(method)}.</p>"
               + metrics_table_html(ev))
     others = ev.get("baselines") or {}
     if len(others) > 1 or (others and main not in ev.get("baseline", {})):
@@ -448,8 +459,10 @@ def _report_rows(report: dict, base: dict | None) -> list[list[Any]]:
     return rows
 
 
-def show_details(run: Any, max_examples: int = 8) -> None:
-    """Per-class (or per-entity) table, confusion matrix, and test examples where the models disagree."""
+def show_details(run: Any, max_examples: int = 8, baseline: str = "base model") -> None:
+    """Per-class (or per-entity) table, confusion matrix, and test examples where the models disagree.
+
+    ``baseline`` names the baseline's model where it is not the base model (see ``show_results``)."""
     ev = run.evaluation
     tables = ev.get("per_class") or ev.get("per_entity") or {}
     if tables.get("finetuned"):
@@ -462,17 +475,17 @@ def show_details(run: Any, max_examples: int = 8) -> None:
 
         show_html("<h4>Confusion matrix (test split)</h4>")
         show_png(confusion_png(ev, with_baseline="baseline" in ev["confusion_matrix"]),
-                 "confusion matrices of the fine-tuned and the base model on the test split")
+                 f"confusion matrices of the fine-tuned model and the {baseline} on the test split")
     examples = (ev.get("examples") or [])[:max_examples]
     if examples:
         keys = [k for k in examples[0] if k not in ("finetuned", "baseline")]
-        header = [k.replace("_", " ") for k in keys] + ["fine-tuned model", "base model"]
+        header = [k.replace("_", " ") for k in keys] + ["fine-tuned model", baseline]
         rows = [[_short(ex.get(k)) for k in keys] + [_short(ex.get("finetuned")), _short(ex.get("baseline"))]
                 for ex in examples]
-        show_html("<h4>Test examples where the fine-tuned and the base model disagree</h4>"
+        show_html(f"<h4>Test examples where the fine-tuned model and the {esc(baseline)} disagree</h4>"
                   + table_html(header, rows))
     elif ev:
-        show_html("<p>The fine-tuned and the base model agree on every test example shown.</p>")
+        show_html(f"<p>The fine-tuned model and the {esc(baseline)} agree on every test example shown.</p>")
 
 
 def _short(value: Any) -> Any:
@@ -586,15 +599,16 @@ def show_comparison(runs: dict[str, Any]) -> list[list[Any]]:
         base = (ev.get("baseline") or {}).get(main)
         delta = value - base if isinstance(value, (int, float)) and isinstance(base, (int, float)) else None
         rows.append([label, info.get("task"), info.get("model"), info.get("status"), main, value, base,
-                     fmt_delta(delta), ev.get("num_examples"), info.get("train_seconds")])
+                     fmt_delta(delta), test_size_text(ev) if ev else None, info.get("train_seconds")])
     show_html(table_html(["run", "task", "model", "status", "main metric", "fine-tuned", "baseline", "delta",
-                          "test examples", "training s"], rows))
-    keys = sorted({k for run in runs.values() for k, v in (run.evaluation.get("finetuned") or {}).items()
-                   if isinstance(v, (int, float))})
-    if keys:
-        show_html("<p>Every test metric of the fine-tuned models:</p>" + table_html(
-            ["metric"] + list(runs), [[k] + [(run.evaluation.get("finetuned") or {}).get(k) for run in runs.values()]
-                                      for k in keys]))
+                          "test split", "training s"], rows))
+    tasks = [run.info.get("task") for run in runs.values()]
+    metrics = metric_rows([(t, run.evaluation) for t, run in zip(tasks, runs.values())])
+    if metrics:
+        show_html("<p>Every test metric of the fine-tuned models" + (", per task:" if len(set(tasks)) > 1 else ":")
+                  + "</p>" + table_html(["metric"] + list(runs), [
+                      [label] + [(run.evaluation.get("finetuned") or {}).get(k) if t == task else None
+                                 for t, run in zip(tasks, runs.values())] for label, k, task in metrics]))
     return rows
 
 
@@ -685,7 +699,7 @@ def show_adaptation(mlm_run: Any, adapted: Any, base: Any) -> list[list[Any]]:
               + f"); delta against the fine-tuned base encoder.</p>"
               + table_html(["model", main, "delta"], rows))
     ppl_main = mlm_ev.get("main_metric", "perplexity")
-    show_html(f"<p>Masked-LM {esc(ppl_main)} on held-out domain text ({esc(mlm_ev.get('num_examples'))} blocks), "
+    show_html(f"<p>Masked-LM {esc(ppl_main)} on held-out domain text ({esc(test_size_text(mlm_ev))}), "
               f"lower is better. Baseline: {esc(mlm_ev.get('baseline_method') or 'the base model')}.</p>"
               + metrics_table_html(mlm_ev))
     return rows

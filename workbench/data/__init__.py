@@ -228,24 +228,33 @@ def _duplicates(splits: Splits, key: str, label: str | None, policy: str) -> Non
 
 
 def _overlap(splits: Splits, key: str, policy: str) -> None:
+    """Evaluation texts that also occur in train inflate scores; test texts that also occur in
+    validation take part in choosing the best checkpoint. Either way the evaluation split loses them
+    (``drop``), keeps them (``warn``) or the run stops (``error``)."""
     train_keys = set(splits.train[key].map(_key))
-    for name in ("validation", "test"):
+    for name, seen, where_seen in (("validation", train_keys, "train"), ("test", train_keys, "train"),
+                                   ("test", None, "validation")):
         frame = getattr(splits, name)
-        hit = frame[key].map(_key).isin(train_keys).to_numpy()
+        if seen is None:  # validation as it stands after its own check
+            seen = set(splits.validation[key].map(_key)) - train_keys
+        hit = frame[key].map(_key).isin(seen).to_numpy()
         n = int(hit.sum())
         if not n:
             continue
         rows = [int(i) for i in np.flatnonzero(hit)]
-        msg = f"{n} {name} texts also appear in train ({where(frame, rows, 3)})"
+        msg = f"{n} {name} texts also appear in {where_seen} ({where(frame, rows, 3)})"
+        why = "scores on them would be inflated" if where_seen == "train" else \
+            "they would help choose the checkpoint the test is meant to judge"
         if policy == "error":
-            raise DataError(msg + ": scores on them would be inflated. Remove them from one side, or set "
+            raise DataError(msg + f": {why}. Remove them from one side, or set "
                             "data.overlap: drop (remove them from the evaluation split) or warn (keep).",
-                            [{"kind": "overlap", "split": name, "rows": rows[:100], "count": n}])
+                            [{"kind": "overlap", "split": name, "with": where_seen, "rows": rows[:100], "count": n}])
         if policy == "drop":
             kept = frame[~hit].reset_index(drop=True)
             kept.attrs.update(frame.attrs)
             setattr(splits, name, kept)
-            splits.report["dropped"][f"{name}_overlap"] = n
-            splits.report["warnings"].append(msg + "; dropped from the evaluation split (data.overlap: drop)")
+            tag = f"{name}_overlap" if where_seen == "train" else f"{name}_overlap_with_{where_seen}"
+            splits.report["dropped"][tag] = n
+            splits.report["warnings"].append(msg + f"; dropped from the {name} split (data.overlap: drop)")
         else:
             splits.report["warnings"].append(msg + "; kept (data.overlap: warn)")

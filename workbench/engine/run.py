@@ -25,6 +25,7 @@ from ..data import fingerprint
 from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, count_parameters, load_tokenizer, max_positions, resolve_model
+from ..render import test_size_text
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso
 from .device import choose_device, choose_precision, hardware, versions
 from .trainer import EventBridge, trainer_class, training_arguments
@@ -162,6 +163,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         cfg.data.text_column, cfg.data.label_column, cfg.data.tokens_column, cfg.data.tags_column,
         cfg.data.prompt_column, cfg.data.response_column)]), "lengths": task.length_report}
     run_dir.update_info(data=data_info, data_fingerprint=data_info["fingerprint"], main_metric=task.main_metric)
+    if resume:
+        _check_steps_left(cfg, resume, len(datasets["train"]))
 
     if _stopped_before_training(run_dir, emit, stop_event, "after loading and tokenizing the data"):
         return
@@ -252,13 +255,17 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         return
 
     # 6. test: the fine-tuned model on the same split as the baseline
-    emit(Phase("testing", f"{len(datasets['test'])} test examples"))
+    # packed language-model text is scored in blocks, not in the texts the data table counts
+    test_report = (getattr(task, "length_report", None) or {}).get("test", {})
+    unit = f"blocks of {test_report.get('max_length')} tokens" if test_report.get("packed") else "examples"
+    emit(Phase("testing", f"{len(datasets['test'])} test {unit}"))
     result = task.evaluate(trainer, datasets, splits, baseline)
     metrics = result.pop("metrics")
     base = baseline.get("baseline", {})
     evaluation = {
         "split": "test",
         "num_examples": len(datasets["test"]),
+        "example_unit": unit,
         "main_metric": task.main_metric,
         "greater_is_better": task.greater_is_better,
         "finetuned": metrics,
@@ -339,6 +346,28 @@ def resume_checkpoint(cfg: RunConfig) -> Path | None:
     return ckpts[-1]
 
 
+def _check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
+    """A checkpoint already at the last step these settings train to would train nothing and test the
+    old weights again under a new run's name: say so before the baseline's work."""
+    import json
+    import math
+
+    try:
+        step = int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # Trainer reads the state itself and says what is wrong with it
+    per_epoch = math.ceil(n_train / (cfg.train.batch_size * cfg.train.gradient_accumulation_steps))
+    total = cfg.train.max_steps if cfg.train.max_steps and cfg.train.max_steps > 0 else \
+        max(1, math.ceil(per_epoch * cfg.train.epochs))
+    if step < total:
+        return
+    more = (f"raise train.max_steps (now {cfg.train.max_steps})" if cfg.train.max_steps and cfg.train.max_steps > 0
+            else f"raise train.epochs (now {cfg.train.epochs:g}; one epoch is {per_epoch} steps)")
+    raise ConfigError(f"train.resume_from: {checkpoint} is at step {step}, and these settings end training at step "
+                      f"{total}, so nothing is left to train. To train it further, {more}; to use the trained "
+                      f"model as it is, open its run ({checkpoint.parent.parent.name}).")
+
+
 def _total_steps(args: Any, n_train: int) -> int:
     if args.max_steps and args.max_steps > 0:
         return int(args.max_steps)
@@ -389,7 +418,7 @@ tags: [workbench, {cfg.task}]
 
 Fine-tuned from `{cfg.model}` for **{cfg.task}** with workbench (run `{run_dir.id}`).
 
-## Results on the test split ({evaluation['num_examples']} examples)
+## Results on the test split ({test_size_text(evaluation)})
 
 Main metric: **{main}**. Baseline: {evaluation.get('baseline_method') or 'the base model'}.
 

@@ -91,7 +91,8 @@ def text_loader(text_column: str, sample_by: str, skipped: dict) -> Callable[[An
         for f in files:
             found, blank = _documents(f, sample_by, f.name if len(files) > 1 else "")
             rows.extend(found)
-            skipped[field] = skipped.get(field, 0) + blank
+            if blank:
+                skipped[field] = skipped.get(field, 0) + blank
         frame = pd.DataFrame(rows, columns=["text", "location"]).rename(columns={"text": text_column})
         frame.attrs.update(source=str(ref), row_offset=0, row_word=sample_by, location_column="location")
         return frame

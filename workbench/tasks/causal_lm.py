@@ -189,8 +189,8 @@ class CausalLM(Task):
             trainer = base_trainer(self, model, tokenizer, device, precision, tmp)
             metrics, _ = predict_split(trainer, datasets["test"])
         prompts = self._example_prompts(splits, tokenizer)
-        texts = self.generate(model, tokenizer, [p["prompt"] for p in prompts], {},
-                              max_new_tokens=int(self.options["max_new_tokens"]))
+        texts = self._shown_continuations(model, tokenizer, [p["prompt"] for p in prompts],
+                                          int(self.options["max_new_tokens"]))
         return {"baseline": metrics, "baselines": {"base_model": metrics},
                 "baseline_method": "the base model, unchanged, on the same test tokens",
                 "_prompts": prompts, "_generations": texts}
@@ -202,8 +202,8 @@ class CausalLM(Task):
                   "scored_tokens": int((labels[:, 1:] != -100).sum()) if labels.ndim == 2 else 0}
         prompts = baseline.get("_prompts")
         if prompts:
-            texts = self.generate(trainer.model, trainer.processing_class, [p["prompt"] for p in prompts], {},
-                                  max_new_tokens=int(self.options["max_new_tokens"]))
+            texts = self._shown_continuations(trainer.model, trainer.processing_class, [p["prompt"] for p in prompts],
+                                              int(self.options["max_new_tokens"]))
             result["examples"] = [{**p, "finetuned": ft, "baseline": base}
                                   for p, ft, base in zip(prompts, texts, baseline["_generations"]) if ft != base]
         return result
@@ -216,6 +216,31 @@ class CausalLM(Task):
     def generate(cls, model, tokenizer, prompts: list[str], info: dict, max_new_tokens: int = 50,
                  **kw) -> list[str]:
         """Continuations of each prompt (greedy by default; pass do_sample=True, temperature=... to sample)."""
+        return [tokenizer.decode(ids, skip_special_tokens=True).strip()
+                for ids in cls._generated_ids(model, tokenizer, prompts, max_new_tokens, **kw)]
+
+    @classmethod
+    def _shown_continuations(cls, model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy continuations for the examples of eval.json. Where a model generated only special
+        tokens (a barely trained one repeats ``<unk>`` or stops at once), the decoded text is empty;
+        the examples say what it generated instead of showing an empty cell."""
+        out = []
+        for ids in cls._generated_ids(model, tokenizer, prompts, max_new_tokens):
+            text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+            if not text:
+                tokens = tokenizer.convert_ids_to_tokens(ids)
+                if not tokens:
+                    text = "(nothing generated)"
+                else:
+                    kinds = list(dict.fromkeys(tokens))
+                    text = "(only special tokens: " + ", ".join(
+                        f"{t} ×{tokens.count(t)}" if tokens.count(t) > 1 else t for t in kinds[:4]) + \
+                        (", …" if len(kinds) > 4 else "") + ")"
+            out.append(text)
+        return out
+
+    @classmethod
+    def _generated_ids(cls, model, tokenizer, prompts: list[str], max_new_tokens: int, **kw) -> list[list[int]]:
         import torch
 
         from ..errors import DataError as _DataError
@@ -231,7 +256,7 @@ class CausalLM(Task):
                 if enc["input_ids"].shape[1] == 0:
                     raise _DataError("generate: the prompt is empty; give at least one word to continue.")
                 gen = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=pad, **kw)
-                outs.append(tokenizer.decode(gen[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+                outs.append(gen[0, enc["input_ids"].shape[1]:].tolist())
         return outs
 
     @classmethod

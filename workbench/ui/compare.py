@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import flatten
-from ..render import fmt, fmt_delta
+from ..render import fmt, fmt_delta, metric_rows
 from ..runs import RunDir, default_runs_dir, list_runs, validation_text
 from .live import STATUS_COLORS, esc, run_dir_link, styled
 
@@ -67,18 +67,18 @@ def compare_html(run_dirs: list[RunDir]) -> str:
     evals = [rd.read_eval() or {} for rd in run_dirs]
     labels = [_label(rd, info) for rd, info in zip(run_dirs, infos)]
     head = "<th>metric (test)</th>" + "".join(f"<th>{esc(lab)}</th>" for lab in labels)
-    keys: list[str] = []
-    for ev in evals:
-        keys += [k for k, v in (ev.get("finetuned") or {}).items() if isinstance(v, (int, float)) and k not in keys]
+    tasks = [i.get("task") for i in infos]
     rows = ["<tr><td>status</td>" + "".join(f"<td>{_status(i.get('status'))}</td>" for i in infos) + "</tr>"]
-    for k in keys:
+    if len(set(tasks)) > 1:
+        rows.append("<tr><td>task</td>" + "".join(f"<td>{esc(t)}</td>" for t in tasks) + "</tr>")
+    for label, k, task in metric_rows(list(zip(tasks, evals))):
         cells = []
-        for ev in evals:
-            v = (ev.get("finetuned") or {}).get(k)
-            b = (ev.get("baseline") or {}).get(k)
+        for t, ev in zip(tasks, evals):
+            v = (ev.get("finetuned") or {}).get(k) if t == task else None
+            b = (ev.get("baseline") or {}).get(k) if t == task else None
             cells.append(f"<td><b>{fmt(v)}</b>" + (f" <span style='color:#666'>(baseline {fmt(b)})</span>"
                                                    if isinstance(b, (int, float)) else "") + "</td>")
-        rows.append(f"<tr><td>{esc(k)}</td>{''.join(cells)}</tr>")
+        rows.append(f"<tr><td>{esc(label)}</td>{''.join(cells)}</tr>")
     secs = [i.get("train_seconds") for i in infos]
     rows.append("<tr><td>training time (s)</td>" + "".join(f"<td>{fmt(s)}</td>" for s in secs) + "</tr>")
     table = f"<table class='wb-compare'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
