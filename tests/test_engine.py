@@ -177,6 +177,34 @@ def test_deleting_a_running_runs_folder_stops_it_and_leaves_nothing_behind(eval_
     assert max(e.step for e in seen if isinstance(e, Step)) <= 5  # at the next save or the 5-step check
 
 
+def test_a_folder_deleted_while_a_checkpoint_is_written_is_not_brought_back(tiny_bert, clf_csv, tmp_path, monkeypatch):
+    """The deletion lands while Trainer writes a checkpoint, which makes the run's folders anew: the
+    run still sees that its folder is gone, stops, and removes what the save put back."""
+    import shutil
+
+    from transformers import Trainer
+
+    from workbench.errors import RunFolderDeleted
+    from workbench.events import Step
+
+    seen, deleted = [], []
+    original = Trainer._save_checkpoint
+
+    def delete_then_save(self, *a, **kw):
+        if not deleted:
+            deleted.append(next((tmp_path / "runs").iterdir()))
+            shutil.rmtree(deleted[0])
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", delete_then_save)
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=20, logging_steps=1)
+    cfg["train"].update(eval_strategy="steps", eval_steps=2)
+    with pytest.raises(RunFolderDeleted, match="was deleted while the run was going on"):
+        finetune(cfg, progress=False, sinks=[seen.append])
+    assert deleted and list((tmp_path / "runs").iterdir()) == []
+    assert max(e.step for e in seen if isinstance(e, Step)) <= 3  # stopped right after that save
+
+
 def test_stop_event_from_another_thread(tiny_bert, clf_csv, tmp_path):
     import threading
 

@@ -24,7 +24,7 @@ import os
 import re
 import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -122,6 +122,27 @@ class RunDir:
     """Paths and small read/write helpers for one run directory."""
 
     path: Path
+    # the folder's (device, inode) as its writer created it: see ``pin``
+    _pinned: tuple[int, int, bool] | None = field(default=None, repr=False, compare=False)
+
+    def pin(self) -> None:
+        """Remember which folder this is, so that its writer can tell it was deleted even after something
+        made a new folder at the same path (Trainer saving a checkpoint creates the folders it needs).
+        A new folder may get the old one's inode number back, so once config.yaml (written once, at the
+        start) exists, a folder without it is not this run's either."""
+        st = self.path.stat()
+        self._pinned = (st.st_dev, st.st_ino, self.config_yaml.exists())
+
+    def gone(self) -> bool:
+        """Whether the folder was deleted since ``pin`` (or, unpinned, does not exist)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return True
+        if self._pinned is None:
+            return False
+        dev, ino, with_config = self._pinned
+        return (st.st_dev, st.st_ino) != (dev, ino) or (with_config and not self.config_yaml.exists())
 
     @property
     def id(self) -> str:
@@ -163,7 +184,9 @@ class RunDir:
             p = root / new_run_id(name, task)
             try:
                 p.mkdir()
-                return cls(p)
+                made = cls(p)
+                made.pin()
+                return made
             except FileExistsError:
                 continue
         raise RunError(f"Could not create a new run directory under {root}.")
@@ -189,7 +212,7 @@ class RunDir:
             raise RunError(f"corrupt run.json ({e}); the directory is {self.path}.") from None
 
     def update_info(self, **changes: Any) -> dict:
-        if not self.path.is_dir():  # deleted by its user: writing would bring back a folder with a stub run.json
+        if self.gone():  # deleted by its user: writing would bring back a folder with a stub run.json
             raise RunFolderDeleted(self.path)
         info = {}
         if self.run_json.exists():
@@ -214,6 +237,8 @@ class RunDir:
     # metrics.jsonl ----------------------------------------------------------------------------
     def append_metrics(self, record: dict) -> None:
         line = dumps_strict(record)
+        if self._pinned is not None and self.gone():  # a folder made anew at its path is not this run's
+            raise RunFolderDeleted(self.path)
         try:
             with open(self.metrics_jsonl, "a", encoding="utf-8") as f:
                 f.write(line + "\n")

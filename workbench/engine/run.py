@@ -41,6 +41,7 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     run_dir = run_dir or RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
     emit = Emitter([MetricsWriter(run_dir), *(sinks or [])])
     atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
+    run_dir.pin()  # from here on, a folder at its path without this config.yaml is not this run's
     run_dir.update_info(id=run_dir.id, name=cfg.name or run_dir.id, task=cfg.task, model=cfg.model,
                         status="pending", created_at=now_iso(), pid=os.getpid(), host=socket.gethostname(),
                         config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit())
@@ -49,6 +50,12 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
             _train(cfg, run_dir, emit, stop_event)
     except RunFolderDeleted as e:
         emit(RunFailed(status="interrupted", error=str(e)))  # nothing to record it in
+        if run_dir.path.is_dir() and run_dir.gone():
+            # a folder made anew at its path after the deletion (a checkpoint save in between) holds only
+            # what this run wrote since: the user deleted the run, so it goes too
+            import shutil
+
+            shutil.rmtree(run_dir.path, ignore_errors=True)
         raise
     except KeyboardInterrupt:
         run_dir.set_status("interrupted", error="interrupted by the user (KeyboardInterrupt or SIGTERM)")
@@ -226,7 +233,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except Exception:
-        if not run_dir.path.is_dir():
+        if run_dir.gone():
             raise RunFolderDeleted(run_dir.path) from None
         raise
     if bridge.folder_deleted:

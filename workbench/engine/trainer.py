@@ -439,7 +439,7 @@ class EventBridge:
                 bridge.evaluated(state, metrics or {})
 
             def on_save(self, args, state, control, **kw):
-                bridge.saved(args, state)
+                return bridge.saved(args, state, control)
 
         self.callback = _Callback()
         self.emit = emit
@@ -489,7 +489,7 @@ class EventBridge:
         before each save or evaluation Trainer's flow callback asks for; a progress write in between
         finds it gone too (RunFolderDeleted)."""
         if not self.folder_deleted and (check or control.should_save or control.should_evaluate):
-            self.folder_deleted = not self.run_dir.path.is_dir()
+            self.folder_deleted = self.run_dir.gone()
         if self.folder_deleted:
             control.should_training_stop = True
             control.should_save = control.should_evaluate = control.should_log = False
@@ -512,12 +512,16 @@ class EventBridge:
                  if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second", "_preparation_time"))}
         self.emit(Evaluation(step=state.global_step, epoch=state.epoch, split="validation", metrics=clean))
 
-    def saved(self, args, state):
+    def saved(self, args, state, control):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        # deleted while the checkpoint was written (which made the folders anew): not a checkpoint of this run
+        if self._folder_deleted(control, check=True):
+            return control
         if path.is_dir():
             # Trainer has finished writing this folder: mark it complete (readers ignore unmarked ones)
             atomic_write_text(path / COMPLETE_MARKER, now_iso() + "\n")
             self.emit(CheckpointSaved(step=state.global_step, path=str(path)))
+        return control
 
     # -- helpers --------------------------------------------------------------------------------
     def _step_event(self, state, loss, lr, grad_norm) -> Step:
