@@ -151,7 +151,9 @@ def test_a_running_run_whose_process_is_gone_reads_as_failed(trained, tmp_path, 
     assert "failed" in listed and "its process ended without recording why" in listed
 
 
-def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_sigterm_or_ctrl_c_marks_the_run_interrupted_with_a_checkpoint(signame, tiny_bert, clf_csv, tmp_path):
+    """The first SIGTERM or Ctrl-C stops at the end of the step with a checkpoint and prints how to resume."""
     import signal
     import time
 
@@ -168,7 +170,7 @@ def test_sigterm_marks_the_run_interrupted(tiny_bert, clf_csv, tmp_path):
             status = json.loads(runs[0].read_text()).get("status") if runs else None
             time.sleep(0.5)
         assert status == "running"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, signame))
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:

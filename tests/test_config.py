@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -153,3 +155,17 @@ def test_task_options_are_checked_when_the_config_is_resolved():
     with pytest.raises(ConfigError, match=r"task_options.problem: 'regresion' is not one of .*Did you mean 'regression'"):
         resolve(inline={"task_options": {"problem": "regresion"}})
     assert resolve(inline={"task": "causal-lm", "task_options": {"packing": True}}).task_options == {"packing": True}
+
+
+@pytest.mark.parametrize("typed,meant", [
+    ("train.lr", "train.learning_rate"),  # not the section 'train'
+    ("lr", "train.learning_rate"),
+    ("train.num_train_epochs", "train.epochs"),  # Trainer's names
+    ("per_device_train_batch_size", "train.batch_size"),
+    ("train.max_seq_length", "train.max_length"),
+    ("data.train_file", "data.train"),
+    ("train.epoch", "train.epochs"),
+])
+def test_unknown_keys_suggest_workbenchs_name_for_what_other_tools_call_it(typed, meant):
+    with pytest.raises(ConfigError, match=rf"Unknown config key '{re.escape(typed)}'\. Did you mean '{re.escape(meant)}'\?"):
+        resolve(overrides=[f"{typed}=1"])

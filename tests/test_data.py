@@ -240,6 +240,39 @@ def test_a_file_that_is_not_utf8_names_its_line_and_the_fix(tmp_path):
         load_frame(str(p))
 
 
+def test_text_files_are_read_by_their_byte_order_mark_and_utf16_without_one_is_refused(tmp_path):
+    """Notepad's "Unicode" (UTF-16 with a mark) and UTF-8 with a mark read as their text; UTF-16
+    without a mark would read as Latin-1 noise (a model trained on it sees unknown tokens only)."""
+    from workbench.data.loaders import read_label_folders, read_text_file
+
+    text = "Café prices rose.\nThe market fell.\n"
+    for name, data in [("u16.txt", "\ufeff".encode("utf-16-le") + text.encode("utf-16-le")),
+                       ("u16be.txt", text.encode("utf-16")), ("u8bom.txt", text.encode("utf-8-sig")),
+                       ("u32.txt", text.encode("utf-32")), ("latin1.txt", text.encode("latin-1"))]:
+        (tmp_path / name).write_bytes(data)
+        assert read_text_file(tmp_path / name) == text, name
+    (tmp_path / "bare16.txt").write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(DataError, match=r"bare16.txt: not UTF-8 text \(a NUL byte at byte 1, line 1\): it looks like "
+                                        r"UTF-16 without a byte-order mark"):
+        read_text_file(tmp_path / "bare16.txt")
+    (tmp_path / "docs" / "sport").mkdir(parents=True)
+    (tmp_path / "docs" / "sport" / "a.txt").write_bytes(b"ok\n")
+    (tmp_path / "docs" / "sport" / "b.txt").write_bytes("goal\n".encode("utf-16-le"))
+    with pytest.raises(DataError, match=r"sport/b.txt: not UTF-8 text"):
+        read_label_folders(tmp_path / "docs")
+
+
+def test_a_semicolon_separated_csv_from_excel_is_read_by_its_separator(tmp_path):
+    p = tmp_path / "semi.csv"
+    p.write_text("text;label\nShares fell, then rose;business\nA late goal;sport\n", encoding="utf-8")
+    frame = load_frame(str(p))
+    assert list(frame.columns) == ["text", "label"]
+    assert frame["text"].tolist() == ["Shares fell, then rose", "A late goal"]
+    plain = tmp_path / "one.csv"  # a one-column file stays one column
+    plain.write_text("text\nhello there\n", encoding="utf-8")
+    assert list(load_frame(str(plain)).columns) == ["text"]
+
+
 def test_an_empty_file_says_it_is_empty(tmp_path):
     p = tmp_path / "empty.csv"
     p.write_text("")

@@ -268,6 +268,17 @@ def test_freeze_all_but_head(tiny_bert, clf_csv, tmp_path):
     assert params["trainable"] < params["total"] / 10
 
 
+def test_freezing_more_layers_than_the_model_has_is_refused_before_the_data(tiny_bert, clf_csv, tmp_path):
+    from workbench.errors import ModelError
+    from workbench.events import Phase
+
+    seen = []
+    with pytest.raises(ModelError, match=rf"train.freeze: layers:10 but model {tiny_bert} has 2 layers\. "
+                                         r"Use layers:0 to layers:2 .*, or all-but-head\."):
+        finetune(tiny_config(tiny_bert, clf_csv, tmp_path, freeze="layers:10"), progress=False, sinks=[seen.append])
+    assert not [e for e in seen if isinstance(e, Phase) and e.name in ("loading data", "baseline")]
+
+
 def _tensors(path):
     from safetensors.torch import load_file
 
@@ -511,3 +522,49 @@ def test_a_finished_runs_wait_stop_and_running_match_a_background_runs(tiny_bert
     assert live.wait(timeout=0.3, poll=0.05) is live and 0.25 < time.monotonic() - start < 5
     live.stop()
     assert live.run_dir.stop_file.exists()
+
+
+def test_resuming_from_another_task_model_or_label_set_is_refused_before_the_work(tiny_bert, clf_csv, tmp_path):
+    """Weights of another task, model or label set would fail to load only after the data and the
+    baseline, with a size-mismatch traceback: each is refused with what differs and the fix, and the
+    task and the model before the data are even read."""
+    import pandas as pd
+
+    from builders import build_tiny_bert, make_vocab
+
+    from workbench.errors import ConfigError
+    from workbench.events import Phase
+
+    source = finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=4, eval_strategy="steps",
+                                  eval_steps=2), progress=False)
+    ckpt = RunDir(source.dir).complete_checkpoints()[-1]
+    seen = []
+
+    def resume(**changes):
+        cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=8, resume_from=source.id)
+        for key, value in changes.items():
+            section, _, leaf = key.rpartition(".")
+            (cfg.setdefault(section, {}) if section else cfg)[leaf] = value
+        seen.clear()
+        with pytest.raises(ConfigError) as e:
+            finetune(cfg, progress=False, sinks=[seen.append])
+        return str(e.value), [ev.name for ev in seen if isinstance(ev, Phase)]
+
+    text = tmp_path / "domain.txt"
+    text.write_text("\n".join(pd.read_csv(clf_csv)["text"]) + "\n", encoding="utf-8")
+    message, phases = resume(task="masked-lm", **{"data.train": str(text)})
+    assert f"{ckpt.name} of run {source.id} was trained for task text-classification, and this run is masked-lm" \
+        in message and "Set task: text-classification" in message
+    assert "loading data" not in phases
+
+    other = build_tiny_bert(tmp_path / "other-bert", make_vocab()[:-7])
+    message, phases = resume(model=str(other))
+    assert f"holds another model than model {other}" in message and "vocab_size" in message
+    assert f"it started from {tiny_bert}" in message and "loading data" not in phases
+
+    relabelled = tmp_path / "relabelled.csv"
+    frame = pd.read_csv(clf_csv)
+    frame.assign(label=frame["label"].map(lambda v: f"new-{v}")).to_csv(relabelled, index=False)
+    message, phases = resume(**{"data.train": str(relabelled)})
+    assert "A run continues only with the labels it started with" in message and "new-" in message
+    assert "baseline" not in phases  # said before the base model's evaluation

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from ._version import __version__
@@ -30,14 +31,24 @@ train:
 """
 
 
-def _stop_on_sigterm(stop) -> None:
-    """First SIGTERM: stop at the next step with a resumable checkpoint; a second one: stop now."""
+def _stop_on_sigterm(stop) -> dict:
+    """First SIGTERM or Ctrl-C: stop at the next step with a resumable checkpoint; a second one: stop now."""
     def handler(signum, frame):  # pragma: no cover - exercised through a subprocess test
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
+        if signum == signal.SIGINT:
+            print("\nstopping at the end of this step, with a checkpoint to resume from; "
+                  "Ctrl-C again stops at once", file=sys.stderr, flush=True)
 
-    signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may set signal handlers
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _config_help() -> str:
@@ -180,10 +191,8 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     from .events import ConsoleProgress
     from .render import metrics_table_text, test_size_text
 
-    import threading
-
     stop = threading.Event()
-    _stop_on_sigterm(stop)
+    previous = _stop_on_sigterm(stop)
     console = None if quiet else ConsoleProgress()
     shown_failure = lambda: console is not None and console.shown_failure  # noqa: E731  (printed: not again)
     try:
@@ -195,6 +204,8 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     except KeyboardInterrupt:
         print("\ninterrupted; the run is marked 'interrupted'.", file=sys.stderr)
         return 130
+    finally:
+        _restore_signals(previous)
     info = run_dir.read_info()
     ev = run_dir.read_eval()
     if info.get("status") == "completed" and ev:

@@ -259,11 +259,38 @@ def _all_keys() -> list[str]:
     return keys + ["data", "train", "lora"]
 
 
+# what Trainer scripts, the transformers examples and other tools call these settings: too far from
+# workbench's names for a spelling match ("lr" and "train.learning_rate"), so looked up by name
+_SYNONYMS = {
+    "lr": "train.learning_rate", "num_train_epochs": "train.epochs", "num_epochs": "train.epochs",
+    "n_epochs": "train.epochs", "per_device_train_batch_size": "train.batch_size",
+    "train_batch_size": "train.batch_size", "bs": "train.batch_size", "batch": "train.batch_size",
+    "per_device_eval_batch_size": "train.eval_batch_size", "max_seq_length": "train.max_length",
+    "max_seq_len": "train.max_length", "max_len": "train.max_length", "seq_len": "train.max_length",
+    "model_max_length": "train.max_length", "wd": "train.weight_decay", "warmup": "train.warmup_ratio",
+    "warmup_steps": "train.warmup_ratio", "grad_accum": "train.gradient_accumulation_steps",
+    "gradient_accumulation": "train.gradient_accumulation_steps", "scheduler": "train.lr_scheduler",
+    "lr_scheduler_type": "train.lr_scheduler", "evaluation_strategy": "train.eval_strategy",
+    "eval_every": "train.eval_steps", "fp16": "train.precision", "bf16": "train.precision",
+    "patience": "train.early_stopping_patience", "early_stopping": "train.early_stopping_patience",
+    "resume_from_checkpoint": "train.resume_from", "save_strategy": "train.save_checkpoints",
+    "model_name_or_path": "model", "model_name": "model", "output_dir": "runs_dir",
+    "train_file": "data.train", "validation_file": "data.validation", "eval_file": "data.validation",
+    "test_file": "data.test", "text": "data.text_column", "label": "data.label_column",
+    "use_lora": "lora.enabled", "peft": "lora.enabled", "lora_r": "lora.r", "lora_alpha": "lora.alpha",
+    "lora_dropout": "lora.dropout",
+}
+
+
 def _suggest(key: str, candidates: list[str]) -> str:
+    leaf = key.rsplit(".", 1)[-1]
+    if _SYNONYMS.get(leaf) in candidates and _SYNONYMS[leaf] != key:
+        return f" Did you mean '{_SYNONYMS[leaf]}'?"
+    # a section's own name is no answer for a key inside it ("train.lr" is not "train")
+    candidates = [c for c in candidates if not key.startswith(c + ".")]
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
     if not close:
-        # also try the last component alone ("lr" -> "train.learning_rate" is too far; "epoch" -> "train.epochs")
-        leaf = key.rsplit(".", 1)[-1]
+        # also try the last component alone ("epoch" -> "train.epochs")
         by_leaf = {c.rsplit(".", 1)[-1]: c for c in candidates}
         close = [by_leaf[m] for m in difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6)]
     return f" Did you mean '{close[0]}'?" if close else ""

@@ -142,10 +142,35 @@ def apply_freeze(model: Any, spec: str | None) -> None:
         if layers is None:
             raise ModelError(f"train.freeze: cannot find the layer list of {type(base).__name__}.")
         if n > len(layers):
-            raise ModelError(f"train.freeze: layers:{n} but the model has {len(layers)} layers.")
+            raise ModelError(_too_many_layers(n, len(layers)))
         for layer in list(layers)[:n]:
             for p in layer.parameters():
                 p.requires_grad = False
+
+
+def check_freeze_layers(cfg: Any) -> None:
+    """``train.freeze: layers:N`` against the model's config.json, before the data and the baseline's
+    work (``apply_freeze`` finds the same only once the model is loaded for training)."""
+    import json
+
+    spec = cfg.train.freeze
+    if not spec or not str(spec).startswith("layers:"):
+        return
+    n = int(str(spec).split(":", 1)[1])
+    folder = Path(resolve_model(cfg.model))
+    try:
+        conf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a hub id or an adapter folder: apply_freeze checks it on the loaded model
+    count = next((conf[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+                  if isinstance(conf.get(k), int)), None)
+    if count is not None and n > count:
+        raise ModelError(_too_many_layers(n, count, cfg.model))
+
+
+def _too_many_layers(n: int, count: int, model: Any = None) -> str:
+    return (f"train.freeze: layers:{n} but {'model ' + str(model) if model else 'the model'} has {count} layers. "
+            f"Use layers:0 to layers:{count} (the embeddings and the first N layers), or all-but-head.")
 
 
 def _find_layers(base: Any):

@@ -7,6 +7,8 @@ the line in a JSONL file, the row in a DataFrame) so errors can point at the rig
 
 from __future__ import annotations
 
+import codecs
+
 import glob
 import json
 from pathlib import Path
@@ -39,8 +41,30 @@ def _bbc_news() -> pd.DataFrame:
 ALIASES = {"bbc-news": _bbc_news}
 
 
+# byte-order marks, longest first (UTF-32 LE's begins with UTF-16 LE's)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def read_text_file(path: Path) -> str:
+    """A text file's text: UTF-8, or what its byte-order mark says (Windows Notepad's "Unicode" is
+    UTF-16 with one); files of neither kind are read as Latin-1, as the classic corpora mix in a few
+    Latin-1 files. NUL bytes without a mark mean UTF-16 or binary, which Latin-1 would turn into
+    text that is all unknown tokens: that is an error."""
     raw = path.read_bytes()
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: starts with a {encoding.upper()} byte-order mark but is not {encoding} text "
+                                f"(byte {e.start}). Save it again as UTF-8.") from None
+    if b"\x00" in raw:
+        at = raw.index(b"\x00")
+        line = raw.count(b"\n", 0, at) + 1
+        raise DataError(f"{path}: not UTF-8 text (a NUL byte at byte {at}, line {line}): "
+                        "it looks like UTF-16 without a byte-order mark, or a binary file. Save it as UTF-8 "
+                        "(in Notepad: Save as, Encoding UTF-8).")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -140,6 +164,11 @@ def read_file(path: Path) -> pd.DataFrame:
         if suffix in (".csv", ".csv.gz"):
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
             offset, word = 2, "line"
+            # Excel in many European locales writes ";" between columns (the comma is their decimal
+            # point): one column whose header holds the separator is such a file
+            sep = next((c for c in (";", "\t", "|") if frame.shape[1] == 1 and c in str(frame.columns[0])), None)
+            if sep:
+                frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""])
         elif suffix in (".tsv", ".tsv.gz", ".tab"):
             frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
             offset, word = 2, "line"

@@ -24,7 +24,7 @@ from ..config import RunConfig
 from ..data import fingerprint
 from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
-from ..models import apply_freeze, count_parameters, load_tokenizer, max_positions, resolve_model
+from ..models import apply_freeze, check_freeze_layers, count_parameters, load_tokenizer, max_positions, resolve_model
 from ..render import test_size_text
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso
 from .device import choose_device, choose_precision, hardware, versions
@@ -135,11 +135,14 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     set_seed(cfg.train.seed)
     resume = resume_checkpoint(cfg)  # checked first: a wrong path fails before minutes of data and baseline work
     if resume:
+        check_resume_source(cfg, resume)
         changed = resume_differences(cfg, resume)
         if changed:
             emit(Phase("resume warning", f"these settings differ from the checkpoint's run, and training continues "
                                          f"from its step with the new ones: {'; '.join(changed)}", notice=True))
             run_dir.update_info(resume_differences=changed)
+
+    check_freeze_layers(cfg)  # against the model's config.json, before the data and the baseline
 
     # 1. data: load, check, split (errors here name file, column and rows)
     emit(Phase("loading data", str(cfg.data.train) if isinstance(cfg.data.train, str) else "in-memory data"))
@@ -171,6 +174,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         cfg.data.prompt_column, cfg.data.response_column)]), "lengths": task.length_report}
     run_dir.update_info(data=data_info, data_fingerprint=data_info["fingerprint"], main_metric=task.main_metric)
     if resume:
+        check_resume_labels(task, resume)
         _check_steps_left(cfg, resume, len(datasets["train"]))
 
     if _stopped_before_training(run_dir, emit, stop_event, "after loading and tokenizing the data"):
@@ -351,6 +355,72 @@ def resume_checkpoint(cfg: RunConfig) -> Path | None:
         raise ConfigError(f"train.resume_from: run {run.id} has no complete checkpoint to resume from "
                           "(it stopped before its first save, or ran with train.save_checkpoints: false).")
     return ckpts[-1]
+
+
+# what fixes the shapes of a model's weights, under the names transformers' configs use
+_SHAPE_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+               "intermediate_size", "n_embd", "n_layer", "n_head", "dim", "n_layers")
+
+
+def _json_file(path: Path) -> dict | None:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_resume_source(cfg: RunConfig, checkpoint: Path) -> None:
+    """A checkpoint continues the task and the model it started: another task's or another model's
+    weights would fail to load only after the data and the baseline, with a size-mismatch traceback."""
+    from ..config import resolve
+
+    run = checkpoint.parent.parent
+    try:
+        before = resolve(file=run / "config.yaml")
+    except (OSError, WorkbenchError):
+        before = None
+    if before is not None and before.task != cfg.task:
+        raise ConfigError(f"train.resume_from: {checkpoint.name} of run {run.name} was trained for task "
+                          f"{before.task}, and this run is {cfg.task}; a run continues only the task it started. "
+                          f"Set task: {before.task} to continue it, or train a new run without train.resume_from.")
+    saved = _json_file(checkpoint / "config.json")
+    local = Path(resolve_model(cfg.model))
+    model = _json_file(local / "config.json") if local.is_dir() else None
+    if saved and model:
+        differ = [f"{k} {saved[k]} against {model[k]}" for k in _SHAPE_KEYS
+                  if k in saved and k in model and saved[k] != model[k]]
+        if differ:
+            started = f" (it started from {before.model})" if before is not None else ""
+            raise ConfigError(f"train.resume_from: {checkpoint.name} of run {run.name} holds another model than "
+                              f"model {cfg.model}{started}: {'; '.join(differ)}. Set model to the one the run "
+                              "started from, or train a new run without train.resume_from.")
+
+
+def check_resume_labels(task: Any, checkpoint: Path) -> None:
+    """The checkpoint's output layer has one unit per label it was trained for (one for regression);
+    data with other labels would not load into it, or would read its units as the wrong labels."""
+    saved = _json_file(checkpoint / "config.json")
+    info = task.model_info() if hasattr(task, "model_info") else {}
+    names = info.get("labels", info.get("tags"))
+    if not saved or not isinstance(saved.get("id2label"), dict) or \
+            (names is None and info.get("problem") != "regression"):
+        return
+    had = [str(saved["id2label"][k]) for k in sorted(saved["id2label"], key=int)]
+    if names is None:
+        if len(had) == 1:
+            return
+        now, wanted = "a number per text (regression)", "one output"
+    else:
+        now, wanted = ", ".join(map(str, names)), f"{len(names)} labels"
+        if had == [str(v) for v in names]:
+            return
+    raise ConfigError(f"train.resume_from: {checkpoint.name} of run {checkpoint.parent.parent.name} was trained for "
+                      f"{', '.join(had) if len(had) > 1 else 'one output (regression)'}; this run's data need "
+                      f"{wanted} ({now}). A run continues only with the labels it started with: give it the same "
+                      "labels (and task_options.problem), or train a new run without train.resume_from.")
 
 
 def _check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
