@@ -179,6 +179,10 @@ class RunDir:
     @classmethod
     def create(cls, root: Path | str, name: str | None, task: str) -> "RunDir":
         root = Path(root)
+        blocking = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise RunError(f"runs_dir: {blocking} is a file, so {root} cannot be the folder for run directories. "
+                           "Point runs_dir (or WORKBENCH_RUNS_DIR) at a folder.")
         root.mkdir(parents=True, exist_ok=True)
         for _ in range(10):
             p = root / new_run_id(name, task)
