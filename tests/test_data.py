@@ -273,6 +273,20 @@ def test_a_semicolon_separated_csv_from_excel_is_read_by_its_separator(tmp_path)
     assert list(load_frame(str(plain)).columns) == ["text"]
 
 
+@pytest.mark.parametrize("columns,missing,suggested", [
+    (["review", "sentiment"], "text", "review"), (["review", "sentiment"], "label", "sentiment"),
+    (["sentence", "labels"], "label", "labels"), (["prompt", "response"], "tokens", None),
+])
+def test_a_missing_column_suggests_what_such_a_column_is_often_called(columns, missing, suggested):
+    from workbench.data import require_columns
+
+    frame = pd.DataFrame({c: ["x"] for c in columns})
+    with pytest.raises(DataError) as e:
+        require_columns(frame, {f"data.{missing}_column": missing})
+    assert e.value.problems[0]["suggestion"] == suggested
+    assert (f"The nearest is '{suggested}': set data.{missing}_column: {suggested}." in str(e.value)) == bool(suggested)
+
+
 def test_an_empty_file_says_it_is_empty(tmp_path):
     p = tmp_path / "empty.csv"
     p.write_text("")

@@ -33,13 +33,29 @@ class Splits:
         return (("train", self.train), ("validation", self.validation), ("test", self.test))
 
 
+# what the default columns are often called in the data sets people bring (first found is suggested)
+_COLUMN_SYNONYMS = {
+    "text": ("sentence", "review", "content", "body", "document", "message", "comment", "description", "abstract",
+             "headline", "title"),
+    "label": ("category", "class", "sentiment", "target", "topic", "intent", "y"),
+    "tokens": ("words",),
+    "tags": ("ner_tags", "ner", "tag"),
+    "prompt": ("instruction", "question", "input", "query"),
+    "response": ("output", "answer", "completion"),
+}
+
+
 def require_columns(frame: pd.DataFrame, columns: dict[str, str]) -> None:
-    """``columns`` maps config field -> column name; a missing one gets the list and the nearest match."""
+    """``columns`` maps config field -> column name; a missing one gets the list and the nearest match
+    (by spelling, else by what such a column is often called)."""
     available = [str(c) for c in frame.columns]
     for fieldname, col in columns.items():
         if col in frame.columns:
             continue
-        close = difflib.get_close_matches(col, available, n=1, cutoff=0.4)
+        close = difflib.get_close_matches(col, available, n=1, cutoff=0.6)  # a far guess misleads more than none
+        if not close:
+            lower = {a.lower(): a for a in available}
+            close = [lower[s] for s in _COLUMN_SYNONYMS.get(col, ()) if s in lower][:1]
         hint = f" The nearest is '{close[0]}': set {fieldname}: {close[0]}." if close else \
             f" Set {fieldname} to one of them."
         raise DataError(
