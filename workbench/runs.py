@@ -321,13 +321,27 @@ class RunDir:
             if k in info:
                 row[k] = info[k]
         ev = self.read_eval()
+        if ev is not None and not isinstance(ev, dict):
+            row["eval_error"], ev = "eval.json is not a JSON object", None
         if ev:
-            main = ev.get("main_metric") or info.get("main_metric")
+            # a hand-edited or half-written eval.json loses its figures here, not the run its row
+            main = ev.get("main_metric") if isinstance(ev.get("main_metric"), str) else info.get("main_metric")
             row["main_metric"] = main
-            row["value"] = (ev.get("finetuned") or {}).get(main)
-            row["baseline"] = (ev.get("baseline") or {}).get(main)
+            for key, part in (("value", "finetuned"), ("baseline", "baseline")):
+                got = ev.get(part) if isinstance(ev.get(part), dict) else {}
+                v = got.get(main)
+                if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+                    row[key] = v
+                else:
+                    row[key] = None
+                    row["eval_error"] = f"eval.json: {part}.{main} is {v!r}, not a number"
+                if part in ev and not isinstance(ev[part], dict):
+                    row["eval_error"] = f"eval.json: {part} is not an object"
         if isinstance(row.get("main_metric"), str) and row["main_metric"]:  # no eval.json yet: by its name
-            row["greater_is_better"] = higher_is_better_in(ev or {}, row["main_metric"])
+            try:
+                row["greater_is_better"] = higher_is_better_in(ev or {}, row["main_metric"])
+            except (AttributeError, TypeError):
+                row["greater_is_better"] = higher_is_better_in({}, row["main_metric"])
         return row
 
     def summary_with_validation(self) -> dict:

@@ -32,6 +32,8 @@ export interface IRunSummary {
   finished_at?: string;
   updated_at?: string;
   error?: string | null;
+  /** What is wrong with eval.json, when its figures could not be read. */
+  eval_error?: string | null;
   main_metric?: string | null;
   value?: number | null;
   baseline?: number | null;

@@ -130,7 +130,16 @@ export function RunRow(props: IRunRowProps): JSX.Element {
               <Delta value={run.value} baseline={run.baseline} greaterIsBetter={run.greater_is_better} parens />
             </div>
           )}
-          {run.error && run.status !== 'completed' && <div className="jp-wb-run-error">{run.error}</div>}
+          {run.error && run.status !== 'completed' && (
+            <div className={run.status === 'interrupted' ? 'jp-wb-run-error jp-wb-run-note' : 'jp-wb-run-error'} title={run.error}>
+              {run.error}
+            </div>
+          )}
+          {run.eval_error && (
+            <div className="jp-wb-run-error" title={run.eval_error}>
+              {run.eval_error}
+            </div>
+          )}
         </div>
         <Sparkline values={run.loss_sparkline || []} />
       </div>
@@ -228,6 +237,12 @@ export interface IChartProps {
 }
 
 /** A small line chart with axis ticks; several series share one scale. */
+/** Ticks for a step axis: whole steps only (a short run's "1.5" is no step). */
+function stepTicks(x0: number, x1: number): number[] {
+  const whole = ticks(x0, x1).filter(t => Number.isInteger(t));
+  return whole.length ? whole : [x0, x1].filter(t => Number.isInteger(t));
+}
+
 export function LineChart(props: IChartProps): JSX.Element | null {
   const width = props.width ?? 420;
   const height = props.height ?? 170;
@@ -253,15 +268,30 @@ export function LineChart(props: IChartProps): JSX.Element | null {
             </text>
           </g>
         ))}
-        {ticks(scale.x0, scale.x1).map(t => (
+        {stepTicks(scale.x0, scale.x1).map(t => (
           <text key={`x${t}`} className="jp-wb-tick" x={x(t)} y={height - 6} textAnchor="middle">
             {formatTick(t)}
           </text>
         ))}
         <g transform={`translate(${m.left},${m.top})`}>
-          {props.series.map((s, i) => (
-            <path key={s.name} className={`jp-wb-line jp-wb-series-${i % 4}`} d={linePath(s.points, w, h, scale, 0)} />
-          ))}
+          {props.series.map((s, i) =>
+            s.points.length > 1 ? (
+              <path key={s.name} className={`jp-wb-line jp-wb-series-${i % 4}`} d={linePath(s.points, w, h, scale, 0)} />
+            ) : (
+              // one point draws no line: a marker, with its value on hover
+              s.points.map(([px, py]) => (
+                <circle
+                  key={s.name}
+                  className={`jp-wb-point jp-wb-series-${i % 4}`}
+                  cx={x(px) - m.left}
+                  cy={y(py) - m.top}
+                  r={3.5}
+                >
+                  <title>{`${s.name} ${formatTick(py)} at step ${px}`}</title>
+                </circle>
+              ))
+            )
+          )}
         </g>
       </svg>
       {props.series.length > 1 && (
@@ -331,6 +361,8 @@ export interface IRunDetailProps {
   onStop: () => void;
   onCopyConfig: () => void;
   onRefresh: () => void;
+  /** Why the curves could not be read, when the rest of the run could. */
+  metricsError?: string | null;
 }
 
 export function RunDetailView(props: IRunDetailProps): JSX.Element {
@@ -419,7 +451,11 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
         </button>
       </div>
       {props.error && <div className="jp-wb-error">{props.error}</div>}
-      {run.error && <div className="jp-wb-error jp-wb-run-failure">{run.error}</div>}
+      {run.error && (
+        <div className={run.status === 'interrupted' ? 'jp-wb-note jp-wb-run-failure' : 'jp-wb-error jp-wb-run-failure'}>
+          {run.error}
+        </div>
+      )}
       {active && (
         <div className="jp-wb-detail-progress">
           <ProgressBar fraction={progressFraction(run.progress)} />
@@ -434,7 +470,11 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
       )}
       <section className="jp-wb-curves">
         <h3>Curves</h3>
-        {!series.loss.length && !evalCurves.length && <div className="jp-wb-empty">No training steps logged yet.</div>}
+        {props.metricsError ? (
+          <div className="jp-wb-error jp-wb-metrics-error">Curves cannot be shown: {props.metricsError}</div>
+        ) : (
+          !series.loss.length && !evalCurves.length && <div className="jp-wb-empty">No training steps logged yet.</div>
+        )}
         <LineChart title="training loss" series={[{ name: 'loss', points: series.loss }]} />
         {evalCurves.length > 0 && <LineChart title={`${main} during training`} series={evalCurves} />}
         <LineChart title="learning rate" series={[{ name: 'learning rate', points: series.learningRate }]} />

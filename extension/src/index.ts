@@ -63,10 +63,17 @@ function runsPlugin(
     if (!run) {
       return;
     }
+    const id = `workbench-report-${run.id}`;
+    for (const open of app.shell.widgets('main')) {
+      if (open.id === id) {
+        app.shell.activateById(id); // one tab per report
+        return;
+      }
+    }
     const frame = new IFrame({ sandbox: ['allow-scripts'], referrerPolicy: 'same-origin' });
     frame.url = api.reportUrl(run.id);
     const widget = new MainAreaWidget({ content: frame });
-    widget.id = `workbench-report-${run.id}`;
+    widget.id = id;
     widget.title.label = `Report: ${displayName(run)}`;
     widget.title.icon = finetuneIcon;
     widget.title.closable = true;
@@ -122,6 +129,16 @@ function runsPlugin(
       widget.title.label = content.title.label;
       widget.title.caption = content.title.caption;
     });
+    // a tab restored behind another is not shown, so its model does not load: its name comes from here
+    void api
+      .getRun(id)
+      .then(detail => {
+        if (!content.model.run && !widget.isDisposed) {
+          widget.title.label = `Run: ${detail.run.name || detail.run.id}`;
+          widget.title.caption = `${detail.run.id} (${detail.run.status})`;
+        }
+      })
+      .catch(() => undefined);
     void tracker.add(widget);
     app.shell.add(widget, 'main');
     app.shell.activateById(widget.id);

@@ -279,20 +279,33 @@ export class RunDetailModel extends PollingModel {
     }
   }
 
+  /** Why the run's curves could not be read (its metrics.jsonl), while the rest of it could. */
+  get metricsError(): string | null {
+    return this._metricsError;
+  }
+
   private async _load(): Promise<void> {
     const detail = await this.api.getRun(this.id);
-    for (let i = 0; i < 50; i++) {
-      const chunk = await this.api.getMetrics(this.id, this._offset);
-      if (chunk.reset) {
-        this._series.clear();
+    this._detail = detail; // shown even when the curves cannot be read
+    try {
+      for (let i = 0; i < 50; i++) {
+        const chunk = await this.api.getMetrics(this.id, this._offset);
+        if (chunk.reset) {
+          this._series.clear();
+        }
+        this._series.add(chunk.records);
+        this._offset = chunk.offset;
+        if (!chunk.more) {
+          break;
+        }
       }
-      this._series.add(chunk.records);
-      this._offset = chunk.offset;
-      if (!chunk.more) {
-        break;
+      this._metricsError = null;
+    } catch (error) {
+      if (error instanceof WorkbenchAPIError && error.status === 404) {
+        throw error; // the run itself is gone
       }
+      this._metricsError = error instanceof Error ? error.message : String(error);
     }
-    this._detail = detail;
     if (!isActive(detail.run.status)) {
       this._stopRequested = false;
       this.stopPolling(); // finished runs do not change; the view can still refresh by hand
@@ -300,6 +313,7 @@ export class RunDetailModel extends PollingModel {
   }
 
   private _detail: IRunDetail | null = null;
+  private _metricsError: string | null = null;
   private readonly _series = new RunSeries();
   private _offset = 0;
   private _stopRequested = false;

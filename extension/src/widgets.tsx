@@ -105,6 +105,7 @@ export class RunDetailWidget extends PollingView<RunDetailModel> {
             detail={m.detail}
             series={m.series}
             error={m.error}
+            metricsError={m.metricsError}
             stopRequested={m.stopRequested}
             gone={m.gone}
             onOpenReport={() => this._actions.openReport(m)}

@@ -206,7 +206,8 @@ async def test_list_runs_newest_first_with_summaries(seeded, jp_fetch):
     assert 2 <= len(done["loss_sparkline"]) <= 48
     assert done["loss_sparkline"][0] > done["loss_sparkline"][-1]
     running = page["runs"][0]
-    assert running["progress"]["step"] == 60 and running["progress"]["total_steps"] == 200
+    # run.json says step 60; metrics.jsonl has logged step 61 since (the later one is shown)
+    assert running["progress"]["step"] == 61 and running["progress"]["total_steps"] == 200
     failed = page["runs"][2]
     assert failed["status"] == "failed" and "expected 2 columns" in failed["error"]
 
@@ -389,6 +390,21 @@ async def test_metrics_corrupt_line_is_marked_not_fatal(seeded, jp_fetch):
         f.write("garbage{\n")
     _, chunk = await fetch_json(jp_fetch, "runs", RUNNING, "metrics")
     assert chunk["records"][-1] == {"event": "corrupt_line"}
+
+
+async def test_unreadable_metrics_are_a_409_that_names_the_file(seeded, jp_fetch):
+    """A folder where metrics.jsonl should be (or a file without permission on a shared disk): the
+    reply says which file and why, instead of jupyter_server's "Unhandled error"."""
+    run = seeded["running"]
+    run.metrics_jsonl.unlink()
+    run.metrics_jsonl.mkdir()
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "runs", RUNNING, "metrics")
+    assert e.value.code == 409
+    message = json.loads(e.value.response.body)["message"]
+    assert message.startswith("metrics.jsonl of this run cannot be read (Is a directory)") and str(run.metrics_jsonl) in message
+    _, detail = await fetch_json(jp_fetch, "runs", RUNNING)  # the rest of the run still reads
+    assert detail["run"]["id"] == RUNNING
 
 
 # ---- stop and report --------------------------------------------------------------------------------

@@ -106,3 +106,29 @@ def test_cli_and_notebook_listings_show_the_validation_value_of_runs_without_tes
     html = runs_table_html(list_runs(tmp_path / "runs", validation=True))
     assert "validation perplexity 0.5600 at step 40 · <span" in html  # and why it stopped
     assert "step 60/200 · validation accuracy 0.6350 at step 60" in html
+
+
+def test_a_running_rows_step_is_never_behind_its_logged_steps(tmp_path):
+    """run.json's progress is written every few seconds, metrics.jsonl at every logging step: the
+    listing takes the later of the two, so a row never reads "step 1 ... validation at step 40"."""
+    runs = seed_runs(tmp_path / "runs")
+    runs["running"].update_info(progress={"step": 1, "total_steps": 200, "epoch": 0.01})
+    runs["interrupted"].update_info(progress={"step": 1, "total_steps": 300, "epoch": 0.0})
+    rows = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}
+    running = rows[runs["running"].id]
+    assert running["progress"]["step"] >= running["validation"]["step"] == 60
+    assert running["progress"]["total_steps"] == 200
+    assert rows[runs["interrupted"].id]["progress"]["step"] == 1  # a finished run's record stays as written
+
+
+def test_a_malformed_eval_json_loses_its_figures_not_the_runs_row(tmp_path):
+    runs = seed_runs(tmp_path / "runs")
+    done = runs["completed"]
+    done.eval_json.write_text('{"main_metric": "accuracy", "finetuned": {"accuracy": "0.7"}, "baseline": [1, 2]}')
+    row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[done.id]
+    assert row["status"] == "completed" and row["name"] == "bbc-news-minilm" and row["created_at"]
+    assert row["value"] is None and row["baseline"] is None
+    assert row["eval_error"] == "eval.json: baseline is not an object"
+    done.eval_json.write_text("[1, 2]")
+    row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[done.id]
+    assert row["status"] == "completed" and row["eval_error"] == "eval.json is not a JSON object"

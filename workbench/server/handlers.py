@@ -149,7 +149,11 @@ class MetricsHandler(_Base):
     async def get(self, run_id: str) -> None:
         run = self.run_or_404(run_id)
         offset = self.int_argument("offset", 0, 0, 2**62)
-        chunk = await asyncio.to_thread(read_metrics_chunk, run, offset)
+        try:
+            chunk = await asyncio.to_thread(read_metrics_chunk, run, offset)
+        except OSError as e:  # a folder in its place, no permission on a shared disk: say which file, and why
+            raise tornado.web.HTTPError(409, f"{run.metrics_jsonl.name} of this run cannot be read "
+                                             f"({e.strerror or type(e).__name__}): {run.metrics_jsonl}") from None
         self.reply(chunk)
 
 

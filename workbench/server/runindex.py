@@ -131,6 +131,7 @@ class LossSketch:
     _count: int = 0
     _points: list[float] | None = None
     last_eval: dict | None = None  # the latest evaluation record, for runs without test metrics
+    last_step: int = 0  # the latest step in metrics.jsonl (run.json's progress is written every few seconds)
 
     def add(self, value: float) -> None:
         self._points = None
@@ -245,6 +246,9 @@ class RunIndex:
                 sketch = self._sketches[run.id] = LossSketch()
                 continue
             for rec in chunk["records"]:
+                step = rec.get("step") if isinstance(rec, dict) else None
+                if isinstance(step, int) and not isinstance(step, bool) and step > sketch.last_step:
+                    sketch.last_step = step
                 if isinstance(rec, dict) and rec.get("event") == "eval":
                     sketch.last_eval = rec
                 if isinstance(rec, dict) and rec.get("event") == "step":
@@ -279,6 +283,11 @@ class RunIndex:
                 found = validation_value([sketch.last_eval], main)
                 if found:
                     row["validation"] = found
+            progress = row.get("progress")
+            if row.get("status") in ACTIVE and isinstance(progress, dict) and sketch and \
+                    isinstance(progress.get("step"), int) and sketch.last_step > progress["step"]:
+                # never behind the validation value shown beside it
+                row["progress"] = {**progress, "step": sketch.last_step}
         return row
 
     def row(self, run: RunDir) -> dict:

@@ -84,6 +84,17 @@ describe('RunsList', () => {
     expect(done.textContent).toContain('5 h ago');
     expect(broken.textContent).toContain('r-broken');
     expect(broken.textContent).toContain('corrupt run.json');
+    // a reason cut to two lines has its whole text on hover
+    expect(broken.querySelector('.jp-wb-run-error')!.getAttribute('title')).toBe('corrupt run.json');
+  });
+
+  it('keeps a finished row with a malformed eval.json, saying what is wrong', () => {
+    renderList({
+      runs: [{ id: 'r-odd', name: 'odd', status: 'completed', eval_error: 'eval.json: baseline is not an object' }]
+    });
+    const row = container.querySelector('li.jp-wb-run')!;
+    expect(row.getAttribute('data-status')).toBe('completed');
+    expect(row.querySelector('.jp-wb-run-error')!.textContent).toBe('eval.json: baseline is not an object');
   });
 
   it('renders user strings as text, never as markup', () => {
@@ -252,6 +263,46 @@ describe('RunDetailView', () => {
     act(() => buttons.get('Open notebook')!.click());
     act(() => buttons.get('Copy as %%finetune')!.click());
     expect(calls).toEqual(['report', 'notebook', 'copy']);
+  });
+
+  it('draws a single evaluation as a marker, with whole steps on the axis', () => {
+    const series = new RunSeries();
+    series.add([
+      { event: 'step', step: 1, loss: 1.5 },
+      { event: 'step', step: 2, loss: 1.2 },
+      { event: 'step', step: 3, loss: 1.0 },
+      { event: 'eval', step: 3, split: 'validation', metrics: { accuracy: 0.8 } }
+    ]);
+    renderDetail({ series });
+    const accuracy = Array.from(container.querySelectorAll('figure')).find(
+      f => f.querySelector('figcaption')!.textContent === 'accuracy during training'
+    )!;
+    expect(accuracy.querySelectorAll('path.jp-wb-line').length).toBe(0);
+    const point = accuracy.querySelector('circle.jp-wb-point')!;
+    expect(point).not.toBeNull();
+    expect(point.querySelector('title')!.textContent).toBe('validation/accuracy 0.8 at step 3');
+    const loss = container.querySelector('figure')!;
+    expect(loss.querySelectorAll('path.jp-wb-line').length).toBe(1);
+    const stepTicks = Array.from(loss.querySelectorAll('svg > text.jp-wb-tick')).map(t => t.textContent);
+    expect(stepTicks.length).toBeGreaterThan(1);
+    expect(stepTicks.every(t => /^\d+$/.test(t!))).toBe(true); // no "1.5" steps
+  });
+
+  it('shows a stop the user asked for as a note, and why the curves are missing', () => {
+    renderDetail({
+      detail: { ...detail, eval: null, run: { ...detail.run, status: 'interrupted', error: 'stopped on request' } },
+      metricsError: 'metrics.jsonl of this run cannot be read (Is a directory): /r/metrics.jsonl'
+    });
+    const stopped = container.querySelector('.jp-wb-run-failure')!;
+    expect(stopped.textContent).toBe('stopped on request');
+    expect(stopped.className).toContain('jp-wb-note');
+    expect(stopped.className).not.toContain('jp-wb-error');
+    expect(container.querySelector('.jp-wb-metrics-error')!.textContent).toBe(
+      'Curves cannot be shown: metrics.jsonl of this run cannot be read (Is a directory): /r/metrics.jsonl'
+    );
+    expect(container.querySelector('pre.jp-wb-config')!.textContent).toBe('task: text-classification\n');
+    renderDetail({ detail: { ...detail, run: { ...detail.run, status: 'failed', error: 'DataError: bad' } } });
+    expect(container.querySelector('.jp-wb-run-failure')!.className).toContain('jp-wb-error');
   });
 
   it('times a run that failed before training from its creation to its end', () => {

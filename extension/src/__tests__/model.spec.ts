@@ -20,6 +20,7 @@ class FakeAPI implements IWorkbenchAPI {
   failRun: Error | null = null;
   maxLimit = 1000;
   chunks: IMetricsChunk[] = [];
+  failMetrics: Error | null = null;
   metricOffsets: number[] = [];
   stopped: string[] = [];
 
@@ -44,6 +45,9 @@ class FakeAPI implements IWorkbenchAPI {
   }
   async getMetrics(id: string, offset: number): Promise<IMetricsChunk> {
     this.metricOffsets.push(offset);
+    if (this.failMetrics) {
+      throw this.failMetrics;
+    }
     return this.chunks.shift() ?? { records: [], offset, size: offset, more: false, reset: false };
   }
   async stopRun(id: string) {
@@ -193,6 +197,22 @@ describe('RunDetailModel', () => {
     await model.refresh();
     expect(model.series.loss).toEqual([[1, 9]]);
     expect(model.offset).toBe(30);
+    model.dispose();
+  });
+
+  it('shows the run when only its metrics cannot be read, and says why beside the curves', async () => {
+    const api = new FakeAPI();
+    api.details = [detail('completed')];
+    api.failMetrics = new WorkbenchAPIError('metrics.jsonl of this run cannot be read (Is a directory): /r/r1/metrics.jsonl', 409);
+    const model = new RunDetailModel(api, 'r1', { autoStart: false });
+    await model.refresh();
+    expect(model.detail!.config).toBe('task: text-classification\n');
+    expect(model.error).toBeNull();
+    expect(model.metricsError).toContain('metrics.jsonl of this run cannot be read');
+    expect(model.polling).toBe(false); // a finished run is not asked again and again
+    api.failMetrics = null;
+    await model.refresh();
+    expect(model.metricsError).toBeNull();
     model.dispose();
   });
 
