@@ -101,6 +101,15 @@ export function RunRow(props: IRunRowProps): JSX.Element {
         if (e.key === 'Enter' || e.key === ' ') {
           e.preventDefault();
           props.onSelect(run.id);
+        } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+          // move through the list as in JupyterLab's file browser
+          const next = (e.key === 'ArrowDown' ? e.currentTarget.nextElementSibling : e.currentTarget.previousElementSibling) as
+            | HTMLElement
+            | null;
+          if (next?.classList.contains('jp-wb-run')) {
+            e.preventDefault();
+            next.focus();
+          }
         }
       }}
     >

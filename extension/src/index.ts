@@ -92,7 +92,8 @@ function runsPlugin(
       const result = await showDialog({
         title: 'Stop this run?',
         body: `${displayName(m.run!)} stops at its next step check and keeps a resumable checkpoint.`,
-        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Stop run' })]
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Stop run' })],
+        defaultButton: 0 // Enter keeps the run going; stopping is a deliberate choice
       });
       if (!result.button.accept) {
         return;

@@ -114,6 +114,24 @@ describe('RunsList', () => {
     expect(onSelect.mock.calls).toEqual([['r-done'], ['r-running']]);
   });
 
+  it('moves between runs with the arrow keys', () => {
+    renderList();
+    const rows = Array.from(container.querySelectorAll('li.jp-wb-run')) as HTMLElement[];
+    rows[0].focus();
+    act(() => {
+      rows[0].dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowDown', bubbles: true }));
+    });
+    expect(document.activeElement).toBe(rows[1]);
+    act(() => {
+      rows[1].dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowUp', bubbles: true }));
+    });
+    expect(document.activeElement).toBe(rows[0]);
+    act(() => {
+      rows[0].dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowUp', bubbles: true }));
+    });
+    expect(document.activeElement).toBe(rows[0]); // the first row stays
+  });
+
   it('offers more runs when the page is not all of them, and explains an empty folder', () => {
     renderList({ total: 250 });
     expect(container.querySelector('.jp-wb-more')!.textContent).toBe('Show 100 more (3 of 250 shown)');
