@@ -129,6 +129,9 @@ def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tm
     resumed = finetune(cfg, progress=False, sinks=[seen.append])
     assert resumed.info["status"] == "completed"
     assert resumed.info["resume_differences"] == ["train.epochs: 20.0 -> 2.0"]
+    assert resumed.info["resumed_from"] == {"run": run.id, "checkpoint": str(ckpts[-1]),
+                                            "step": int(ckpts[-1].name.split("-")[1])}
+    assert RunDir(resumed.dir).summary()["resumed_from"]["run"] == run.id  # listings and the sidebar read it
     assert any(isinstance(e, Phase) and e.name == "resume warning" and e.notice and "train.epochs: 20.0 -> 2.0" in e.detail
                for e in seen)
     first = next(e for e in seen if isinstance(e, Step))

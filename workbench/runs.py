@@ -317,7 +317,7 @@ class RunDir:
             row.update(status="unknown", error=str(e))
             return row
         for k in ("name", "task", "model", "status", "created_at", "started_at", "finished_at", "updated_at",
-                  "error", "main_metric", "progress"):
+                  "error", "main_metric", "progress", "resumed_from"):
             if k in info:
                 row[k] = info[k]
         ev = self.read_eval()

@@ -32,6 +32,8 @@ export interface IRunSummary {
   finished_at?: string;
   updated_at?: string;
   error?: string | null;
+  /** The run this one continues (train.resume_from): its id, and the checkpoint's step. */
+  resumed_from?: { run: string; checkpoint?: string; step?: number | null } | null;
   /** What is wrong with eval.json, when its figures could not be read. */
   eval_error?: string | null;
   main_metric?: string | null;

@@ -400,9 +400,12 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
   const run = detail.run;
   const active = isActive(run.status);
   const duration = formatDuration(runSeconds(run, props.now));
+  const resumed = run.resumed_from;
   const facts = [
     run.task,
     run.model,
+    resumed?.run &&
+      `resumed from ${resumed.run}${typeof resumed.step === 'number' ? ` at step ${resumed.step}` : ''}`,
     run.created_at && `started ${formatAge(run.created_at, props.now)}`,
     duration && (active ? `running for ${duration}` : `took ${duration}`)
   ].filter(Boolean);

@@ -136,6 +136,9 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     resume = resume_checkpoint(cfg)  # checked first: a wrong path fails before minutes of data and baseline work
     if resume:
         check_resume_source(cfg, resume)
+        # the run it continues, for listings and the sidebar (the interrupted run and this one share a name)
+        run_dir.update_info(resumed_from={"run": resume.parent.parent.name, "checkpoint": str(resume),
+                                          "step": _checkpoint_step(resume)})
         changed = resume_differences(cfg, resume)
         if changed:
             emit(Phase("resume warning", f"these settings differ from the checkpoint's run, and training continues "
@@ -421,6 +424,12 @@ def check_resume_labels(task: Any, checkpoint: Path) -> None:
                       f"{', '.join(had) if len(had) > 1 else 'one output (regression)'}; this run's data need "
                       f"{wanted} ({now}). A run continues only with the labels it started with: give it the same "
                       "labels (and task_options.problem), or train a new run without train.resume_from.")
+
+
+def _checkpoint_step(checkpoint: Path) -> int | None:
+    state = _json_file(checkpoint / "trainer_state.json")
+    step = state.get("global_step") if state else None
+    return step if isinstance(step, int) else None
 
 
 def _check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:

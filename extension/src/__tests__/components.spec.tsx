@@ -323,6 +323,15 @@ describe('RunDetailView', () => {
     expect(container.querySelector('.jp-wb-run-failure')!.className).toContain('jp-wb-error');
   });
 
+  it('names the run a resumed run continues', () => {
+    renderDetail({
+      detail: { ...detail, run: { ...detail.run, resumed_from: { run: '20261124-150200-live2-c3d4', step: 326 } } }
+    });
+    expect(container.querySelector('.jp-wb-facts')!.textContent).toContain(
+      'resumed from 20261124-150200-live2-c3d4 at step 326'
+    );
+  });
+
   it('times a run that failed before training from its creation to its end', () => {
     renderDetail({
       detail: {
