@@ -571,3 +571,28 @@ def test_resuming_from_another_task_model_or_label_set_is_refused_before_the_wor
     message, phases = resume(**{"data.train": str(relabelled)})
     assert "A run continues only with the labels it started with" in message and "new-" in message
     assert "baseline" not in phases  # said before the base model's evaluation
+
+
+def test_two_runs_in_one_process_at_once_score_independently(tiny_bert, clf_csv, tmp_path):
+    """A background cell beside the panel: two runs train on two threads of one kernel. The metric
+    modules are per thread, so neither run's scores (nor its finalize) break the other's."""
+    import threading
+
+    results, errors = {}, []
+
+    def train(name, epochs):
+        try:
+            results[name] = finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=epochs, logging_steps=1,
+                                                 eval_strategy="steps", eval_steps=2), name=name, progress=False)
+        except Exception as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(f"{name}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=train, args=(n, e)) for n, e in (("one", 3), ("two", 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    assert {r.status for r in results.values()} == {"completed"}
+    for run in results.values():
+        assert 0 <= run.metrics["accuracy"] <= 1 and run.baseline["accuracy"] >= 0

@@ -6,7 +6,8 @@ the same interface from this package's folder.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+import threading
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,13 +33,22 @@ def higher_is_better_in(evaluation: dict, name: str) -> bool:
     return greater_is_better(name, main, main_greater)
 
 
-@lru_cache(maxsize=None)
+_per_thread = threading.local()
+
+
 def load(name: str):
+    """The metric module, one per thread: an ``evaluate`` module keeps its batches and a lock on its
+    cache file per instance, so two runs of one kernel (a background cell beside the panel) sharing
+    one instance broke each other's scores. Each thread's instance has its own experiment id."""
     import evaluate
 
-    if name in BUNDLED:
-        return evaluate.load(str(HERE / name))
-    return evaluate.load(name)
+    cache = getattr(_per_thread, "modules", None)
+    if cache is None:
+        cache = _per_thread.modules = {}
+    if name not in cache:
+        experiment = f"workbench-{os.getpid()}-{threading.get_ident()}"
+        cache[name] = evaluate.load(str(HERE / name) if name in BUNDLED else name, experiment_id=experiment)
+    return cache[name]
 
 
 def classification_metrics(predictions, references, num_labels: int) -> dict:
