@@ -422,3 +422,21 @@ def test_comparing_runs_of_different_tasks_keeps_their_metrics_apart(tmp_path):
     eval_json(other)
     same = table(compare_html([clf, other]))
     assert "task" not in same and "accuracy" in same and "f1_macro" in same
+
+
+def test_runs_sharing_a_name_are_told_apart_and_one_run_named_twice_is_shown_once(tmp_path, monkeypatch):
+    """A named cell re-run with one setting changed gives two runs of one name: columns and curves
+    use their ids then. `latest` and the id of the same run name it once."""
+    from workbench.ui import compare
+
+    first = RunDir.create(tmp_path, "p1", "text-classification")
+    second = RunDir.create(tmp_path, "p1", "text-classification")
+    for rd in (first, second):
+        rd.update_info(name="p1", task="text-classification", status="completed")
+        eval_json(rd)
+    drawn = []
+    monkeypatch.setattr("workbench.plots.curves_png", lambda runs, **kw: drawn.append(list(runs)) or b"png")
+    html = compare.compare_html([first, second, RunDir(second.path)])
+    assert html.count(f">{first.id}</th>") == 1 and html.count(f">{second.id}</th>") == 1 and ">p1</th>" not in html
+    compare.compare_png([first, second, RunDir(second.path)])
+    assert drawn == [[first.id, second.id]]

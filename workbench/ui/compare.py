@@ -61,11 +61,31 @@ def _label(rd: RunDir, info: dict) -> str:
     return str(info.get("name") or rd.id)
 
 
+def _distinct(run_dirs: list[RunDir]) -> list[RunDir]:
+    """Each run once (``latest`` and its id name the same run), in the order given."""
+    seen: set = set()
+    out = []
+    for rd in run_dirs:
+        key = Path(rd.path).resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(rd)
+    return out
+
+
+def _labels(run_dirs: list[RunDir], infos: list[dict]) -> list[str]:
+    """A label per run: its name, or its id where runs share a name (a cell re-run with one setting
+    changed keeps its --name), so no two columns or curves read alike."""
+    names = [_label(rd, info) for rd, info in zip(run_dirs, infos)]
+    return [name if names.count(name) == 1 else rd.id for name, rd in zip(names, run_dirs)]
+
+
 def compare_html(run_dirs: list[RunDir]) -> str:
     """Test metrics of several runs side by side (baseline beside each), and the settings that differ."""
+    run_dirs = _distinct(run_dirs)
     infos = [_safe_info(rd) for rd in run_dirs]
     evals = [rd.read_eval() or {} for rd in run_dirs]
-    labels = [_label(rd, info) for rd, info in zip(run_dirs, infos)]
+    labels = _labels(run_dirs, infos)
     head = "<th>metric (test)</th>" + "".join(f"<th>{esc(lab)}</th>" for lab in labels)
     tasks = [i.get("task") for i in infos]
     rows = ["<tr><td>status</td>" + "".join(f"<td>{_status(i.get('status'))}</td>" for i in infos) + "</tr>"]
@@ -110,7 +130,9 @@ def compare_png(run_dirs: list[RunDir]) -> bytes:
     """Loss and validation metric curves of the runs, overlaid."""
     from ..plots import curves_png
 
-    return curves_png({_label(rd, _safe_info(rd)): rd.read_metrics(0)[0] for rd in run_dirs})
+    run_dirs = _distinct(run_dirs)
+    labels = _labels(run_dirs, [_safe_info(rd) for rd in run_dirs])
+    return curves_png({label: rd.read_metrics(0)[0] for label, rd in zip(labels, run_dirs)})
 
 
 def _safe_info(rd: RunDir) -> dict:
