@@ -440,3 +440,16 @@ def test_runs_sharing_a_name_are_told_apart_and_one_run_named_twice_is_shown_onc
     assert html.count(f">{first.id}</th>") == 1 and html.count(f">{second.id}</th>") == 1 and ">p1</th>" not in html
     compare.compare_png([first, second, RunDir(second.path)])
     assert drawn == [[first.id, second.id]]
+
+
+def test_muted_text_follows_the_theme(run_dir):
+    """Headers, captions and notes use JupyterLab's muted text colour (light on the dark theme), with
+    the light theme's grey as the fallback where no theme is loaded (an exported page)."""
+    from workbench.ui.charts import confusion_html
+    from workbench.ui.live import styled
+
+    eval_json(run_dir)
+    for html in (styled("<table class='x'><tr><th>loss</th></tr></table>"),
+                 confusion_html(run_dir.read_eval(), with_baseline=True)):
+        assert "color:#555" not in html and "color:#666" not in html
+        assert "color:var(--jp-ui-font-color2,#555)" in html

@@ -199,7 +199,7 @@ def confusion_html(evaluation: dict, with_baseline: bool = False) -> str:
         rows = [[float(v) for v in row] for row in matrix]
         total = sum(map(sum, rows)) or 1.0
         correct = sum(rows[i][i] for i in range(min(n, len(rows))))
-        head = (f"<tr><th style='{cell};color:#555'>true \\ predicted</th>"
+        head = (f"<tr><th style='{cell};color:var(--jp-ui-font-color2,#555)'>true \\ predicted</th>"
                 + "".join(f"<th style='{cell};color:#333' title='{_esc(lab)}'>{s}</th>"
                           for lab, s in zip(labels, short)) + "</tr>")
         body = []
@@ -218,6 +218,6 @@ def confusion_html(evaluation: dict, with_baseline: bool = False) -> str:
                       f"(accuracy {correct / total:.1%})</div>"
                       f"<table style='border-collapse:collapse' class='wb-confusion'>{head}{''.join(body)}</table>"
                       "</div>")
-    return ("<div style='margin:6px 0'><div style='font-size:12px;color:#555'>Confusion matrices on the test "
+    return ("<div style='margin:6px 0'><div style='font-size:12px;color:var(--jp-ui-font-color2,#555)'>Confusion matrices on the test "
             "split (rows: true class, shaded by its share of the row)</div>"
             f"<div style='display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start'>{''.join(tables)}</div></div>")
