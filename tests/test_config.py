@@ -169,3 +169,10 @@ def test_task_options_are_checked_when_the_config_is_resolved():
 def test_unknown_keys_suggest_workbenchs_name_for_what_other_tools_call_it(typed, meant):
     with pytest.raises(ConfigError, match=rf"Unknown config key '{re.escape(typed)}'\. Did you mean '{re.escape(meant)}'\?"):
         resolve(overrides=[f"{typed}=1"])
+
+
+@pytest.mark.parametrize("key", ["model", "data.train"])
+def test_an_empty_model_or_training_data_is_a_config_error(key):
+    """Caught with the config, before a run folder exists (a cleared form field in the panel)."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: empty\. Give "):
+        resolve(overrides={key: ""})

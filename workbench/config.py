@@ -503,6 +503,10 @@ def _substitute_objects(merged: dict, objects: dict) -> dict:
 def _check(cfg: RunConfig) -> None:
     t = cfg.train
     lo = cfg.lora
+    if not isinstance(cfg.model, str) or not cfg.model.strip():
+        raise ConfigError("model: empty. Give a bundled alias (minilm), a local model folder, or a hub id.")
+    if isinstance(cfg.data.train, str) and not cfg.data.train.strip():
+        raise ConfigError("data.train: empty. Give a file, a folder, bbc-news, or $name of a DataFrame in the notebook.")
     for key, value, ok, allowed in (
         ("train.epochs", t.epochs, t.epochs > 0, "above 0"),
         ("train.learning_rate", t.learning_rate, 0 < t.learning_rate < 1, "between 0 and 1"),
