@@ -74,6 +74,18 @@ def test_panel_start_and_stop_in_jupyterlab(lab, tmp_path: Path):
         expect(stop).to_be_disabled()
         expect(panel).to_contain_text("Data columns: text, label")  # filled from topics.csv
 
+        def spill() -> list:  # the form's inputs that reach past the panel's right edge
+            return panel.evaluate("""p => { const edge = p.getBoundingClientRect().right;
+                return [...p.querySelectorAll('.widget-gridbox input, .widget-gridbox select')]
+                    .filter(e => e.offsetParent && e.getBoundingClientRect().right > edge + 0.5)
+                    .map(e => e.closest('.widget-inline-hbox').innerText.trim()); }""")
+
+        assert spill() == []
+        page.set_viewport_size({"width": 760, "height": 1500})  # a narrow window: one column
+        page.wait_for_timeout(500)
+        assert spill() == []
+        page.set_viewport_size({"width": 1280, "height": 1500})
+
         start.click()
         progress = panel.locator(".wb-progress")
         expect(progress).to_contain_text("running", timeout=120_000)

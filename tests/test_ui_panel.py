@@ -235,3 +235,25 @@ def test_the_comparison_selects_completed_runs_not_failed_attempts(completed, tm
     view = RunComparison(root)
     assert len(view.select.options) == 4
     assert view.select.value == (str(root / done.name),)
+
+
+def test_the_comparison_follows_new_runs_until_runs_are_picked_by_hand(completed, tmp_path):
+    """A run finished after the panel opened is compared at the next refresh; a selection made by
+    hand is kept."""
+    import shutil
+
+    from workbench.ui.compare import RunComparison
+
+    done = completed[0].job.run_dir.path
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(done, root / "20260101-000000-old-0001")
+    view = RunComparison(root, selected=1)
+    assert view.select.value == (str(root / "20260101-000000-old-0001"),)
+    shutil.copytree(done, root / "20270101-000000-new-0002")  # newer
+    view.refresh()
+    assert view.select.value == (str(root / "20270101-000000-new-0002"),)
+    view.select.value = (str(root / "20260101-000000-old-0001"),)  # picked by hand
+    shutil.copytree(done, root / "20280101-000000-newer-0003")
+    view.refresh()
+    assert view.select.value == (str(root / "20260101-000000-old-0001"),)

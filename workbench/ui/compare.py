@@ -157,7 +157,8 @@ class RunComparison:
         self.chart = w.Image(format="png", layout=w.Layout(display="none", max_width="820px"))
         self.refresh_button.on_click(lambda _: self.refresh())
         self._quiet = False
-        self.select.observe(lambda _: None if self._quiet else self.show(), names="value")
+        self._chosen = False  # whether the user picked runs (else the newest are picked at each refresh)
+        self.select.observe(self._picked, names="value")
         self.box = w.VBox([w.HBox([self.select, self.refresh_button]), self.table, self.chart])
         self.refresh(selected)
 
@@ -170,7 +171,7 @@ class RunComparison:
             value = r.get("value")
             metric = f" · {r.get('main_metric')} {value:.4f}" if isinstance(value, (int, float)) else ""
             options.append((f"{r.get('name') or r['id']} · {r.get('status')}{metric}", r["path"]))
-        if selected or not keep:  # nothing chosen yet: the newest runs that have results to compare
+        if selected or not keep or not self._chosen:  # not chosen by hand: the newest runs with results
             with_results = [r["path"] for r in rows if r.get("status") == "completed"]
             keep = set(with_results[:selected or self.selected])
         self._quiet = True  # one redraw below, not one per trait change
@@ -182,6 +183,11 @@ class RunComparison:
         if not options:
             self.table.value = runs_table_html([], self.runs_dir)
         self.show()
+
+    def _picked(self, _change: Any) -> None:
+        if not self._quiet:
+            self._chosen = True
+            self.show()
 
     def show(self) -> None:
         dirs = [RunDir(Path(p)) for p in self.select.value]

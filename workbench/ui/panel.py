@@ -68,8 +68,9 @@ class Field:
         self.kind, self.optional = _kind(spec["type"])
         self.optional = self.optional or self.default is None
         label = self.key.split(".", 1)[-1].replace("_", " ") + (" data" if self.key in DATA_FIELDS else "")
+        # width auto and min_width 0: the input fills its grid cell, margins included, however narrow the cell
         common = dict(description=label, tooltip=spec["help"], style={"description_width": LABEL_WIDTH},
-                      layout=w.Layout(width="100%"))
+                      layout=w.Layout(width="auto", min_width="0"))
         self.mode = "text"  # the widget holds text that get() converts; else it holds the value itself
         if spec.get("choices"):
             self.widget, self.mode = w.Dropdown(options=list(spec["choices"]), **common), "value"
@@ -190,13 +191,13 @@ class Panel:
         self._columns_for: Any = object()
 
         main = w.GridBox([self.fields[k].widget for k in MAIN_FIELDS],
-                         layout=w.Layout(grid_template_columns="repeat(2, minmax(260px, 1fr))", grid_gap="4px 16px"))
+                         layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(max(260px, calc(50% - 16px)), 1fr))", grid_gap="4px 16px"))
         sections = []
         for _, prefix in SECTIONS:
             keys = [k for k in self.fields if k not in MAIN_FIELDS and (
                 k.startswith(prefix) if prefix else "." not in k)]
             sections.append(w.GridBox([self.fields[k].widget for k in keys], layout=w.Layout(
-                grid_template_columns="repeat(2, minmax(260px, 1fr))", grid_gap="4px 16px")))
+                grid_template_columns="repeat(auto-fit, minmax(max(260px, calc(50% - 16px)), 1fr))", grid_gap="4px 16px")))
         self.advanced = w.Accordion(children=sections, titles=tuple(f"{t} options" for t, _ in SECTIONS),
                                     selected_index=None)
         self.start_button = w.Button(description="Start", icon="play", button_style="primary",
