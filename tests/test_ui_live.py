@@ -453,3 +453,39 @@ def test_muted_text_follows_the_theme(run_dir):
                  confusion_html(run_dir.read_eval(), with_baseline=True)):
         assert "color:#555" not in html and "color:#666" not in html
         assert "color:var(--jp-ui-font-color2,#555)" in html
+
+
+def test_a_background_cell_leaves_plain_html_of_its_final_state(clock, run_dir):
+    """Once a --background run ends, its Stop button and widget view give way to HTML, which a saved
+    notebook keeps (widget views need their kernel)."""
+    import ipywidgets as w
+
+    from workbench.magics import _SettleWhenDone
+    from workbench.ui.widgets import WidgetProgress
+
+    class Handle:
+        def __init__(self):
+            self.shown = []
+
+        def update(self, obj):
+            self.shown.append(obj)
+
+    view = WidgetProgress(summary=True)
+    stop = w.Button(description="Stop")
+    settle = _SettleWhenDone(view, stop)
+    settle.handle = Handle()
+    events = [started(run_dir, total=20)] + [step(i, total=20) for i in range(1, 21)] + [evaluation(20, 0.8)]
+    for event in events:
+        clock.now += 0.5
+        view(event)
+        settle(event)
+    assert settle.handle.shown == [] and not stop.disabled  # still training: the widgets stay
+    eval_json(run_dir)
+    for event in (RunFinished(status="completed", metrics={"accuracy": 0.9}, baseline={"accuracy": 0.6},
+                              elapsed=10.0, train_seconds=9.0),) * 2:
+        view(event)
+        settle(event)
+    assert stop.disabled and len(settle.handle.shown) == 1  # once
+    final = settle.handle.shown[0].data
+    assert "completed" in final and "step 20/20" in final
+    assert "<img" in final and "wb-confusion" in final  # the curves and the confusion matrices

@@ -258,9 +258,10 @@ class WorkbenchMagics(Magics):
         view = WidgetProgress(summary=True)
         stop = w.Button(description="Stop", icon="stop", button_style="danger",
                         tooltip="end the run at the next step; it keeps a resumable checkpoint")
-        run = BackgroundRun(cfg, sinks=[view, lambda e: _disable_when_done(view, stop)])
+        settle = _SettleWhenDone(view, stop)
+        run = BackgroundRun(cfg, sinks=[view, settle])
         stop.on_click(lambda _: (run.stop(), setattr(stop, "disabled", True)))
-        display(w.VBox([stop, view.box]))
+        settle.handle = display(w.VBox([stop, view.box]), display_id=True)
         return run.start()
 
     @line_magic
@@ -306,9 +307,25 @@ class WorkbenchMagics(Magics):
                                              + ", ".join(d.id for d in dirs)))
 
 
-def _disable_when_done(view: Any, stop: Any) -> None:
-    if view.state.done:
-        stop.disabled = True
+class _SettleWhenDone:
+    """A background run's sink: once the run has ended, its cell's widgets (the Stop button and the live
+    view) give way to plain HTML of the final state, which a saved notebook keeps (widget views need
+    their kernel, and a reopened notebook has none)."""
+
+    def __init__(self, view: Any, stop: Any):
+        self.view, self.stop, self.handle, self.settled = view, stop, None, False
+
+    def __call__(self, _event: Any) -> None:
+        if not self.view.state.done or self.settled:
+            return
+        self.stop.disabled = True
+        self.settled = True
+        if self.handle is not None:
+            from IPython.display import HTML
+
+            parts = [self.view.html.value]
+            parts += [x.value for x in (self.view.chart, self.view.extra) if x.layout.display != "none" and x.value]
+            self.handle.update(HTML("".join(parts)))
 
 
 def load_ipython_extension(ip: Any) -> None:
