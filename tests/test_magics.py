@@ -267,3 +267,39 @@ def test_first_interrupt_asks_for_a_clean_stop_second_one_interrupts():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_rerunning_a_background_cell_shows_its_run_still_training_instead_of_a_second(ip, tiny_bert, clf_csv,
+                                                                                      runs_dir, monkeypatch):
+    """Re-running the cell clears the output that held the Stop button; the run it started is shown
+    again, with that button, and no second run starts that nothing on screen could stop."""
+    from workbench import magics
+
+    class Kernel:
+        cell = "cell-1"
+
+        def get_parent(self):
+            return {"metadata": {"cellId": self.cell}}
+
+    monkeypatch.setattr(magics, "interactive", lambda: True)
+    monkeypatch.setattr(ip, "kernel", Kernel(), raising=False)
+    body = body_for(tiny_bert, clf_csv, runs_dir, epochs=500)
+    with capture_output():
+        first = cell(ip, "--background", body)
+    try:
+        assert first.running
+        with capture_output() as cap:
+            again = cell(ip, "--background", body)
+        assert again is first
+        shown = " ".join(str(o.data.get("text/html", "")) for o in cap.outputs)
+        assert f"This cell's run {first.id} is still training" in shown
+        assert len(list(runs_dir.iterdir())) == 1  # one run folder: no second run was started
+        Kernel.cell = "cell-2"  # another cell may train a second run beside it
+        with capture_output():
+            other = cell(ip, "--background", body_for(tiny_bert, clf_csv, runs_dir, epochs=1))
+        assert other is not first
+        other.wait()
+    finally:
+        first.stop()
+        first.wait(timeout=120, raise_error=False)
+    assert first.status == "interrupted"

@@ -250,10 +250,23 @@ class WorkbenchMagics(Magics):
 
     def _background(self, cfg: RunConfig) -> Any:
         import ipywidgets as w
-        from IPython.display import display
+        from IPython.display import HTML, display
 
         from .ui.background import BackgroundRun
+        from .ui.live import esc
         from .ui.widgets import WidgetProgress
+
+        cell = _cell_id(self.shell)
+        earlier = _BACKGROUND.get(cell) if cell else None
+        if earlier is not None and earlier[0].running:
+            # re-running the cell cleared the output that held its Stop button: show that run again
+            # rather than start a second one that nothing on screen could stop
+            old, box = earlier
+            display(HTML(f"<div><b>This cell's run {esc(old.id)} is still training</b> (below, with its Stop "
+                         "button). Stop it or let it end before starting another here; to train a second "
+                         "run beside it, use another cell.</div>"))
+            display(box)
+            return old
 
         view = WidgetProgress(summary=True)
         stop = w.Button(description="Stop", icon="stop", button_style="danger",
@@ -261,7 +274,10 @@ class WorkbenchMagics(Magics):
         settle = _SettleWhenDone(view, stop)
         run = BackgroundRun(cfg, sinks=[view, settle])
         stop.on_click(lambda _: (run.stop(), setattr(stop, "disabled", True)))
-        settle.handle = display(w.VBox([stop, view.box]), display_id=True)
+        box = w.VBox([stop, view.box])
+        settle.handle = display(box, display_id=True)
+        if cell:
+            _BACKGROUND[cell] = (run, box)
         return run.start()
 
     @line_magic
@@ -305,6 +321,20 @@ class WorkbenchMagics(Magics):
         display(HTML(compare_html(dirs)))
         display(png_image(compare_png(dirs), "loss and validation metric against steps for "
                                              + ", ".join(d.id for d in dirs)))
+
+
+# the background run each notebook cell started last, by the cell's id (JupyterLab and Notebook send it)
+_BACKGROUND: dict[str, tuple[Any, Any]] = {}
+
+
+def _cell_id(shell: Any) -> str | None:
+    """The id of the cell being run, from the execute request's metadata (None outside Jupyter)."""
+    try:
+        parent = shell.kernel.get_parent()
+    except Exception:  # no kernel (a plain IPython shell, a test)
+        return None
+    cell = (parent.get("metadata") or {}).get("cellId") if isinstance(parent, dict) else None
+    return cell if isinstance(cell, str) and cell else None
 
 
 class _SettleWhenDone:
