@@ -244,7 +244,8 @@ def test_a_stop_while_pending_ends_the_run_before_training(when, tiny_bert, clf_
     run = finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=20), progress=False, sinks=[ask],
                    stop_event=stop)
     assert run.status == "interrupted"
-    where = "after loading and tokenizing the data" if when == "data" else "after evaluating the base model"
+    # a stop during the baseline ends it at its next batch, not after the whole evaluation
+    where = "after loading and tokenizing the data" if when == "data" else "while evaluating the base model"
     assert run.info["error"] == f"stopped on request before training, {where}"
     assert not run.run_dir.stop_file.exists()
     records = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]

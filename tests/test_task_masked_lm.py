@@ -184,3 +184,29 @@ def test_baseline_training_reports_at_most_ten_progress_lines():
             callback.on_step_end(None, SimpleNamespace(global_step=step, max_steps=steps), None)
         assert len(shown) <= 10 and shown[-1].detail.endswith(f"step {steps} of {steps}"), (steps, len(shown))
     assert len(shown) == 10
+
+
+def test_a_stop_during_the_base_models_evaluation_ends_it_at_the_next_batch(tiny_bert, domain_txt, tmp_path):
+    """The masked-LM baseline runs through Trainer's prediction loop: a stop there ends it at the
+    next batch, before any training."""
+    import threading
+
+    from workbench.events import Phase
+    from workbench.tasks import _common
+
+    stop, batches = threading.Event(), []
+    original = _common.raise_if_stopped
+
+    def counting():
+        batches.append(1)
+        original()
+
+    _common.raise_if_stopped = counting
+    try:
+        run = finetune(mlm_config(tiny_bert, domain_txt, tmp_path / "runs"), progress=False, stop_event=stop,
+                       sinks=[lambda e: stop.set() if isinstance(e, Phase) and e.name == "baseline" else None])
+    finally:
+        _common.raise_if_stopped = original
+    assert run.status == "interrupted"
+    assert run.info["error"] == "stopped on request before training, while evaluating the base model"
+    assert len(batches) == 1  # the first batch's check ended it

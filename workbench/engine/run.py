@@ -192,8 +192,15 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     # 3. baseline: the base model on the same test split, before any training
     baseline: dict = {}
     if cfg.baseline:
+        from ..tasks._common import BaselineStopped, stops_baseline
+
         emit(Phase("baseline", "evaluating the base model on the test split"))
-        baseline = task.baseline(splits, tokenizer, datasets, device, precision)
+        try:
+            with stops_baseline(lambda: (stop_event is not None and stop_event.is_set()) or run_dir.stop_file.exists()):
+                baseline = task.baseline(splits, tokenizer, datasets, device, precision)
+        except BaselineStopped:
+            _stopped_before_training(run_dir, emit, stop_event, "while evaluating the base model")
+            return
         if _stopped_before_training(run_dir, emit, stop_event, "after evaluating the base model"):
             return
 

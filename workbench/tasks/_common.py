@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Any, Iterable
+import threading
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -54,6 +55,46 @@ def length_sorted_batches(lengths: Iterable[int], batch_size: int) -> list[np.nd
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+class BaselineStopped(Exception):
+    """A stop was asked for while the base model was being evaluated (see ``stops_baseline``)."""
+
+
+_baseline = threading.local()
+
+
+@contextmanager
+def stops_baseline(requested: Callable[[], bool]):
+    """For the length of a task's baseline on this thread: its batches (frozen-encoder embeddings,
+    Trainer's prediction and head-training steps) end it with ``BaselineStopped`` once ``requested()``
+    says so, instead of running on for minutes after Stop."""
+    before = getattr(_baseline, "requested", None)
+    _baseline.requested = requested
+    try:
+        yield
+    finally:
+        _baseline.requested = before
+
+
+def raise_if_stopped() -> None:
+    requested = getattr(_baseline, "requested", None)
+    if requested is not None and requested():
+        raise BaselineStopped()
+
+
+def baseline_stop_callback() -> Any:
+    """A TrainerCallback that checks for a stop at each prediction and training step of a baseline."""
+    from transformers import TrainerCallback
+
+    class _Stops(TrainerCallback):
+        def on_prediction_step(self, args, state, control, **kw):
+            raise_if_stopped()
+
+        def on_step_end(self, args, state, control, **kw):
+            raise_if_stopped()
+
+    return _Stops()
+
+
 def encoder_batches(model: Any, tokenizer: Any, ids: list[list[int]], device: str, precision: str,
                     batch_size: int = 64):
     """Run a frozen encoder over ``ids`` in length-sorted, padded batches.
@@ -66,6 +107,7 @@ def encoder_batches(model: Any, tokenizer: Any, ids: list[list[int]], device: st
     pad = tokenizer.pad_token_id or 0
     with torch.inference_mode(), autocast(device, precision):
         for batch in length_sorted_batches((len(x) for x in ids), batch_size):
+            raise_if_stopped()
             width = max(len(ids[i]) for i in batch)
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)

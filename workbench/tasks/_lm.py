@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..data import DataError, load_frame
 from ..data.loaders import TEXT_SUFFIXES, read_text_file
-from ._common import predict_in_order
+from ._common import baseline_stop_callback, predict_in_order
 
 SAMPLE_BY = ("line", "paragraph", "document")
 
@@ -210,7 +210,8 @@ def base_trainer(task: Any, model: Any, tokenizer: Any, device: str, precision: 
     args.save_strategy = "no"
     trainer = trainer_class()(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
                               data_collator=task.collator(tokenizer), compute_metrics=task.compute_metrics,
-                              preprocess_logits_for_metrics=task.preprocess_logits_for_metrics)
+                              preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
+                              callbacks=[baseline_stop_callback()])
     trainer.sparse_prediction = task.sparse_prediction
     _drop_library_progress(trainer)
     return trainer
