@@ -35,7 +35,7 @@ def test_train_prints_metrics_vs_baseline_and_the_run_dir(trained):
     run_dir = out.strip().splitlines()[-1].split("Run directory: ")[1]
     assert run_dir.startswith(str(runs)) and "cli-test" in run_dir
     cfg = (runs / run_dir.split("/")[-1] / "config.yaml").read_text()
-    assert "epochs: 3.0" in cfg  # the key=value override won over the file
+    assert "epochs: 3\n" in cfg  # the key=value override won over the file
     assert "step" in proc.stderr or "eval" in proc.stderr  # progress went to stderr
 
 
@@ -99,7 +99,7 @@ def test_dry_run_reports_data_without_training(tmp_path, clf_csv, capsys):
 
 def test_config_formats(capsys):
     assert main(["config", "train.epochs=2", "--format", "cli"]) == 0
-    assert capsys.readouterr().out.strip() == "workbench train train.epochs=2.0"
+    assert capsys.readouterr().out.strip() == "workbench train train.epochs=2"
     assert main(["config", "--format", "magic", "model=x"]) == 0
     assert capsys.readouterr().out.startswith("%%finetune\nmodel: x")
 
@@ -234,7 +234,7 @@ def test_config_prints_every_key_with_its_help_as_valid_yaml(capsys):
     assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert yaml.safe_load(out) == resolve().to_dict()
-    assert "  epochs: 3.0  # " in out and "task: text-classification  # What to train. [text-classification|" in out
+    assert "  epochs: 3  # " in out and "task: text-classification  # What to train. [text-classification|" in out
     commented = [line for line in out.splitlines() if "  # " in line]
     assert len(commented) == len([s for s in schema() if s["help"]])
 

@@ -130,7 +130,7 @@ class RunConfig:
 
     def to_yaml(self, comments: bool = False) -> str:
         """The config as YAML; with ``comments`` each key carries its help (and choices) as a comment."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump(_readable(self.to_dict()), sort_keys=False, allow_unicode=True)
         return _with_help_comments(text) if comments else text
 
     def diff(self, other: "RunConfig | None" = None) -> dict:
@@ -141,7 +141,8 @@ class RunConfig:
 
     def to_magic(self) -> str:
         """The run as a ``%%finetune`` cell (only what differs from the defaults)."""
-        body = yaml.safe_dump(unflatten(self.diff()), sort_keys=False, allow_unicode=True) if self.diff() else ""
+        body = yaml.safe_dump(_readable(unflatten(self.diff())), sort_keys=False, allow_unicode=True) \
+            if self.diff() else ""
         return "%%finetune\n" + body
 
     def to_cli(self, config_path: str | None = None) -> str:
@@ -182,10 +183,22 @@ def _with_help_comments(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _readable(v: Any) -> Any:
+    """Whole-number floats as integers (``epochs: 3``, not ``3.0``) in what people read and copy;
+    the float fields read them back as the same floats."""
+    if isinstance(v, dict):
+        return {k: _readable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_readable(x) for x in v]
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return int(v)
+    return v
+
+
 def _scalar_text(v: Any) -> str:
     if isinstance(v, str):
         return v
-    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+    return yaml.safe_dump(_readable(v), default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def describe_object(obj: Any) -> str:
