@@ -574,17 +574,22 @@ def test_resuming_from_another_task_model_or_label_set_is_refused_before_the_wor
     assert "baseline" not in phases  # said before the base model's evaluation
 
 
-def test_two_runs_in_one_process_at_once_score_independently(tiny_bert, clf_csv, tmp_path):
-    """A background cell beside the panel: two runs train on two threads of one kernel. The metric
-    modules are per thread, so neither run's scores (nor its finalize) break the other's."""
+def test_two_runs_started_at_once_in_one_process_both_complete(tiny_bert, clf_csv, tmp_path):
+    """A background cell beside the panel: two runs start on two threads of one kernel. Trainer and
+    accelerate keep process-wide state, so the second waits (and says so) until the first has
+    trained; the metric modules are per thread as well. Both end completed with their own scores."""
     import threading
 
-    results, errors = {}, []
+    from workbench.events import Phase
+
+    results, errors, waited = {}, [], []
 
     def train(name, epochs):
         try:
             results[name] = finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=epochs, logging_steps=1,
-                                                 eval_strategy="steps", eval_steps=2), name=name, progress=False)
+                                                 eval_strategy="steps", eval_steps=2), name=name, progress=False,
+                                     sinks=[lambda e: waited.append(name) if isinstance(e, Phase)
+                                            and e.name == "waiting" and e.notice else None])
         except Exception as e:  # noqa: BLE001 - collected for the assertion below
             errors.append(f"{name}: {type(e).__name__}: {e}")
 
@@ -595,5 +600,27 @@ def test_two_runs_in_one_process_at_once_score_independently(tiny_bert, clf_csv,
         t.join(timeout=600)
     assert not errors, errors
     assert {r.status for r in results.values()} == {"completed"}
+    assert len(waited) == 1  # the one that started second waited
     for run in results.values():
         assert 0 <= run.metrics["accuracy"] <= 1 and run.baseline["accuracy"] >= 0
+
+
+def test_a_run_waiting_for_another_can_be_stopped(tiny_bert, clf_csv, tmp_path):
+    import threading
+
+    from workbench.engine import run as engine
+    from workbench.events import Phase
+
+    stop, out = threading.Event(), {}
+
+    def ask(event):
+        if isinstance(event, Phase) and event.name == "waiting":
+            stop.set()
+
+    with engine._TRAINING:  # another run of this process is training
+        t = threading.Thread(target=lambda: out.update(run=finetune(
+            tiny_config(tiny_bert, clf_csv, tmp_path / "runs"), progress=False, stop_event=stop, sinks=[ask])))
+        t.start()
+        t.join(timeout=60)
+    assert out["run"].status == "interrupted"
+    assert out["run"].info["error"] == "stopped on request before training, while it waited for another run"

@@ -46,8 +46,10 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
                         status="pending", created_at=now_iso(), pid=os.getpid(), host=socket.gethostname(),
                         config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit())
     try:
-        with quiet_libraries():
-            _train(cfg, run_dir, emit, stop_event)
+        with _one_run_at_a_time(run_dir, emit, stop_event) as started:
+            if started:
+                with quiet_libraries():
+                    _train(cfg, run_dir, emit, stop_event)
     except RunFolderDeleted as e:
         emit(RunFailed(status="interrupted", error=str(e)))  # nothing to record it in
         if run_dir.path.is_dir() and run_dir.gone():
@@ -113,6 +115,32 @@ def _adjust(cfg: RunConfig, run_dir: RunDir, emit: Emitter, key: str, value: Any
     adjusted = {**(run_dir.read_info().get("adjusted") or {}), key: {"asked": asked, "used": value, "why": why}}
     atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
     run_dir.update_info(adjusted=adjusted, config_hash=cfg.hash())
+
+
+# Trainer and accelerate keep process-wide state (accelerate's AcceleratorState, reset when a Trainer
+# is made): a second run training in the same process at the same time (a background cell beside
+# the panel) broke the first. Runs of one process therefore train one after the other.
+_TRAINING = threading.Lock()
+_training_run: list[str] = []
+
+
+@contextmanager
+def _one_run_at_a_time(run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None):
+    """Wait, pending and stoppable, while another run of this process trains; yields whether this run
+    may start (False: it was stopped while it waited)."""
+    if not _TRAINING.acquire(blocking=False):
+        emit(Phase("waiting", f"run {_training_run[0] if _training_run else '?'} is training in this process; "
+                              "this run starts when it ends (runs of one kernel train one at a time)", notice=True))
+        while not _TRAINING.acquire(timeout=0.5):
+            if _stopped_before_training(run_dir, emit, stop_event, "while it waited for another run"):
+                yield False
+                return
+    _training_run[:] = [run_dir.id]
+    try:
+        yield True
+    finally:
+        _training_run.clear()
+        _TRAINING.release()
 
 
 def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None, where: str) -> bool:
