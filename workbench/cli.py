@@ -31,7 +31,7 @@ train:
 """
 
 
-def _stop_on_sigterm(stop) -> dict:
+def _stop_on_signals(stop) -> dict:
     """First SIGTERM or Ctrl-C: stop at the next step with a resumable checkpoint; a second one: stop now."""
     def handler(signum, frame):  # pragma: no cover - exercised through a subprocess test
         if stop.is_set():
@@ -192,7 +192,7 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     from .render import metrics_table_text, test_size_text
 
     stop = threading.Event()
-    previous = _stop_on_sigterm(stop)
+    previous = _stop_on_signals(stop)
     console = None if quiet else ConsoleProgress()
     shown_failure = lambda: console is not None and console.shown_failure  # noqa: E731  (printed: not again)
     try:

@@ -156,6 +156,18 @@ class RunConfig:
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+    def no_cli_reason(self) -> str | None:
+        """Why this run has no ``workbench train`` form (its data are tables in a notebook), with the way
+        to get one; None when it has one."""
+        held = self.in_memory_data()
+        if not held:
+            return None
+        first = next(iter(held))
+        fields = ", ".join(f"data.{k}" for k in held)
+        return (f"{fields} {'is a table' if len(held) == 1 else 'are tables'} made in this notebook, which the "
+                f"command line cannot read. Save {'it' if len(held) == 1 else 'each'} to a file first "
+                f"(df.to_csv('{first}.csv', index=False)) and use data.{first}={first}.csv.")
+
     def in_memory_data(self) -> dict:
         """Data fields that hold Python objects rather than references (DataFrames, Datasets)."""
         return {k: getattr(self.data, k) for k in ("train", "validation", "test")

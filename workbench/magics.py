@@ -185,14 +185,10 @@ def dry_run_html(cfg: RunConfig) -> str:
 def _terminal_line(cfg: RunConfig) -> str:
     from .ui.live import esc
 
-    held = cfg.in_memory_data()
-    if not held:
+    reason = cfg.no_cli_reason()
+    if reason is None:
         return f"<div>The same run from a terminal: <code>{esc(cfg.to_cli())}</code></div>"
-    fields = ", ".join(f"data.{k}" for k in held)
-    first = next(iter(held))
-    return (f"<div>No terminal equivalent: {esc(fields)} {'is a table' if len(held) == 1 else 'are tables'} "
-            f"made in this notebook. Save {'it' if len(held) == 1 else 'each'} to a file first "
-            f"(<code>df.to_csv('{first}.csv', index=False)</code>) and use <code>data.{first}={first}.csv</code>.</div>")
+    return f"<div>No terminal equivalent: {esc(reason)}</div>"
 
 
 def _label_counts(cfg: RunConfig, frame: Any) -> str:

@@ -151,16 +151,14 @@ def apply_freeze(model: Any, spec: str | None) -> None:
 def check_freeze_layers(cfg: Any) -> None:
     """``train.freeze: layers:N`` against the model's config.json, before the data and the baseline's
     work (``apply_freeze`` finds the same only once the model is loaded for training)."""
-    import json
+    from .runs import read_json_object
 
     spec = cfg.train.freeze
     if not spec or not str(spec).startswith("layers:"):
         return
     n = int(str(spec).split(":", 1)[1])
-    folder = Path(resolve_model(cfg.model))
-    try:
-        conf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    conf = read_json_object(Path(resolve_model(cfg.model)) / "config.json")
+    if conf is None:
         return  # a hub id or an adapter folder: apply_freeze checks it on the loaded model
     count = next((conf[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
                   if isinstance(conf.get(k), int)), None)

@@ -89,6 +89,16 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def read_json_object(path: Path) -> dict | None:
+    """A JSON file holding an object (config.json, trainer_state.json), or None if it is missing,
+    unreadable or something else."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     data, flagged = to_jsonable(obj)
     atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n")

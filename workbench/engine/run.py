@@ -9,6 +9,7 @@ record is the run directory (see ``workbench.runs``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from .. import tasks
@@ -26,7 +28,7 @@ from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, Wor
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, check_freeze_layers, count_parameters, load_tokenizer, max_positions, resolve_model
 from ..render import test_size_text
-from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso
+from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso, read_json_object
 from .device import choose_device, choose_precision, hardware, versions
 from .trainer import EventBridge, trainer_class, training_arguments
 
@@ -121,25 +123,26 @@ def _adjust(cfg: RunConfig, run_dir: RunDir, emit: Emitter, key: str, value: Any
 # is made): a second run training in the same process at the same time (a background cell beside
 # the panel) broke the first. Runs of one process therefore train one after the other.
 _TRAINING = threading.Lock()
-_training_run: list[str] = []
+_training_run: str | None = None  # the id of the run that holds it
 
 
 @contextmanager
 def _one_run_at_a_time(run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None):
     """Wait, pending and stoppable, while another run of this process trains; yields whether this run
     may start (False: it was stopped while it waited)."""
+    global _training_run
     if not _TRAINING.acquire(blocking=False):
-        emit(Phase("waiting", f"run {_training_run[0] if _training_run else '?'} is training in this process; "
+        emit(Phase("waiting", f"run {_training_run or '?'} is training in this process; "
                               "this run starts when it ends (runs of one kernel train one at a time)", notice=True))
         while not _TRAINING.acquire(timeout=0.5):
             if _stopped_before_training(run_dir, emit, stop_event, "while it waited for another run"):
                 yield False
                 return
-    _training_run[:] = [run_dir.id]
+    _training_run = run_dir.id
     try:
         yield True
     finally:
-        _training_run.clear()
+        _training_run = None
         _TRAINING.release()
 
 
@@ -400,16 +403,6 @@ _SHAPE_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "
                "intermediate_size", "n_embd", "n_layer", "n_head", "dim", "n_layers")
 
 
-def _json_file(path: Path) -> dict | None:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def check_resume_source(cfg: RunConfig, checkpoint: Path) -> None:
     """A checkpoint continues the task and the model it started: another task's or another model's
     weights would fail to load only after the data and the baseline, with a size-mismatch traceback."""
@@ -424,9 +417,9 @@ def check_resume_source(cfg: RunConfig, checkpoint: Path) -> None:
         raise ConfigError(f"train.resume_from: {checkpoint.name} of run {run.name} was trained for task "
                           f"{before.task}, and this run is {cfg.task}; a run continues only the task it started. "
                           f"Set task: {before.task} to continue it, or train a new run without train.resume_from.")
-    saved = _json_file(checkpoint / "config.json")
+    saved = read_json_object(checkpoint / "config.json")
     local = Path(resolve_model(cfg.model))
-    model = _json_file(local / "config.json") if local.is_dir() else None
+    model = read_json_object(local / "config.json") if local.is_dir() else None
     if saved and model:
         differ = [f"{k} {saved[k]} against {model[k]}" for k in _SHAPE_KEYS
                   if k in saved and k in model and saved[k] != model[k]]
@@ -440,7 +433,7 @@ def check_resume_source(cfg: RunConfig, checkpoint: Path) -> None:
 def check_resume_labels(task: Any, checkpoint: Path) -> None:
     """The checkpoint's output layer has one unit per label it was trained for (one for regression);
     data with other labels would not load into it, or would read its units as the wrong labels."""
-    saved = _json_file(checkpoint / "config.json")
+    saved = read_json_object(checkpoint / "config.json")
     info = task.model_info() if hasattr(task, "model_info") else {}
     names = info.get("labels", info.get("tags"))
     if not saved or not isinstance(saved.get("id2label"), dict) or \
@@ -462,7 +455,7 @@ def check_resume_labels(task: Any, checkpoint: Path) -> None:
 
 
 def _checkpoint_step(checkpoint: Path) -> int | None:
-    state = _json_file(checkpoint / "trainer_state.json")
+    state = read_json_object(checkpoint / "trainer_state.json")
     step = state.get("global_step") if state else None
     return step if isinstance(step, int) else None
 
@@ -470,20 +463,20 @@ def _checkpoint_step(checkpoint: Path) -> int | None:
 def _check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
     """A checkpoint already at the last step these settings train to would train nothing and test the
     old weights again under a new run's name: say so before the baseline's work."""
-    import json
-    import math
-
-    try:
-        step = int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
+    step = _checkpoint_step(checkpoint)
+    if step is None:
         return  # Trainer reads the state itself and says what is wrong with it
-    per_epoch = math.ceil(n_train / (cfg.train.batch_size * cfg.train.gradient_accumulation_steps))
-    total = cfg.train.max_steps if cfg.train.max_steps and cfg.train.max_steps > 0 else \
-        max(1, math.ceil(per_epoch * cfg.train.epochs))
+    t = cfg.train
+    total = _total_steps(SimpleNamespace(max_steps=t.max_steps, per_device_train_batch_size=t.batch_size,
+                                         gradient_accumulation_steps=t.gradient_accumulation_steps,
+                                         num_train_epochs=t.epochs), n_train)
     if step < total:
         return
-    more = (f"raise train.max_steps (now {cfg.train.max_steps})" if cfg.train.max_steps and cfg.train.max_steps > 0
-            else f"raise train.epochs (now {cfg.train.epochs:g}; one epoch is {per_epoch} steps)")
+    per_epoch = _total_steps(SimpleNamespace(max_steps=None, per_device_train_batch_size=t.batch_size,
+                                             gradient_accumulation_steps=t.gradient_accumulation_steps,
+                                             num_train_epochs=1), n_train)
+    more = (f"raise train.max_steps (now {t.max_steps})" if t.max_steps and t.max_steps > 0
+            else f"raise train.epochs (now {t.epochs:g}; one epoch is {per_epoch} steps)")
     raise ConfigError(f"train.resume_from: {checkpoint} is at step {step}, and these settings end training at step "
                       f"{total}, so nothing is left to train. To train it further, {more}; to use the trained "
                       f"model as it is, open its run ({checkpoint.parent.parent.name}).")
@@ -493,7 +486,7 @@ def _total_steps(args: Any, n_train: int) -> int:
     if args.max_steps and args.max_steps > 0:
         return int(args.max_steps)
     per_epoch = -(-n_train // (args.per_device_train_batch_size * args.gradient_accumulation_steps))
-    return int(max(1, round(per_epoch * args.num_train_epochs)))
+    return int(max(1, math.ceil(per_epoch * args.num_train_epochs)))  # as Trainer counts them
 
 
 def _maybe_peft(cfg: RunConfig, task: Any, model: Any) -> Any:

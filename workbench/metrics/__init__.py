@@ -6,8 +6,7 @@ the same interface from this package's folder.
 
 from __future__ import annotations
 
-import os
-import threading
+from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,22 +32,15 @@ def higher_is_better_in(evaluation: dict, name: str) -> bool:
     return greater_is_better(name, main, main_greater)
 
 
-_per_thread = threading.local()
-
-
+@lru_cache(maxsize=None)
 def load(name: str):
-    """The metric module, one per thread: an ``evaluate`` module keeps its batches and a lock on its
-    cache file per instance, so two runs of one kernel (a background cell beside the panel) sharing
-    one instance broke each other's scores. Each thread's instance has its own experiment id."""
+    # one instance per metric for the process: runs of one process train one at a time (engine.run),
+    # and an evaluate module is not made for two runs computing at once
     import evaluate
 
-    cache = getattr(_per_thread, "modules", None)
-    if cache is None:
-        cache = _per_thread.modules = {}
-    if name not in cache:
-        experiment = f"workbench-{os.getpid()}-{threading.get_ident()}"
-        cache[name] = evaluate.load(str(HERE / name) if name in BUNDLED else name, experiment_id=experiment)
-    return cache[name]
+    if name in BUNDLED:
+        return evaluate.load(str(HERE / name))
+    return evaluate.load(name)
 
 
 def classification_metrics(predictions, references, num_labels: int) -> dict:

@@ -258,9 +258,9 @@ class Panel:
 
     def copy_cli(self) -> str:
         cfg = self.config()
-        if cfg.in_memory_data():
-            raise WorkbenchError("This run reads a notebook variable as data; the command line cannot. Save it "
-                                 "first (df.to_csv('train.csv', index=False)) and use data.train=train.csv.")
+        reason = cfg.no_cli_reason()
+        if reason is not None:
+            raise WorkbenchError(f"No command line for this run: {reason}")
         return cfg.to_cli()
 
     # ---- actions ------------------------------------------------------------------------------
