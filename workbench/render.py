@@ -12,6 +12,12 @@ from .metrics import higher_is_better_in
 from .runs import RunDir
 
 
+# muted and faint text in notebook output and widgets: JupyterLab's theme colours (light on the dark
+# theme), with the light theme's greys where no theme is loaded (an exported page)
+MUTED = "var(--jp-ui-font-color2,#555)"
+FAINT = "var(--jp-ui-font-color3,#888)"
+
+
 def fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"

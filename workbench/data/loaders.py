@@ -8,7 +8,6 @@ the line in a JSONL file, the row in a DataFrame) so errors can point at the rig
 from __future__ import annotations
 
 import codecs
-
 import glob
 import json
 from pathlib import Path

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from ..plots import COLORS, confusion_panels, curve_series
+from ..render import MUTED
 
 WIDTH, HEIGHT = 768, 288  # the size of the matplotlib chart it replaces (8 x 3 inches at 96 dpi)
 _LEFT, _RIGHT, _TOP, _BOTTOM, _GAP = 52, 12, 26, 36, 48
@@ -199,7 +200,7 @@ def confusion_html(evaluation: dict, with_baseline: bool = False) -> str:
         rows = [[float(v) for v in row] for row in matrix]
         total = sum(map(sum, rows)) or 1.0
         correct = sum(rows[i][i] for i in range(min(n, len(rows))))
-        head = (f"<tr><th style='{cell};color:var(--jp-ui-font-color2,#555)'>true \\ predicted</th>"
+        head = (f"<tr><th style='{cell};color:{MUTED}'>true \\ predicted</th>"
                 + "".join(f"<th style='{cell};color:#333' title='{_esc(lab)}'>{s}</th>"
                           for lab, s in zip(labels, short)) + "</tr>")
         body = []
@@ -218,6 +219,6 @@ def confusion_html(evaluation: dict, with_baseline: bool = False) -> str:
                       f"(accuracy {correct / total:.1%})</div>"
                       f"<table style='border-collapse:collapse' class='wb-confusion'>{head}{''.join(body)}</table>"
                       "</div>")
-    return ("<div style='margin:6px 0'><div style='font-size:12px;color:var(--jp-ui-font-color2,#555)'>Confusion matrices on the test "
+    return (f"<div style='margin:6px 0'><div style='font-size:12px;color:{MUTED}'>Confusion matrices on the test "
             "split (rows: true class, shaded by its share of the row)</div>"
             f"<div style='display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start'>{''.join(tables)}</div></div>")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import flatten
-from ..render import fmt, fmt_delta, metric_rows
+from ..render import MUTED, fmt, fmt_delta, metric_rows
 from ..runs import RunDir, default_runs_dir, list_runs, validation_text
 from .live import STATUS_COLORS, esc, run_dir_link, styled
 
@@ -96,7 +96,7 @@ def compare_html(run_dirs: list[RunDir]) -> str:
         for t, ev in zip(tasks, evals):
             v = (ev.get("finetuned") or {}).get(k) if t == task else None
             b = (ev.get("baseline") or {}).get(k) if t == task else None
-            cells.append(f"<td><b>{fmt(v)}</b>" + (f" <span style='color:var(--jp-ui-font-color2,#666)'>(baseline {fmt(b)})</span>"
+            cells.append(f"<td><b>{fmt(v)}</b>" + (f" <span style='color:{MUTED}'>(baseline {fmt(b)})</span>"
                                                    if isinstance(b, (int, float)) else "") + "</td>")
         rows.append(f"<tr><td>{esc(label)}</td>{''.join(cells)}</tr>")
     secs = [i.get("train_seconds") for i in infos]
@@ -118,7 +118,7 @@ def config_diff_html(run_dirs: list[RunDir], labels: list[str]) -> str:
     keys = sorted({k for f in flat for k in f})
     differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1 and k not in ("name",)]
     if not differ:
-        return "<div style='color:var(--jp-ui-font-color2,#555)'>Same settings in every run.</div>"
+        return f"<div style='color:{MUTED}'>Same settings in every run.</div>"
     head = "<th>setting</th>" + "".join(f"<th>{esc(lab)}</th>" for lab in labels)
     rows = "".join(f"<tr><td>{esc(k)}</td>" + "".join(f"<td>{esc(f.get(k))}</td>" for f in flat) + "</tr>"
                    for k in differ)
@@ -194,7 +194,7 @@ class RunComparison:
         if not dirs:
             self.chart.layout.display = "none"
             if self.select.options:
-                self.table.value = "<div style='color:var(--jp-ui-font-color2,#555)'>Select runs to compare.</div>"
+                self.table.value = f"<div style='color:{MUTED}'>Select runs to compare.</div>"
             return
         self.table.value = compare_html(dirs)
         self.chart.value = compare_png(dirs)

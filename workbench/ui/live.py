@@ -28,7 +28,7 @@ from typing import Any
 
 from ..events import (CheckpointSaved, Evaluation, Event, Phase, RunFailed, RunFinished, RunStarted, Step,
                       fmt_duration)
-from ..render import fmt, fmt_delta, metrics_table_html
+from ..render import FAINT, MUTED, fmt, fmt_delta, metrics_table_html
 from ..runs import RunDir
 
 STATUS_COLORS = {"running": "#2f7ed8", "completed": "#1a7f37", "failed": "#c62828", "interrupted": "#d97706",
@@ -48,7 +48,7 @@ def styled(fragment: str) -> str:
     """Inline table styles: a notebook output, a widget and an exported page each style tables differently,
     and a <style> block would be dropped from an untrusted notebook."""
     return (fragment.replace("<table class=", "<table style='border-collapse:collapse;margin:6px 0' class=")
-            .replace("<th>", f"<th style='{CELL_STYLE};color:var(--jp-ui-font-color2,#555);font-weight:600'>")
+            .replace("<th>", f"<th style='{CELL_STYLE};color:{MUTED};font-weight:600'>")
             .replace("<td>", f"<td style='{CELL_STYLE}'>")
             .replace("<td style='color", f"<td style='{CELL_STYLE};color"))
 
@@ -166,7 +166,7 @@ class LiveState:
             return styled(f"<div class='wb-progress'>{head}{self.outcome_html(summary)}</div>")
         parts = [f"<div class='wb-progress'>{head}{bar}"]
         if not self.done and self.phase != "training":
-            parts.append(f"<div style='color:var(--jp-ui-font-color2,#555)'>{esc(self.phase)}…</div>")
+            parts.append(f"<div style='color:{MUTED}'>{esc(self.phase)}…</div>")
         parts.append(stats_html)
         parts.append(self.evals_html())
         if self.warnings:
@@ -310,7 +310,7 @@ class LiveView:
 
 
 CHART_ALT = "training loss and validation metric against steps"
-CHART_PLACEHOLDER = "<div style='color:var(--jp-ui-font-color3,#888)'>Loss and metric curves appear after the first logged steps.</div>"
+CHART_PLACEHOLDER = f"<div style='color:{FAINT}'>Loss and metric curves appear after the first logged steps.</div>"
 
 
 class NotebookProgress(LiveView):

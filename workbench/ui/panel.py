@@ -24,6 +24,7 @@ import yaml
 
 from ..config import RunConfig, flatten, resolve, schema
 from ..errors import WorkbenchError
+from ..render import MUTED
 from .live import esc
 
 MAIN_FIELDS = ("task", "model", "data.train", "data.text_column", "data.label_column", "name", "train.epochs",
@@ -221,7 +222,7 @@ class Panel:
         self.fields["data.train"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
         self.fields["task"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
 
-        title = w.HTML("<b style='font-size:115%'>Fine-tune</b> <span style='color:var(--jp-ui-font-color2,#666)'>· settings below go "
+        title = w.HTML(f"<b style='font-size:115%'>Fine-tune</b> <span style='color:{MUTED}'>· settings below go "
                        "through the same config as %%finetune and the CLI</span>")
         self.widget = w.VBox([title, main, self.advanced,
                               w.HBox([self.start_button, self.stop_button, self.magic_button, self.cli_button]),
@@ -283,7 +284,7 @@ class Panel:
         self.job = BackgroundRun(cfg, sinks=[self.view, *(sinks or []), self._on_event])
         self.start_button.disabled = True
         self.stop_button.disabled = False
-        self.status.value = f"<span style='color:var(--jp-ui-font-color2,#555)'>Run <b>{esc(self.job.id)}</b> started.</span>"
+        self.status.value = f"<span style='color:{MUTED}'>Run <b>{esc(self.job.id)}</b> started.</span>"
         self.job.start()
         if wait:
             self.job.wait(raise_error=False)
@@ -327,7 +328,7 @@ class Panel:
                 guess = next((c for name in COLUMN_GUESSES[key] for c in columns if c.lower() == name), None)
                 if guess is not None:
                     f.set(guess)
-        self.status.value = (f"<span style='color:var(--jp-ui-font-color2,#555)'>Data columns: {esc(', '.join(columns[:20]))}"
+        self.status.value = (f"<span style='color:{MUTED}'>Data columns: {esc(', '.join(columns[:20]))}"
                              f"{' …' if len(columns) > 20 else ''}</span>")
 
     def _guard(self, action: Any) -> None:
@@ -341,7 +342,7 @@ class Panel:
         self.code.value = text.rstrip() + "\n"
         self.code.rows = min(24, text.count("\n") + 2)
         self.code.layout.display = ""
-        self.status.value = "<span style='color:var(--jp-ui-font-color2,#555)'>Select the text below and copy it.</span>"
+        self.status.value = f"<span style='color:{MUTED}'>Select the text below and copy it.</span>"
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
