@@ -102,17 +102,24 @@ def test_the_package_exports_the_search_function():
     assert exported is search and workbench.search is search
 
 
-def test_a_metric_the_runs_do_not_report_stops_the_search_after_one_trial(tiny_bert, clf_csv, tmp_path):
+def test_a_metric_the_runs_do_not_report_stops_the_search_after_one_trial(tiny_bert, clf_csv, tmp_path, capsys):
+    events = []
     with pytest.raises(ConfigError, match=r"search metric 'acuracy' is not among the validation metrics "
                                           r"\(.*accuracy.*\). Did you mean 'accuracy'"):
         search(_base(tiny_bert, clf_csv, tmp_path / "runs"), {"train.batch_size": [8, 16]}, trials=3,
-               metric="acuracy", progress=False)
-    (trial,) = list((tmp_path / "runs").iterdir())
-    info = json.loads((trial / "run.json").read_text())
-    # refused before the first trial trained: the name is checked on a few validation rows
-    assert info["status"] == "failed" and "progress" not in info, info
-    events = [json.loads(line)["event"] for line in (trial / "metrics.jsonl").read_text().splitlines()]
-    assert "step" not in events and "eval" not in events
+               metric="acuracy", sinks=[events.append])
+    # refused before the first trial trained (the name is checked on a few validation rows), and the
+    # trial that found out is not left behind as a failed run
+    assert [e.event for e in events if e.event in ("step", "eval", "failed")] == ["failed"]
+    assert list((tmp_path / "runs").iterdir()) == []
+    # the search's error says it once: the trial's "run failed" line is not printed before it
+    assert "not a validation metric" not in capsys.readouterr().err
+
+
+def test_a_trial_that_fails_on_its_own_still_says_so(tiny_bert, clf_csv, tmp_path, capsys):
+    result = search(_base(tiny_bert, clf_csv, tmp_path / "runs"), {"train.freeze": ["layers:8", "layers:9"]}, trials=1)
+    assert result.best is None and result.trials[0]["status"].startswith("failed: train.freeze")
+    assert "run failed: train.freeze" in capsys.readouterr().err
 
 
 def test_the_search_metric_picks_each_trials_best_checkpoint_too(tiny_bert, clf_csv, tmp_path):

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from .config import _all_keys, _suggest, parse_override, resolve
 from .errors import ConfigError, RunError, UnknownMetric, WorkbenchError
+from .events import ConsoleProgress, RunFailed
 from .render import table_html
 
 
@@ -162,6 +163,38 @@ class SearchResult:
         return table_html(rows[0], rows[1:])
 
 
+class _TrialConsole(ConsoleProgress):
+    """The console progress of one trial, holding back the line of a failed run until the search
+    knows whether the failure is the trial's own (shown) or the search's (its own error says it)."""
+
+    def __init__(self):
+        super().__init__()
+        self._failure: RunFailed | None = None
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, RunFailed):
+            self._failure = event
+        else:
+            super().__call__(event)
+
+    def flush_failure(self) -> None:
+        if self._failure is not None:
+            super().__call__(self._failure)
+            self._failure = None
+
+
+def _remove_failed_trial(runs_dir: Path, trial_name: str) -> None:
+    """Delete the folder of a trial that failed before training because of the search's own settings
+    (it holds a config, a status and no model); other trials' folders are left alone."""
+    import shutil
+
+    from .runs import list_runs
+
+    for r in list_runs(runs_dir):
+        if r.get("name") == trial_name and r.get("status") == "failed":
+            shutil.rmtree(r["path"], ignore_errors=True)
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
@@ -206,13 +239,17 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         picked = {"train.metric_for_best_model": metric} if metric else {}
         cfg = resolve(inline=base, overrides={**params, **picked, "name": f"{name}-trial-{trial.number}",
                                               "baseline": False})
+        console = _TrialConsole() if progress is None or progress else None
         try:
-            run = finetune(cfg, progress=progress, sinks=sinks)
-        except UnknownMetric as e:  # every trial would fail alike
+            run = finetune(cfg, progress=False, sinks=[*(sinks or []), *([console] if console else [])])
+        except UnknownMetric as e:  # every trial would fail alike: one message, the search's, and no trial left
+            _remove_failed_trial(Path(cfg.runs_dir), cfg.name)
             raise ConfigError(f"search metric '{metric}' is not among the validation metrics "
                               f"({', '.join(e.choices)}).{_suggest(metric, e.choices)} Set --metric (metric= in "
                               "Python, or train.metric_for_best_model) to one of them.") from None
         except WorkbenchError as e:
+            if console:
+                console.flush_failure()
             from .runs import list_runs
 
             # the failed trial's run directory (a failure before training leaves one, marked failed)
@@ -221,6 +258,10 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                   "run_id": mine[0]["id"] if mine else "", "run_dir": mine[0]["path"] if mine else None,
                                   "status": f"failed: {e}"})
             raise optuna.TrialPruned(str(e)) from None
+        except BaseException:  # Ctrl-C, or an error of the libraries: say how the run ended, then stop
+            if console:
+                console.flush_failure()
+            raise
         used, value = best_validation(run, metric)
         if not result.metric:
             result.metric = used
