@@ -303,3 +303,21 @@ def test_split_descriptions_say_stratified_only_when_they_are():
     report = get("text-classification")(cfg).load_data().report
     assert report["validation_from"] == "10% of the data (seeded)"
     assert report["test_from"] == "10% of train (seeded, duplicates kept together)"
+
+
+def test_multi_label_rows_are_stratified_by_label_set_whether_lists_or_text():
+    texts = [f"text number {i} about things" for i in range(60)]
+    sets = [["sport"], ["tech"], ["sport", "tech"]] * 20
+    as_lists = pd.DataFrame({"text": texts, "label": sets})
+    # the same label sets written as text, in either order
+    as_text = pd.DataFrame({"text": texts, "label": [",".join(s if i % 2 else s[::-1]) for i, s in enumerate(sets)]})
+    held = {}
+    for name, df in (("lists", as_lists), ("text", as_text)):
+        cfg = resolve(inline={"data": {"train": df}, "task_options": {"problem": "multi-label"}})
+        splits = get("text-classification")(cfg).load_data()
+        assert splits.report["validation_from"] == "10% of the data (seeded, stratified)", name
+        assert "stratified" in splits.report["test_from"], name
+        held[name] = (sorted(splits.test["text"]), sorted(splits.validation["text"]))
+        # each label set keeps its share in the held-out parts (6 test rows: 2 of each)
+        assert sorted(map(tuple, splits.test["label"])) == [("sport",)] * 2 + [("sport", "tech")] * 2 + [("tech",)] * 2
+    assert held["lists"] == held["text"]

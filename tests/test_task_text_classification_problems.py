@@ -25,7 +25,7 @@ def config(model, source, runs, problem, **data):
 def multilabel(tiny_bert, tmp_path_factory):
     root = tmp_path_factory.mktemp("multilabel")
     path = root / "topics.jsonl"
-    path.write_text("".join(json.dumps({"text": t, "topics": labels}) + "\n" for t, labels in make_multilabel_rows(240)))
+    path.write_text("".join(json.dumps({"text": t, "topics": labels}) + "\n" for t, labels in make_multilabel_rows(400)))
     cfg = config(tiny_bert, path, root / "runs", "multi-label", label_column="topics")
     cfg["train"].update(epochs=10, learning_rate=1e-2, warmup_ratio=0.1)  # a random tiny encoder needs them
     return finetune(cfg, progress=False)

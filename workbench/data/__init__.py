@@ -107,7 +107,7 @@ def _key(v: Any) -> str:
     return repr(v)
 
 
-def _group_split(frame: pd.DataFrame, size: float, key_col: str, stratify_col: str | None, seed: int,
+def _group_split(frame: pd.DataFrame, size: float, key_col: str, strat: tuple[str, Callable] | None, seed: int,
                  what: str) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """Split off ``size`` of ``frame``; copies of one text stay together, so no duplicate leaks across.
     The flag says whether the split is stratified (every class has two texts, and room in both parts)."""
@@ -116,33 +116,35 @@ def _group_split(frame: pd.DataFrame, size: float, key_col: str, stratify_col: s
     keys = frame[key_col].map(_key)
     first = ~keys.duplicated()
     uniq = frame[first]
-    strat = None
-    if stratify_col is not None:
-        labels = uniq[stratify_col].map(_key)
+    by = None
+    if strat is not None:
+        labels = uniq[strat[0]].map(strat[1])
         counts = labels.value_counts()
         n_eval = int(round(len(uniq) * size))
         if counts.min() >= 2 and n_eval >= len(counts) and len(uniq) - n_eval >= len(counts):
-            strat = labels
+            by = labels
     if len(uniq) < 3:
         raise DataError(f"{frame.attrs.get('source', 'data')}: only {len(uniq)} distinct texts; too few to split off "
                         f"a {what} set. Give more data or a separate data.{what} file.")
-    keep_keys, held_keys = train_test_split(keys[first], test_size=size, random_state=seed, stratify=strat)
+    keep_keys, held_keys = train_test_split(keys[first], test_size=size, random_state=seed, stratify=by)
     held = set(held_keys)
     mask = keys.isin(held).to_numpy()
     a, b = frame[~mask], frame[mask]
     for part in (a, b):
         part.attrs.update(frame.attrs)
-    return a, b, strat is not None
+    return a, b, by is not None
 
 
 def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
                 check: Callable[[str, pd.DataFrame], None] | None = None,
                 columns: dict[str, str] | None = None,
-                loader: Callable[[Any, str], pd.DataFrame] = load_frame) -> Splits:
+                loader: Callable[[Any, str], pd.DataFrame] = load_frame,
+                stratify_by: Callable[[Any], str] | None = None) -> Splits:
     """Load train/validation/test for ``cfg.data``, check them, and split off what is missing.
 
     ``key_column`` holds the text used for duplicate and overlap checks; ``label_column`` (if
-    any, and hashable) stratifies automatic splits; ``check(split_name, frame)`` runs the task's
+    any) stratifies automatic splits, by its values where they are hashable or by ``stratify_by(value)``
+    (a multi-label row's label set); ``check(split_name, frame)`` runs the task's
     own checks on each split before anything is split or dropped; ``loader(ref, field)`` reads one
     reference (a task with its own file formats passes its reader, falling back to ``load_frame``).
     """
@@ -171,7 +173,9 @@ def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
                                           for n, f in frames.items()}, "warnings": [], "dropped": {}}
     train = frames["train"]
     assert train is not None
-    strat = label_column if label_column and _hashable(train[label_column]) else None
+    strat = None
+    if label_column and (stratify_by or _hashable(train[label_column])):
+        strat = (label_column, stratify_by or _key)
     if frames["test"] is None:
         train, frames["test"], stratified = _group_split(train, d.test_size, key_column, strat, seed, "test")
         report["test_from"] = (f"{d.test_size:.0%} of train (seeded, {'stratified, ' if stratified else ''}"
@@ -201,12 +205,12 @@ def _hashable(series: pd.Series) -> bool:
     return not series.map(lambda v: isinstance(v, (list, tuple, np.ndarray, dict))).any()
 
 
-def _sample(frame: pd.DataFrame, n: int, strat: str | None, seed: int) -> pd.DataFrame:
+def _sample(frame: pd.DataFrame, n: int, strat: tuple[str, Callable] | None, seed: int) -> pd.DataFrame:
     if len(frame) <= n:
         return frame
     from sklearn.model_selection import train_test_split
 
-    labels = frame[strat].map(_key) if strat else None
+    labels = frame[strat[0]].map(strat[1]) if strat else None
     ok = labels is not None and labels.value_counts().min() >= 2 and n >= labels.nunique()
     part, _ = train_test_split(frame, train_size=n, random_state=seed, stratify=labels if ok else None)
     out = part.reset_index(drop=True)

@@ -11,6 +11,7 @@ trivial predictor (the majority class, the label priors, the training mean).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -301,11 +302,12 @@ def _check_targets(task: TextClassification, split: str, frame: pd.DataFrame, co
                         "values; nothing was dropped.", [{"kind": kind, "column": col, "rows": bad[:100]}])
 
 
-def _load_converted(task: TextClassification, convert: Any) -> Splits:
+def _load_converted(task: TextClassification, convert: Any, stratify_by: Any = None) -> Splits:
     """Load and check the splits, then replace each target by ``convert(target)``."""
     d = task.cfg.data
     splits = load_splits(task.cfg, key_column=d.text_column, label_column=d.label_column, check=task._check,
-                         columns={"data.text_column": d.text_column, "data.label_column": d.label_column})
+                         columns={"data.text_column": d.text_column, "data.label_column": d.label_column},
+                         stratify_by=stratify_by)
     for _, frame in splits.items():
         frame[d.label_column] = frame[d.label_column].map(convert)
     return splits
@@ -348,7 +350,8 @@ class MultiLabelClassification(TextClassification):
 
     def load_data(self) -> Splits:
         d = self.cfg.data
-        splits = _load_converted(self, self._parse)
+        # split off validation/test by label set, alike for lists, "a,b" and "b,a"
+        splits = _load_converted(self, self._parse, stratify_by=lambda v: json.dumps(self._parse(v)))
         counts: dict = {}
         for row in splits.train[d.label_column]:
             for v in row:
