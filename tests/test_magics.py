@@ -304,3 +304,5 @@ def test_rerunning_a_background_cell_shows_its_run_still_training_instead_of_a_s
     assert first.status == "interrupted", (first.status, first.error)
     other.wait(timeout=300)
     assert other.status == "completed", (other.status, other.error)
+    # ended runs are not kept for the kernel's lifetime (with their data and widgets)
+    assert "cell-1" not in magics._BACKGROUND and "cell-2" not in magics._BACKGROUND

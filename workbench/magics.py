@@ -248,6 +248,7 @@ class WorkbenchMagics(Magics):
         import ipywidgets as w
         from IPython.display import HTML, display
 
+        from .events import RunFailed, RunFinished
         from .ui.background import BackgroundRun
         from .ui.live import esc
         from .ui.widgets import WidgetProgress
@@ -268,7 +269,12 @@ class WorkbenchMagics(Magics):
         stop = w.Button(description="Stop", icon="stop", button_style="danger",
                         tooltip="end the run at the next step; it keeps a resumable checkpoint")
         settle = _SettleWhenDone(view, stop)
-        run = BackgroundRun(cfg, sinks=[view, settle])
+
+        def forget(event: Any) -> None:  # an ended run no longer needs finding (nor its data and widgets kept)
+            if isinstance(event, (RunFinished, RunFailed)) and _BACKGROUND.get(cell, (None,))[0] is run:
+                _BACKGROUND.pop(cell, None)
+
+        run = BackgroundRun(cfg, sinks=[view, settle, *([forget] if cell else [])])
         stop.on_click(lambda _: (run.stop(), setattr(stop, "disabled", True)))
         box = w.VBox([stop, view.box])
         settle.handle = display(box, display_id=True)
@@ -319,7 +325,8 @@ class WorkbenchMagics(Magics):
                                              + ", ".join(d.id for d in dirs)))
 
 
-# the background run each notebook cell started last, by the cell's id (JupyterLab and Notebook send it)
+# the background run each notebook cell started, by the cell's id (JupyterLab and Notebook send it),
+# while it trains
 _BACKGROUND: dict[str, tuple[Any, Any]] = {}
 
 
