@@ -151,6 +151,46 @@ def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tm
     assert finetune(cfg, progress=False).info["status"] == "completed"
 
 
+def test_a_run_resumed_with_a_new_learning_rate_and_weight_decay_trains_with_them(tiny_bert, clf_csv, tmp_path):
+    """The checkpoint's optimizer and schedule state carry its run's rate and decay; the resumed run
+    must train with its own, as its config, run.json and the resume warning say."""
+    import torch
+
+    from workbench.events import Step
+
+    def stop_at_3(event):
+        if isinstance(event, Step) and event.step == 3:
+            RunDir(next((tmp_path / "runs").iterdir())).request_stop()
+
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=20, logging_steps=1)
+    cfg["train"].update(learning_rate=3e-3, weight_decay=0.01, lr_scheduler="constant", warmup_ratio=0.0)
+    first = finetune(cfg, progress=False, sinks=[stop_at_3])
+    assert first.info["status"] == "interrupted"
+    stopped_at = int(RunDir(first.dir).complete_checkpoints()[-1].name.split("-")[1])
+
+    seen = []
+    cfg["train"].update(epochs=1, learning_rate=1e-3, weight_decay=0.3, resume_from=first.id, save_checkpoints=True)
+    resumed = finetune(cfg, progress=False, sinks=[seen.append])
+    assert resumed.info["status"] == "completed"
+    rates = {e.step: e.learning_rate for e in seen if isinstance(e, Step) and e.learning_rate is not None}
+    assert rates and min(rates) == stopped_at + 1
+    assert all(r == pytest.approx(1e-3) for r in rates.values()), rates
+    last = RunDir(resumed.dir).complete_checkpoints()[-1]
+    groups = torch.load(last / "optimizer.pt", weights_only=True)["param_groups"]
+    assert sorted(g["weight_decay"] for g in groups) == [0.0, pytest.approx(0.3)]  # no decay on biases and norms
+    assert all(g["initial_lr"] == pytest.approx(1e-3) for g in groups)
+
+    # a schedule resumed with another peak: the rate at the resumed step is the new schedule's there
+    seen.clear()
+    cfg["train"].update(epochs=2, learning_rate=2e-3, lr_scheduler="linear", resume_from=resumed.id)
+    again = finetune(cfg, progress=False, sinks=[seen.append])
+    steps = [e for e in seen if isinstance(e, Step) and e.learning_rate is not None]
+    total = again.info["progress"]["total_steps"]
+    assert steps
+    for e in steps:  # linear decay from 2e-3 (no warmup) to 0 over the whole run: the rate step k trained with
+        assert e.learning_rate == pytest.approx(2e-3 * (total - e.step + 1) / total, rel=1e-6), (e.step, total)
+
+
 @pytest.mark.parametrize("eval_strategy", ["steps", "epoch"])
 def test_deleting_a_running_runs_folder_stops_it_and_leaves_nothing_behind(eval_strategy, tiny_bert, clf_csv,
                                                                             tmp_path):

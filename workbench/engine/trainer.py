@@ -284,6 +284,16 @@ def trainer_class() -> type:
                 return
             super()._load_best_model()
 
+        def _load_optimizer_and_scheduler(self, checkpoint) -> None:
+            # A resumed run continues the optimizer's moments and the schedule's step, but Trainer also
+            # takes the checkpoint's learning rate and weight decay (each group's values and the
+            # schedule's base rates), so a run resumed with new ones would train on the old ones.
+            # The optimizer and schedule were just built from this run's settings: keep those.
+            settings = [(g.get("initial_lr", g["lr"]), g.get("weight_decay")) for g in self.optimizer.param_groups]
+            super()._load_optimizer_and_scheduler(checkpoint)
+            if checkpoint is not None:
+                _keep_run_settings(self.optimizer, self.lr_scheduler, settings)
+
         def _get_train_sampler(self, train_dataset=None):
             data = self.train_dataset
             if self.args.train_sampling_strategy != "group_by_length" or \
@@ -293,6 +303,27 @@ def trainer_class() -> type:
                                         lengths=list(data[self.args.length_column_name]))
 
     return WorkbenchTrainer
+
+
+def _keep_run_settings(optimizer: Any, scheduler: Any, settings: list[tuple]) -> None:
+    """Give each optimizer group its base learning rate and weight decay from ``settings``, and set
+    the schedule's base rates and current rate (at the step it was loaded at) from them."""
+    groups = optimizer.param_groups
+    if len(groups) != len(settings):  # not the optimizer these settings came from: leave it as loaded
+        return
+    for g, (base, decay) in zip(groups, settings):
+        g["initial_lr"] = base
+        if decay is not None:
+            g["weight_decay"] = decay
+    inner = getattr(scheduler, "scheduler", scheduler)  # accelerate's wrapper, where there is one
+    if hasattr(inner, "base_lrs"):
+        inner.base_lrs = [base for base, _ in settings]
+    lambdas = getattr(inner, "lr_lambdas", None)  # the schedules Trainer builds (linear, cosine, ...)
+    if lambdas and len(lambdas) == len(groups):
+        rates = [base * f(inner.last_epoch) for (base, _), f in zip(settings, lambdas)]
+        for g, rate in zip(groups, rates):
+            g["lr"] = rate
+        inner._last_lr = rates
 
 
 def _lengths_vary(dataset: Any) -> bool:
