@@ -321,6 +321,30 @@ def test_freezing_more_layers_than_the_model_has_is_refused_before_the_data(tiny
                                          r"Use layers:0 to layers:2 .*, or all-but-head\."):
         finetune(tiny_config(tiny_bert, clf_csv, tmp_path, freeze="layers:10"), progress=False, sinks=[seen.append])
     assert not [e for e in seen if isinstance(e, Phase) and e.name in ("loading data", "baseline")]
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []  # refused before a run folder was made
+
+
+def test_resume_from_latest_continues_the_newest_earlier_run_and_records_which(tiny_bert, clf_csv, tmp_path):
+    from workbench.errors import ConfigError
+    from workbench.events import Step
+
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=1)
+    cfg["train"]["resume_from"] = "latest"
+    with pytest.raises(ConfigError, match="train.resume_from: latest: there is no earlier run under"):
+        finetune(cfg, progress=False)
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+    def stop_at_2(event):
+        if isinstance(event, Step) and event.step == 2:
+            RunDir(next((tmp_path / "runs").iterdir())).request_stop()
+
+    first = finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=3), progress=False, sinks=[stop_at_2])
+    assert first.status == "interrupted"
+    cfg["train"]["epochs"] = 3
+    resumed = finetune(cfg, progress=False)
+    assert resumed.status == "completed" and resumed.info["resumed_from"]["run"] == first.id
+    # the saved config names the run it continued, not "latest" (which would be this run from now on)
+    assert resumed.config.train.resume_from == first.id
 
 
 def _tensors(path):

@@ -306,3 +306,19 @@ def test_rerunning_a_background_cell_shows_its_run_still_training_instead_of_a_s
     assert other.status == "completed", (other.status, other.error)
     # ended runs are not kept for the kernel's lifetime (with their data and widgets)
     assert "cell-1" not in magics._BACKGROUND and "cell-2" not in magics._BACKGROUND
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_mistake_found_without_the_data_leaves_no_failed_run_folder(ip, tiny_bert, clf_csv, runs_dir, background,
+                                                                      monkeypatch):
+    """A freeze depth the model does not have, or a run to resume that does not exist: the cell's error
+    says it, and no failed run is left to clutter %finetune_runs."""
+    from workbench import magics
+    from workbench.magics import FinetuneError
+
+    monkeypatch.setattr(magics, "interactive", lambda: True)
+    for train, message in (({"freeze": "layers:10"}, "train.freeze: layers:10"),
+                           ({"resume_from": "no-such-run"}, "train.resume_from:")):
+        with capture_output(), pytest.raises(FinetuneError, match=message):
+            cell(ip, "--background" if background else "", body_for(tiny_bert, clf_csv, runs_dir, **train))
+        assert not runs_dir.exists() or list(runs_dir.iterdir()) == []

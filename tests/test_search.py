@@ -94,6 +94,16 @@ def test_search_from_the_command_line(tiny_bert, clf_csv, tmp_path, capsys):
     assert len([d for d in tmp_path.iterdir() if "trial" in d.name]) == 2
 
 
+def test_choices_from_the_command_line_are_recorded_as_the_runs_use_them(tiny_bert, clf_csv, tmp_path):
+    # YAML reads 1e-3 (no dot) as text; the config makes it a number, and so does the trial's record
+    assert main(["search", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={tmp_path}",
+                 "train.max_steps=2", "train.eval_strategy=steps", "train.eval_steps=2",
+                 "--space", "train.learning_rate=1e-3,1e-2", "--trials", "1", "--quiet"]) == 0
+    (trial,) = tmp_path.iterdir()
+    recorded = json.loads((trial / "run.json").read_text())["search"]["params"]["train.learning_rate"]
+    assert recorded in (0.001, 0.01) and recorded == yaml.safe_load((trial / "config.yaml").read_text())["train"]["learning_rate"]
+
+
 def test_the_package_exports_the_search_function():
     import workbench
     import workbench.tuning  # noqa: F401  (an imported module must not shadow the function)
@@ -159,13 +169,20 @@ def test_ctrl_c_keeps_the_trials_that_ended(tiny_bert, clf_csv, tmp_path, monkey
     assert result.interrupted and len(result.trials) == 1 and result.best is result.trials[0]
 
 
-def test_failed_trials_name_their_run_and_reason(tiny_bert, clf_csv, tmp_path):
+def test_failed_trials_name_their_run_and_reason(tiny_bert, clf_csv, tmp_path, recwarn):
     from workbench.runs import list_runs
 
-    space = {"train.freeze": ["layers:9", "layers:8"]}  # more layers than the 2-layer model has
-    result = search(_base(tiny_bert, clf_csv, tmp_path / "runs"), space, trials=2, progress=False)
+    # layers the model does not have: found once the model is loaded, after the data, in the trial's folder
+    space = {"lora.target_modules": [["no_such_layer"], ["nor_this_one"]]}
+    base = _base(tiny_bert, clf_csv, tmp_path / "runs")
+    base["lora"] = {"enabled": True}
+    result = search(base, space, trials=2, progress=False)
     assert result.best is None and len(result.trials) == 2
     runs = {r["id"]: r for r in list_runs(tmp_path / "runs")}
     for t in result.trials:
-        assert t["status"].startswith("failed: train.freeze") and runs[t["run_id"]]["status"] == "failed"
+        assert t["status"].startswith("failed: ") and "lora.target_modules" in t["status"], t["status"]
+        assert runs[t["run_id"]]["status"] == "failed"
+    # lists are choices too (optuna itself takes only plain values and warned about them)
+    assert sorted(t["params"]["lora.target_modules"][0] for t in result.trials) == ["no_such_layer", "nor_this_one"]
+    assert not [w for w in recwarn if "categorical distribution" in str(w.message)]
     assert "best val metric" in repr(result)

@@ -229,10 +229,14 @@ class WorkbenchMagics(Magics):
 
     def _blocking(self, cfg: RunConfig) -> Any:
         from .api import Run
-        from .engine.run import execute
+        from .engine.run import execute, preflight
         from .runs import RunDir
         from .ui.live import NotebookProgress
 
+        try:
+            cfg = preflight(cfg)  # a mistake found without the data leaves no failed run folder behind
+        except WorkbenchError as e:
+            raise FinetuneError.of(e) from None
         stop = threading.Event()
         progress = NotebookProgress(confusion=True, summary=False)
         run_dir = RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
@@ -274,7 +278,10 @@ class WorkbenchMagics(Magics):
             if isinstance(event, (RunFinished, RunFailed)) and _BACKGROUND.get(cell, (None,))[0] is run:
                 _BACKGROUND.pop(cell, None)
 
-        run = BackgroundRun(cfg, sinks=[view, settle, *([forget] if cell else [])])
+        try:
+            run = BackgroundRun(cfg, sinks=[view, settle, *([forget] if cell else [])])
+        except WorkbenchError as e:  # found before its folder was made (preflight)
+            raise FinetuneError.of(e) from None
         stop.on_click(lambda _: (run.stop(), setattr(stop, "disabled", True)))
         box = w.VBox([stop, view.box])
         settle.handle = display(box, display_id=True)

@@ -390,9 +390,10 @@ def train(cfg: Any, role: str = "primary") -> Any:
     """Fine-tune ``cfg`` with live progress in this cell; the run directory is marked before training,
     so a failed run still gets its report. Returns the finished :class:`workbench.api.Run`."""
     from .api import Run
-    from .engine.run import execute
+    from .engine.run import execute, preflight
     from .ui.live import NotebookProgress
 
+    cfg = preflight(cfg)  # a mistake found without the data stops here, before a run folder is made
     run_dir = RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
     mark_run(run_dir, role)
     execute(cfg, sinks=[NotebookProgress()], run_dir=run_dir)

@@ -19,6 +19,8 @@ and on the command line ``--space train.learning_rate=1e-5..1e-3:log --space tra
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,8 @@ from .render import table_html
 
 
 def parse_space_item(text: str) -> tuple[str, Any]:
-    """``key=low..high[:log]`` (a range; integers when both ends are) or ``key=a,b,c`` (choices)."""
+    """``key=low..high[:log]`` (a range, sampled in integers for an integer key such as
+    train.batch_size, else in floats: train.epochs=1..3 may give 2.46) or ``key=a,b,c`` (choices)."""
     if "=" not in text:
         raise ConfigError(f"--space {text!r}: write key=low..high (add :log for a log scale) or key=a,b,c.")
     key, _, spec = text.partition("=")
@@ -92,7 +95,12 @@ def _suggest_value(trial: Any, key: str, spec: Any) -> Any:
         if _integer_key(key):
             return trial.suggest_int(key, math.ceil(low), math.floor(high), log=log)
         return trial.suggest_float(key, float(low), float(high), log=log)
-    return trial.suggest_categorical(key, list(spec))
+    choices = list(spec)
+    if all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+        return trial.suggest_categorical(key, choices)
+    # optuna keeps only plain values as choices (a list of module names is not one): it picks a name
+    names = [json.dumps(c, default=str) for c in choices]
+    return choices[names.index(trial.suggest_categorical(key, names))]
 
 
 def best_validation(run: Any, metric: str | None) -> tuple[str, float | None]:
@@ -177,9 +185,11 @@ class _TrialConsole(ConsoleProgress):
         else:
             super().__call__(event)
 
-    def flush_failure(self) -> None:
-        if self._failure is not None:
-            super().__call__(self._failure)
+    def flush_failure(self, otherwise: RunFailed | None = None) -> None:
+        """Print the failure held back, or ``otherwise`` (a failure found before the run began)."""
+        failure = self._failure or otherwise
+        if failure is not None:
+            super().__call__(failure)
             self._failure = None
 
 
@@ -239,6 +249,8 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         picked = {"train.metric_for_best_model": metric} if metric else {}
         cfg = resolve(inline=base, overrides={**params, **picked, "name": f"{name}-trial-{trial.number}",
                                               "baseline": False})
+        # recorded as the run uses them ('1e-3' from a command line is the number 0.001 in its config)
+        params = {key: functools.reduce(getattr, key.split("."), cfg) for key in params}
         console = _TrialConsole() if progress is None or progress else None
         try:
             run = finetune(cfg, progress=False, sinks=[*(sinks or []), *([console] if console else [])])
@@ -249,7 +261,7 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                               "Python, or train.metric_for_best_model) to one of them.") from None
         except WorkbenchError as e:
             if console:
-                console.flush_failure()
+                console.flush_failure(RunFailed(status="failed", error=str(e)))
             from .runs import list_runs
 
             # the failed trial's run directory (a failure before training leaves one, marked failed)

@@ -28,7 +28,8 @@ from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, Wor
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, check_freeze_layers, count_parameters, load_tokenizer, max_positions, resolve_model
 from ..render import test_size_text
-from ..runs import COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, now_iso, read_json_object
+from ..runs import (COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, list_runs, now_iso,
+                    read_json_object)
 from .device import choose_device, choose_precision, hardware, versions
 from .trainer import EventBridge, trainer_class, training_arguments
 
@@ -40,6 +41,8 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     Errors are recorded in run.json and re-raised; KeyboardInterrupt leaves status ``interrupted``.
     """
     cfg = local_paths_absolute(cfg)
+    if run_dir is None:  # front ends that make the folder first (to show it) call preflight themselves
+        cfg = preflight(cfg)
     run_dir = run_dir or RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
     emit = Emitter([MetricsWriter(run_dir), *(sinks or [])])
     atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
@@ -157,6 +160,23 @@ def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threadi
     return True
 
 
+def preflight(cfg: RunConfig) -> RunConfig:
+    """The checks that need neither the data nor the model's weights, made before a run folder exists,
+    so a mistake in them leaves no failed run behind: the checkpoint to resume from and whether it
+    continues this task and model, and the depth of ``train.freeze: layers:N``. Returns ``cfg`` with
+    ``train.resume_from: latest`` pinned to the run it means now (the new run's folder would be the
+    latest one once made, and its config.yaml then says which run it continued)."""
+    from ..config import resolve
+
+    resume = resume_checkpoint(cfg)
+    if resume:
+        check_resume_source(cfg, resume)
+        if cfg.train.resume_from == "latest":
+            cfg = resolve(inline=cfg, overrides={"train.resume_from": resume.parent.parent.name})
+    check_freeze_layers(cfg)
+    return cfg
+
+
 def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None) -> None:
     from transformers import EarlyStoppingCallback, set_seed
 
@@ -164,7 +184,9 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     task = tasks.get(cfg.task)(cfg)
     task.emit = emit  # a task reports its own long stages (a baseline that trains a head) as phases
     set_seed(cfg.train.seed)
-    resume = resume_checkpoint(cfg)  # checked first: a wrong path fails before minutes of data and baseline work
+    # checked first (again, where a front end made the folder after its preflight): a wrong path fails
+    # before minutes of data and baseline work
+    resume = resume_checkpoint(cfg, this_run=run_dir)
     if resume:
         check_resume_source(cfg, resume)
         # the run it continues, for listings and the sidebar (the interrupted run and this one share a name)
@@ -376,11 +398,17 @@ def resume_differences(cfg: RunConfig, checkpoint: Path) -> list[str]:
             if k not in _RESUME_FREE and before.get(k) != now.get(k)]
 
 
-def resume_checkpoint(cfg: RunConfig) -> Path | None:
-    """The checkpoint ``train.resume_from`` names: a checkpoint folder, or a run's latest complete one."""
+def resume_checkpoint(cfg: RunConfig, this_run: RunDir | None = None) -> Path | None:
+    """The checkpoint ``train.resume_from`` names: a checkpoint folder, or a run's latest complete one
+    (``latest``: of the newest run other than ``this_run``)."""
     ref = cfg.train.resume_from
     if not ref:
         return None
+    if ref == "latest":
+        others = [r for r in list_runs(Path(cfg.runs_dir)) if this_run is None or r["id"] != this_run.id]
+        if not others:
+            raise ConfigError(f"train.resume_from: latest: there is no earlier run under {cfg.runs_dir}.")
+        ref = others[0]["path"]
     path = Path(ref)
     if path.is_dir() and (path / "trainer_state.json").exists():
         if not (path / COMPLETE_MARKER).exists():

@@ -20,6 +20,9 @@ class BackgroundRun(Run):
     """A ``Run`` whose training is under way on a thread: ``stop()``, ``wait()``, ``running``."""
 
     def __init__(self, cfg: RunConfig, sinks: list[Callable] | None = None):
+        from ..engine.run import preflight
+
+        cfg = preflight(cfg)  # a mistake found without the data leaves no failed run folder behind
         super().__init__(RunDir.create(cfg.runs_dir, cfg.name, cfg.task))
         self.cfg = cfg
         self.sinks = list(sinks or [])
