@@ -115,9 +115,13 @@ def test_the_package_exports_the_search_function():
 def test_a_metric_the_runs_do_not_report_stops_the_search_after_one_trial(tiny_bert, clf_csv, tmp_path, capsys):
     events = []
     with pytest.raises(ConfigError, match=r"search metric 'acuracy' is not among the validation metrics "
-                                          r"\(.*accuracy.*\). Did you mean 'accuracy'"):
+                                          r"\(.*accuracy.*\). Did you mean 'accuracy'") as e:
         search(_base(tiny_bert, clf_csv, tmp_path / "runs"), {"train.batch_size": [8, 16]}, trials=3,
                metric="acuracy", sinks=[events.append])
+    import traceback
+
+    frames = traceback.extract_tb(e.value.__traceback__)
+    assert not [f for f in frames if "optuna" in f.filename], [f.filename for f in frames]
     # refused before the first trial trained (the name is checked on a few validation rows), and the
     # trial that found out is not left behind as a failed run
     assert [e.event for e in events if e.event in ("step", "eval", "failed")] == ["failed"]

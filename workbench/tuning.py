@@ -287,6 +287,8 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
 
     try:
         study.optimize(objective, n_trials=trials, catch=())
+    except WorkbenchError as e:  # the search's own message; optuna's frames in between say nothing more
+        raise e.with_traceback(None) from None
     except KeyboardInterrupt:  # the run under way is marked interrupted by the engine; keep what ended
         result.interrupted = True
     return result
