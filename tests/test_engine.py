@@ -458,9 +458,30 @@ def test_early_stopping_with_step_evaluations_checkpoints_there_and_says_it_stop
     assert "early stop:  at step 12 of 30 (no better validation result in 1 evaluation(s))" in capsys.readouterr().out
     phases = [r for r in run.history() if r.get("event") == "phase" and r.get("name") == "early stopping"]
     assert phases and "stopped at step 12 of 30" in phases[0]["detail"]
+    assert phases[0]["detail"].endswith("the test uses the best checkpoint, checkpoint-6")
     evals = [r["step"] for r in run.history() if r.get("event") == "eval" and r.get("split") == "validation"]
     assert evals[:2] == [6, 12]
     assert [c.name for c in run.run_dir.complete_checkpoints()] == ["checkpoint-6", "checkpoint-12"]
+
+
+def test_the_notebook_view_keeps_early_stopping_and_truncation_in_view(tiny_bert, clf_csv, tmp_path):
+    """A notebook user sees why training ended before its last step and that texts were cut, the test
+    split's too, not only the console."""
+    from workbench.events import Phase
+    from workbench.ui.live import LiveState
+
+    state, seen = LiveState(), []
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=30, eval_strategy="steps", eval_steps=6,
+                      early_stopping_patience=1, learning_rate=1e-9, max_length=8)
+    cfg["baseline"] = False
+    finetune(cfg, progress=False, sinks=[state.update, seen.append])
+    shown = state.progress_html()
+    assert "early stopping: no better validation accuracy in 1 evaluation(s): stopped at step 12 of 30" in shown
+    notices = [e.detail for e in seen if isinstance(e, Phase) and e.name == "truncation"]
+    assert [n.split(" of ")[1].split(" ")[1] for n in notices] == ["training", "validation", "test"], notices
+    assert "its metrics score only what fits; raise train.max_length to score more" in notices[2]
+    for n in notices:
+        assert n in shown.replace("&#x27;", "'")
 
 
 def test_patience_running_out_at_the_last_step_is_no_early_stop(tiny_bert, clf_csv, tmp_path):

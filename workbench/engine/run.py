@@ -160,6 +160,26 @@ def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threadi
     return True
 
 
+def truncation_notices(reports: dict, max_length: int) -> list[str]:
+    """What cutting at ``max_length`` did to each split: the training texts lose what they do not fit,
+    and a validation or test split is scored only on what fits."""
+    notices = []
+    for split, rep in reports.items():
+        if not rep.get("truncated"):
+            continue
+        share = 1 - rep["tokens_kept"] / max(rep["tokens_before"], 1)
+        head = (f"{rep['truncated']} of {rep['examples']} {'training' if split == 'train' else split} texts are "
+                f"longer than max_length {max_length} tokens and were cut ({share:.0%} of the split's tokens)")
+        if split == "train":
+            notices.append(head)
+        elif rep.get("truncated_words"):
+            notices.append(f"{head}: its metrics count the {rep['truncated_words']} words past the cut as untagged; "
+                           "raise train.max_length to score them")
+        else:
+            notices.append(f"{head}: its metrics score only what fits; raise train.max_length to score more")
+    return notices
+
+
 def preflight(cfg: RunConfig) -> RunConfig:
     """The checks that need neither the data nor the model's weights, made before a run folder exists,
     so a mistake in them leaves no failed run behind: the checkpoint to resume from and whether it
@@ -208,7 +228,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         emit(Phase("data warning", warning, notice=True))
     if splits.report.get("augmented"):
         aug = splits.report["augmented"]
-        emit(Phase("augmentation", f"{aug['added']} {aug['method']} copies added to {aug['original']} training texts"))
+        emit(Phase("augmentation", f"{aug['added']} {aug['method']} copies added to {aug['original']} training texts",
+                   notice=True))
 
     # 2. tokenizer and tokens (no padding here: the collator pads each batch to its longest text)
     resolve_model(cfg.model)
@@ -219,12 +240,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         _adjust(cfg, run_dir, emit, "train.max_length", limit,
                 f"the model takes at most {limit} tokens per sequence (its position embeddings)")
     datasets = task.tokenize(splits, tokenizer)
-    train_report = task.length_report.get("train", {})
-    if train_report.get("truncated"):
-        emit(Phase("truncation", f"{train_report['truncated']} of {train_report['examples']} training texts are "
-                                 f"longer than max_length {cfg.train.max_length} tokens and were cut "
-                                 f"({1 - train_report['tokens_kept'] / max(train_report['tokens_before'], 1):.0%} "
-                                 "of their tokens)"))
+    for detail in truncation_notices(task.length_report, cfg.train.max_length):
+        emit(Phase("truncation", detail, notice=True))
     data_info = {**splits.report, "fingerprint": fingerprint(splits, [c for c in (
         cfg.data.text_column, cfg.data.label_column, cfg.data.tokens_column, cfg.data.tags_column,
         cfg.data.prompt_column, cfg.data.response_column)]), "lengths": task.length_report}
@@ -315,7 +332,9 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         best = f"; best {args.metric_for_best_model} {state.best_metric:.4f}" if state.best_metric is not None else ""
         detail = (f"no better validation {args.metric_for_best_model} in {stopper.early_stopping_patience} "
                   f"evaluation(s): stopped at step {state.global_step} of {state.max_steps}{best}")
-        emit(Phase("early stopping", detail))
+        if state.best_model_checkpoint:  # loaded back at the end (load_best_model_at_end, which it needs)
+            detail += f"; the test uses the best checkpoint, {Path(state.best_model_checkpoint).name}"
+        emit(Phase("early stopping", detail, notice=True))
         run_dir.update_info(early_stopped={"step": state.global_step, "max_steps": state.max_steps,
                                            "patience": stopper.early_stopping_patience})
     if bridge.nonfinite_step is not None:

@@ -170,7 +170,9 @@ class LiveState:
         parts.append(stats_html)
         parts.append(self.evals_html())
         if self.warnings:
-            parts.append("<div style='color:#b45309'>" + "<br>".join(esc(w) for w in self.warnings[:5]) + "</div>")
+            more = len(self.warnings) - 10
+            parts.append("<div style='color:#b45309'>" + "<br>".join(esc(w) for w in self.warnings[:10])
+                         + (f"<br>… and {more} more (run.json, metrics.jsonl)" if more > 0 else "") + "</div>")
         parts.append(self.outcome_html(summary))
         parts.append("</div>")
         return styled("".join(parts))
