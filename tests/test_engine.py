@@ -324,6 +324,16 @@ def test_freezing_more_layers_than_the_model_has_is_refused_before_the_data(tiny
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []  # refused before a run folder was made
 
 
+def test_a_run_without_evaluations_still_keeps_a_checkpoint_to_resume_from(tiny_bert, clf_csv, tmp_path):
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=1, eval_strategy="no")
+    cfg["baseline"] = False
+    first = finetune(cfg, progress=False)
+    (ckpt,) = first.run_dir.complete_checkpoints()  # at the epoch's end, with no best model to pick
+    cfg["train"].update(epochs=2, resume_from=first.id)
+    again = finetune(cfg, progress=False)
+    assert again.status == "completed" and again.info["resumed_from"]["checkpoint"] == str(ckpt)
+
+
 def test_resume_from_latest_continues_the_newest_earlier_run_and_records_which(tiny_bert, clf_csv, tmp_path):
     from workbench.errors import ConfigError
     from workbench.events import Step

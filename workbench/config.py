@@ -88,7 +88,8 @@ class TrainConfig:
     metric_for_best_model: str | None = _f(None, "Validation metric that selects the best checkpoint "
                                            "(default: the task's main metric); a loss, perplexity or error "
                                            "counts as better when lower.")
-    save_checkpoints: bool = _f(True, "Keep resumable checkpoints (best and last) under checkpoints/.")
+    save_checkpoints: bool = _f(True, "Keep resumable checkpoints under checkpoints/: the best and the last, or "
+                                "without evaluations the last two (one per epoch).")
     resume_from: str | None = _f(None, "Continue an interrupted run: a checkpoint folder, or a run directory or id "
                                  "(its latest complete checkpoint). Use the same settings as that run.")
     freeze: str | None = _f(None, "Freeze parameters: 'embeddings', 'layers:N' (embeddings and the first N "

@@ -33,7 +33,10 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
 
     t = cfg.train
     eval_strategy = t.eval_strategy if has_eval else "no"
+    # checkpoints at the evaluations, which the best model is chosen from; without evaluations, one
+    # at each epoch's end (and at the last step), the last two kept, so the run can still be resumed
     save = t.save_checkpoints and eval_strategy != "no"
+    save_strategy = eval_strategy if save else ("epoch" if t.save_checkpoints else "no")
     metric = t.metric_for_best_model or task.main_metric
     return TrainingArguments(
         output_dir=str(run_dir.checkpoints),
@@ -55,11 +58,11 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         length_column_name="length",
         eval_strategy=eval_strategy,
         eval_steps=t.eval_steps,
-        save_strategy=eval_strategy if save else "no",
-        # checkpoints at the evaluations, which the best model is chosen from (Trainer's default of every
-        # 500 steps refuses eval_steps that do not divide it, and saves nothing in a shorter run)
+        save_strategy=save_strategy,
+        # (Trainer's default of every 500 steps refuses eval_steps that do not divide it, and saves
+        # nothing in a shorter run)
         save_steps=t.eval_steps if save and eval_strategy == "steps" else 500,
-        save_total_limit=2 if save else None,
+        save_total_limit=2 if save_strategy != "no" else None,
         load_best_model_at_end=save,
         metric_for_best_model=metric if save else None,
         greater_is_better=greater_is_better(metric, task.main_metric, task.greater_is_better) if save else None,
