@@ -115,6 +115,20 @@ def test_dollar_reference_resolves_from_a_namespace():
         resolve(inline="data:\n  train: $nope\n", objects={})
 
 
+def test_dollar_references_work_in_any_key_on_the_body_and_the_line():
+    class Run:  # what finetune() returns: a run stands for its folder
+        id, dir = "20261206-101010-x-ab12", "/runs/20261206-101010-x-ab12"
+
+    ns = {"rid": "20261206-101010-x-ab12", "lr": 3e-4, "run": Run()}
+    cfg = resolve(inline="train:\n  learning_rate: $lr\n  resume_from: ${rid}\n", objects=ns)
+    assert cfg.train.learning_rate == 3e-4 and cfg.train.resume_from == "20261206-101010-x-ab12"
+    assert resolve(overrides=["train.resume_from=$run"], objects=ns).train.resume_from == Run.dir
+    with pytest.raises(ConfigError, match=r"train.resume_from: no variable named 'gone' in the notebook namespace"):
+        resolve(overrides=["train.resume_from=$gone"], objects=ns)
+    # only a whole value that names a variable: a path with $ in it stays a path
+    assert resolve(inline="data:\n  train: $HOME/x.csv\n", objects=ns).data.train == "$HOME/x.csv"
+
+
 def test_runs_dir_env(monkeypatch):
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", "/tmp/somewhere")
     assert resolve().runs_dir == "/tmp/somewhere"

@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import shlex
 import types
 import typing
@@ -485,8 +486,8 @@ def resolve(file: Any = None, inline: Any = None, overrides: list[str] | dict | 
     """Build a RunConfig: defaults -> ``file`` -> ``inline`` -> ``overrides``.
 
     ``file``/``inline`` may be a path, YAML text, a dict or a RunConfig. ``overrides`` are
-    ``key=value`` strings (or a flat dict of dotted keys). ``objects`` resolves ``$name``
-    references in data fields to Python objects (a DataFrame in a notebook namespace).
+    ``key=value`` strings (or a flat dict of dotted keys). ``objects`` resolves values written
+    ``$name`` to Python objects (a DataFrame or a run id in a notebook namespace).
     """
     merged: dict = {}
     merged = _deep_merge(merged, _as_mapping(file, "the config file"))
@@ -512,18 +513,26 @@ def resolve(file: Any = None, inline: Any = None, overrides: list[str] | dict | 
     return cfg
 
 
-def _substitute_objects(merged: dict, objects: dict) -> dict:
-    data = dict(merged.get("data") or {})
-    for split in ("train", "validation", "test"):
-        v = data.get(split)
-        if isinstance(v, str) and v.startswith("$") and len(v) > 1:
-            name = v[1:].strip("{}")
-            if name not in objects:
-                raise ConfigError(f"data.{split}: no variable named '{name}' in the notebook namespace.")
-            data[split] = objects[name]
-    if data:
-        merged = dict(merged, data=data)
-    return merged
+def _substitute_objects(merged: dict, objects: dict, where: str = "") -> dict:
+    """Each value written ``$name`` (or ``${name}``), in any field, replaced by the notebook's variable:
+    a DataFrame for a data split, a run id for train.resume_from. A Run object stands for its folder."""
+    out = {}
+    for key, v in merged.items():
+        field_name = f"{where}{key}"
+        if isinstance(v, dict):
+            out[key] = _substitute_objects(v, objects, f"{field_name}.")
+            continue
+        m = re.fullmatch(r"\$\{?([A-Za-z_]\w*)\}?", v) if isinstance(v, str) else None
+        if m is None:
+            out[key] = v
+            continue
+        if m.group(1) not in objects:
+            raise ConfigError(f"{field_name}: no variable named '{m.group(1)}' in the notebook namespace.")
+        value = objects[m.group(1)]
+        if not field_name.startswith("data.") and hasattr(value, "dir") and hasattr(value, "id"):
+            value = str(value.dir)  # a Run (train.resume_from: $run)
+        out[key] = value
+    return out
 
 
 def _check(cfg: RunConfig) -> None:
