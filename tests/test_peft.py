@@ -90,8 +90,10 @@ def test_lora_on_a_causal_lm_and_on_a_masked_lm_without_its_head(tiny_gpt2, tiny
 
 
 def test_unknown_target_modules_name_the_real_layers(tiny_bert, clf_csv, tmp_path):
-    with pytest.raises(ConfigError, match=r"lora: .*Set lora.target_modules to some of.*query"):
+    with pytest.raises(ConfigError, match=r"lora: .*\. Set lora.target_modules to some of.*query") as e:
         finetune(lora_config(tiny_bert, clf_csv, tmp_path, target_modules=["q_proj"]), progress=False)
+    offered = str(e.value).rsplit("linear layers: ", 1)[1]
+    assert "classifier" not in offered and "dense" in offered  # the head is trained in full, not adapted
 
 
 def test_attaching_adapters_shows_users_no_library_rename_warning(tiny_bert):

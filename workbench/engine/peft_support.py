@@ -48,6 +48,11 @@ def _quiet_peft_probe() -> Iterator[None]:
         yield
 
 
+# the module names of transformers' task heads, which peft trains in full rather than adapts
+_HEAD_NAMES = {"classifier", "pre_classifier", "score", "lm_head", "cls", "qa_outputs", "vocab_projector",
+               "vocab_transform"}
+
+
 def wrap_with_peft(cfg: Any, task: Any, model: Any):
     """Return ``model`` with adapters attached; only the adapters (and the task head) stay trainable."""
     peft = _peft()
@@ -56,10 +61,14 @@ def wrap_with_peft(cfg: Any, task: Any, model: Any):
         with _quiet_peft_probe():
             wrapped = peft.get_peft_model(model, config)
     except ValueError as e:  # peft names the modules it could not find or does not know defaults for
+        # the layers an adapter can go on: the body's, as the task's head is trained in full anyway
+        head = set(getattr(task, "peft_modules_to_save", None) or []) | _HEAD_NAMES
         names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ in
-                        ("Linear", "Conv1D")})
-        raise ConfigError(f"lora: {str(e).splitlines()[0]} Set lora.target_modules to some of the model's "
-                          f"linear layers: {', '.join(names[:20])}.") from None
+                        ("Linear", "Conv1D") and not head & set(n.split("."))})
+        reason = str(e).splitlines()[0].strip()
+        raise ConfigError(f"lora: {reason}{'' if reason.endswith(('.', '!', '?')) else '.'} Set "
+                          f"lora.target_modules to some of the model's linear layers: {', '.join(names[:20])}.") \
+            from None
     return wrapped
 
 

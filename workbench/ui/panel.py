@@ -311,7 +311,8 @@ class Panel:
         st = self.view.state
         msg = {"completed": "finished", "interrupted": "stopped; continue it with train.resume_from=" + (st.run_id or ""),
                "failed": "failed: " + (st.error or "")}.get(st.status, st.status)
-        self.status.value = f"<span>Run <b>{esc(st.run_id or self.job.id)}</b> {esc(msg)}.</span>"
+        end = "" if msg.endswith((".", "!", "?")) else "."  # error messages end with their own full stop
+        self.status.value = f"<span>Run <b>{esc(st.run_id or self.job.id)}</b> {esc(msg)}{end}</span>"
         self.comparison.refresh()
 
     def fill_columns(self) -> None:
