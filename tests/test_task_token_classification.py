@@ -193,3 +193,96 @@ def test_conll_unknown_tags_name_their_own_lines(ner_bert, tmp_path):
     path.write_text(text)
     with pytest.raises(DataError, match=r"bad.conll, line 6: unknown tags 'LOCATION'; .*the last column of each line"):
         finetune(ner_config(ner_bert, str(path), tmp_path / "runs"), progress=False)
+
+
+def test_predict_splits_text_into_whitespace_words_and_takes_split_words(cli_run):
+    from workbench.api import Run
+
+    run = Run(cli_run[1])
+    # punctuation inside a word stays in it, as in CoNLL words ("AT&T", "U.S."): the word is one entity
+    text = "alice works at acme&globex in paris ."
+    spans = run.predict(text)
+    assert [(s["entity"], s["text"]) for s in spans] == [("PER", "alice"), ("ORG", "acme&globex"), ("LOC", "paris")]
+    assert all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+    # a comma glued to a word, and the text's final period, are split off
+    text = "bob visited paris, with alice."
+    spans = run.predict(text)
+    assert [(s["entity"], s["text"]) for s in spans] == [("PER", "bob"), ("LOC", "paris"), ("PER", "alice")]
+    assert all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+    # words already split: one prediction per given word, none split again; texts may come alongside
+    words = ["alice", "works", "at", "acme", "corp", "in", "paris", "."]
+    out = run.predict([words, [], "paris ."])
+    assert [p["word"] for p in out[0]] == words
+    assert [p["tag"] for p in out[0]] == ["B-PER", "O", "O", "B-ORG", "I-ORG", "O", "B-LOC", "O"]
+    assert all(0 < p["score"] <= 1 for p in out[0])
+    assert out[1] == [] and out[2][0]["text"] == "paris"
+    assert [p["word"] for p in run.predict([["new york", "u.s."]])[0]] == ["new york", "u.s."]
+    with pytest.raises(TypeError, match="expected a text or a list of words"):
+        run.predict([[1, 2]])
+
+
+@pytest.mark.parametrize("text, words", [
+    ("Alice joined AT&T in U.S. .", ["Alice", "joined", "AT&T", "in", "U.S.", "."]),
+    ("Jean-Luc left Washington,D.C. for J.P.Morgan .",
+     ["Jean-Luc", "left", "Washington,D.C.", "for", "J.P.Morgan", "."]),
+    ("Mr. Smith of Yahoo! lives in Berlin, Germany.",
+     ["Mr.", "Smith", "of", "Yahoo!", "lives", "in", "Berlin", ",", "Germany", "."]),
+    ('He said "Paris" (France) ... and left the U.S.',
+     ["He", "said", '"', "Paris", '"', "(", "France", ")", "...", "and", "left", "the", "U.S."]),
+    ("Is it Berlin?!", ["Is", "it", "Berlin", "?", "!"]),
+    ("  ", []),
+])
+def test_text_is_split_like_conll_words(text, words):
+    from workbench.tasks.token_classification import split_words
+
+    assert [text[s:e] for s, e in split_words(text)] == words
+
+
+def test_tab_separated_conll_keeps_words_with_spaces(ner_bert, tmp_path):
+    good = make_ner_sentences(40)
+    # a POS column between word and tag, as in CoNLL-2003, on some lines
+    text = "-DOCSTART-\tO\n\nbob\tNNP\tB-PER\nvisited\tO\nnew york\tNNP\tB-LOC\n.\tO\n\n" + "\n\n".join(
+        "\n".join(f"{w}\t{t}" for w, t in zip(words, tags)) for words, tags in good) + "\n"
+    path = tmp_path / "tabs.conll"
+    path.write_text(text)
+    task, cfg = task_for(ner_config(ner_bert, str(path), tmp_path, data={"validation": str(path), "test": str(path)},
+                                    task_options={"invalid_sequences": "warn"}))
+    cfg.data.overlap = "warn"
+    frame = task.load_data().test
+    sentences = [(w, t) for w, t in zip(frame["tokens"], frame["tags"]) if w[0] == "bob" and "." in w[:5]]
+    assert sentences == [(["bob", "visited", "new york", "."], ["B-PER", "O", "B-LOC", "O"])]
+    assert len(frame) == 41  # the DOCSTART line is no sentence
+
+
+def test_scheme_hint_names_the_scheme_the_data_fits(ner_bert, tmp_path):
+    path = _write_jsonl(tmp_path / "iob2.jsonl", make_ner_sentences(40))
+    task, _ = task_for(ner_config(ner_bert, path, tmp_path, task_options={"scheme": "BIOES"}))
+    warning = " ".join(task.load_data().report["warnings"])
+    assert "invalid in BIOES" in warning
+    assert "task_options.scheme: IOB2 (or auto)" in warning and "IOB1" not in warning
+    # I- after O fits neither IOB2 nor BIOES: IOB1 data reads that way
+    rows = make_ner_sentences(40) + [(["bob", "smith", "ran"], ["O", "I-PER", "O"])]
+    task, _ = task_for(ner_config(ner_bert, _write_jsonl(tmp_path / "iob1.jsonl", rows), tmp_path))
+    assert "task_options.scheme: IOB1 if the data is IOB1" in " ".join(task.load_data().report["warnings"])
+
+
+HF_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def test_integer_tag_ids_are_named_by_task_options_tags(ner_bert, tmp_path):
+    rows = make_ner_sentences(40)
+    path = tmp_path / "ids.jsonl"
+    path.write_text("".join(json.dumps({"tokens": w, "ner_tags": [HF_TAGS.index(t) for t in tags]}) + "\n"
+                            for w, tags in rows))
+    cfg = ner_config(ner_bert, str(path), tmp_path / "runs", data={"tags_column": "ner_tags"})
+    with pytest.raises(DataError, match=r"integer tag ids .*Set task_options.tags to the tag names in id order"):
+        finetune(cfg, progress=False)
+    task, c = task_for({**cfg, "task_options": {"tags": HF_TAGS}})
+    splits = task.load_data()
+    frame = pd.concat([splits.train, splits.validation, splits.test])
+    assert sorted(map(tuple, frame["ner_tags"])) == sorted(tuple(t) for _, t in rows)
+    assert task.tokenize(splits, load_tokenizer(c))["train"].num_rows == len(splits.train)
+    # make_ner_sentences gives one-word places only: B-LOC (id 5) is the one id past five names
+    with pytest.raises(DataError, match=r"ids.jsonl, lines 3, .*: tag ids without a name in column 'ner_tags': 5; "
+                                        r"task_options.tags names 5 tags"):
+        task_for({**cfg, "task_options": {"tags": HF_TAGS[:5]}})[0].load_data()

@@ -114,7 +114,8 @@ class Run:
         return self._model, self._tokenizer
 
     def predict(self, inputs: str | list, **kw: Any) -> Any:
-        """Predictions of the fine-tuned model for one text or a list of texts."""
+        """Predictions of the fine-tuned model for one text or a list of texts (for token
+        classification also a list of lists of words, already split as in the training data)."""
         single = isinstance(inputs, str)
         model, tok = self._load()
         kw.setdefault("max_length", self._model_info.get("max_length", 256))

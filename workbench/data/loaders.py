@@ -107,7 +107,9 @@ def read_conll(path: Path) -> pd.DataFrame:
 
     The first column is the word and the last the tag (extra columns, such as CoNLL-2003's POS and
     chunk tags, are ignored); ``-DOCSTART-`` lines are skipped. Each row is one sentence; its
-    ``location`` column names the line it starts on, which error messages quote.
+    ``location`` column names the line it starts on, which error messages quote. A line with tabs is
+    split on its tabs only: tab-separated files may hold words with spaces (``new york<TAB>B-LOC``),
+    which whitespace splitting would cut to ``new``, dropping ``york`` as an extra column.
     """
     rows: list[dict] = []
     tokens: list[str] = []
@@ -121,11 +123,11 @@ def read_conll(path: Path) -> pd.DataFrame:
         tags.clear()
 
     for i, line in enumerate(read_text_file(path).splitlines(), start=1):
-        parts = line.split()
+        parts = [c for c in (c.strip() for c in line.split("\t")) if c] if "\t" in line else line.split()
         if not parts:
             close()
             continue
-        if parts[0] == "-DOCSTART-":
+        if parts[0].split()[0] == "-DOCSTART-":
             close()
             continue
         if len(parts) < 2:

@@ -1,10 +1,12 @@
 """Token classification (NER): one tag per word, entity-level scores.
 
 Input: CoNLL-style files (``word TAG`` per line, a blank line between sentences; BIO/IOB2,
-IOB1 or BIOES tags), JSONL/JSON/parquet with ``tokens``/``tags`` lists, CSV with space-separated
-words and tags, or a DataFrame. Words are split into sub-tokens; a word's label goes to its first
-sub-token (``task_options.label_subtokens: first``) or to all of them (``all``, B- becomes I- after
-the first). Scores are computed per word with seqeval (entity-level precision/recall/F1 per type).
+IOB1 or BIOES tags; columns are split on tabs where a line has them, so words may hold spaces,
+else on whitespace), JSONL/JSON/parquet with ``tokens``/``tags`` lists (tag names, or integer ids
+named by ``task_options.tags``), CSV with space-separated words and tags, or a DataFrame. Words
+are split into sub-tokens; a word's label goes to its first sub-token
+(``task_options.label_subtokens: first``) or to all of them (``all``, B- becomes I- after the
+first). Scores are computed per word with seqeval (entity-level precision/recall/F1 per type).
 Words cut off by ``train.max_length`` count as predicted "O", so truncation costs recall visibly.
 
 Baseline: the base encoder, frozen, with a linear token head (logistic regression on its hidden
@@ -33,7 +35,10 @@ PREFIXES = ("B", "I", "E", "S")
 TAG = re.compile(r"^(?:O|([BIES])-(.+))$")
 PROBE_MAX_WORDS = 20000
 EXAMPLES = 8
-WORD = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
+# punctuation predict() splits off the edges of a whitespace-separated word (see split_words)
+OPENERS = set('([{"“«')
+CLOSERS = set(')]}"”»,;:')
+FINAL = set(".!?")
 
 
 def _as_list(value: Any) -> Any:
@@ -57,6 +62,47 @@ def _conll_files(ref: Any) -> list[Path] | None:
         if files and all(f.is_file() and f.suffix.lower() in ok for f in files):
             return files
     return None
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the words of ``text``, split as CoNLL-style data is.
+
+    Words are separated by whitespace, as in the training data; punctuation inside a word stays, since
+    the model knows "U.S.", "AT&T", "J.P.Morgan" or "Washington,D.C." as one word each. Split off a
+    word's edges are: opening quotes and brackets before it, closing ones and , ; : after it, and, on
+    the text's last word, a final ! ? or . (the . only where the word has no other, so "U.S." stays).
+    """
+    chunks = [m.span() for m in re.finditer(r"\S+", text)]
+    spans = []
+    for n, (start, end) in enumerate(chunks):
+        letters = [i for i in range(start, end) if text[i].isalnum() or text[i] == "_"]
+        if not letters:  # punctuation alone ("...", "&", "--") is one word
+            spans.append((start, end))
+            continue
+        first, last = letters[0], letters[-1] + 1
+        lead = start
+        while lead < first and text[lead] in OPENERS:
+            lead += 1
+        trail = end
+        while trail > last:
+            c = text[trail - 1]
+            # a final "." is split off only where the word holds no other (so "U.S." stays whole), and
+            # only at the end of the text: mid-text it is as likely an abbreviation's ("Mr.", "Corp.")
+            final = n == len(chunks) - 1 and c in FINAL and not (c == "." and "." in text[lead:last])
+            if c not in CLOSERS and not final:
+                break
+            trail -= 1
+        spans += _runs(text, start, lead) + [(lead, trail)] + _runs(text, trail, end)
+    return spans
+
+
+def _runs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Spans of the runs of one repeated character in text[start:end] ("..." is one word, '")' two)."""
+    return [(start + m.start(), start + m.end()) for m in re.finditer(r"(.)\1*", text[start:end])]
 
 
 def entities(tags: list[str]) -> list[tuple[str, int, int]]:
@@ -101,7 +147,8 @@ class TokenClassification(Task):
                                      "invalid_sequences": ("warn", "error")})
         allowed = self.options["tags"]
         if allowed is not None and not (isinstance(allowed, list) and all(isinstance(t, str) for t in allowed)):
-            raise ConfigError("task_options.tags: expected a list of tags such as [O, B-PER, I-PER].")
+            raise ConfigError("task_options.tags: expected a list of tags such as [O, B-PER, I-PER] (the tags "
+                              "allowed, and for integer tag ids the name of each id in order: id i is tags[i]).")
         self.tags: list[str] = []
         self.tag2id: dict[str, int] = {}
         self.scheme = self.options["scheme"]
@@ -124,13 +171,40 @@ class TokenClassification(Task):
         for col in (d.tokens_column, d.tags_column):
             if col in frame.columns:
                 frame[col] = frame[col].map(_as_list)
+        names = self.options["tags"]
+        if names and d.tags_column in frame.columns:
+            frame[d.tags_column] = self._named(frame, names)
         return frame
+
+    def _named(self, frame: pd.DataFrame, names: list[str]) -> pd.Series:
+        """Integer tag ids (Hugging Face ``ner_tags``) as their names: id i is ``task_options.tags[i]``."""
+        col = self.cfg.data.tags_column
+        out, bad = [], []
+        for i, row in enumerate(frame[col]):
+            if isinstance(row, list) and row and all(_is_id(x) for x in row):
+                if not all(0 <= x < len(names) for x in row):
+                    bad.append(i)
+                row = [names[x] if 0 <= x < len(names) else x for x in row]
+            out.append(row)
+        if bad:
+            ids = sorted({int(x) for i in bad for x in frame[col].iloc[i] if not 0 <= x < len(names)})
+            raise DataError(f"{where(frame, bad)}: tag ids without a name in column '{col}': "
+                            f"{', '.join(map(str, ids[:10]))}; task_options.tags names {len(names)} tags (ids 0 to "
+                            f"{len(names) - 1}). List every tag, in id order.",
+                            [{"kind": "unknown_tags", "column": col, "rows": bad[:100]}])
+        return pd.Series(out, index=frame.index, dtype=object)
 
     def _check(self, split: str, frame: pd.DataFrame) -> None:
         d = self.cfg.data
         words, tags = frame[d.tokens_column], frame[d.tags_column]
         for col, series in ((d.tokens_column, words), (d.tags_column, tags)):
             bad = [i for i, v in enumerate(series) if not isinstance(v, list) or not all(isinstance(x, str) for x in v)]
+            if bad and col == d.tags_column and all(isinstance(series.iloc[i], list) and
+                                                    all(_is_id(x) for x in series.iloc[i]) for i in bad):
+                raise DataError(f"{where(frame, bad)}: column '{col}' holds integer tag ids (e.g. "
+                                f"{series.iloc[bad[0]]!r}), as Hugging Face's ner_tags do. Set task_options.tags to "
+                                "the tag names in id order (id i is tags[i]), e.g. [O, B-PER, I-PER, B-LOC, I-LOC].",
+                                [{"kind": "tag_ids", "column": col, "rows": bad[:100]}])
             if bad:
                 raise DataError(f"{where(frame, bad)}: column '{col}' must hold a list of strings per row (or one "
                                 f"space-separated string), got e.g. {series.iloc[bad[0]]!r}.",
@@ -211,6 +285,7 @@ class TokenClassification(Task):
             return
         col = self.cfg.data.tags_column
         found = {}
+        hint = None
         for name, frame in splits.items():
             rows = [i for i, row in enumerate(frame[col]) if invalid_transitions(row, self.scheme)]
             if not rows:
@@ -218,15 +293,29 @@ class TokenClassification(Task):
             first = frame[col].iloc[rows[0]]
             pos = invalid_transitions(first, self.scheme)[0]
             context = " ".join(first[max(0, pos - 1):pos + 1])
+            hint = hint or self._scheme_hint(splits)
             msg = (f"{name} split: {len(rows)} sentences have tag sequences that are invalid in {self.scheme} "
-                   f"({where(frame, rows, 3)}; e.g. '{context}'). seqeval still reads them (an I- tag opens an "
-                   "entity); fix the tags, or set task_options.scheme: IOB1 if the data is IOB1.")
+                   f"({where(frame, rows, 3)}; e.g. '{context}'). seqeval still reads them"
+                   f"{' (an I- tag opens an entity)' if self.scheme == 'IOB2' else ''}; {hint}.")
             found[name] = {"sentences": len(rows), "rows": rows[:100]}
             if self.options["invalid_sequences"] == "error":
                 raise DataError(msg, [{"kind": "invalid_tag_sequence", "split": name, "rows": rows[:100]}])
             splits.report["warnings"].append(msg)
         if found:
             splits.report["invalid_tag_sequences"] = found
+
+    def _scheme_hint(self, splits: Splits) -> str:
+        """What to do about invalid sequences: the scheme(s) every sentence does fit, if any."""
+        rows = [row for _, frame in splits.items() for row in frame[self.cfg.data.tags_column]]
+        fits = [s for s in ("IOB2", "BIOES") if s != self.scheme and not any(invalid_transitions(r, s) for r in rows)]
+        if fits:
+            auto = "BIOES" if any(t[:2] in ("E-", "S-") for r in rows for t in r) else "IOB2"
+            names = " or ".join(s + (" (or auto)" if s == auto else "") for s in fits)
+            return f"every sentence fits {' and '.join(fits)}: set task_options.scheme: {names}"
+        if not any(t[:2] in ("E-", "S-") for r in rows for t in r):
+            # in IOB1 an I- tag opens an entity and B- only splits two adjacent ones of one type
+            return "fix the tags, or set task_options.scheme: IOB1 if the data is IOB1"
+        return "fix the tags"
 
     def tokenize(self, splits: Splits, tokenizer: Any) -> dict:
         import datasets
@@ -400,37 +489,57 @@ class TokenClassification(Task):
     # ---- using the model ---------------------------------------------------------------------
     @classmethod
     def predict(cls, model, tokenizer, inputs: list, info: dict, max_length: int = 256, **kw) -> list[list[dict]]:
-        """Entities in each text: [{entity, text, start, end, score}] with character offsets."""
+        """Predictions for each input, which is a text or a list of words.
+
+        A text gives its entities, ``[{entity, text, start, end, score}]`` with character offsets; it is
+        split into words by ``split_words``. A list of words (already split, as in the training data)
+        gives one ``{word, tag, score}`` per word, in order.
+        """
         import torch
 
         tags = info.get("tags") or [model.config.id2label[i] for i in range(model.config.num_labels)]
         model.eval()
         results = []
         with torch.inference_mode():
-            for text in inputs:
-                spans = [m.span() for m in WORD.finditer(text)]
-                if not spans:
-                    results.append([])
+            for n, item in enumerate(inputs):
+                if isinstance(item, str):
+                    spans = split_words(item)
+                    words = [item[s:e] for s, e in spans]
+                elif isinstance(item, (list, tuple)) and all(isinstance(w, str) for w in item):
+                    words = list(item)
+                else:
+                    raise TypeError(f"predict: input {n} is {type(item).__name__} {str(item)[:60]!r}; expected a "
+                                    "text or a list of words (strings).")
+                word_tags, word_scores = cls._tag_words(model, tokenizer, words, tags, max_length)
+                if not isinstance(item, str):
+                    results.append([{"word": w, "tag": t, "score": p}
+                                    for w, t, p in zip(words, word_tags, word_scores)])
                     continue
-                words = [text[s:e] for s, e in spans]
-                word_tags, word_scores = ["O"] * len(spans), [1.0] * len(spans)
-                # a text longer than max_length tokens goes through in consecutive pieces of whole words
-                # (one pass would cut it, and every word past the cut would come back untagged)
-                for first, last in _word_windows(tokenizer, words, max_length):
-                    enc = tokenizer(words[first:last], is_split_into_words=True, truncation=True,
-                                    max_length=max_length, return_tensors="pt")
-                    probs = model(**enc.to(model.device)).logits[0].float().softmax(-1).cpu().numpy()
-                    seen: set = set()
-                    for pos, w in enumerate(enc.word_ids(0)):
-                        if w is None or w in seen:
-                            continue
-                        seen.add(w)
-                        k = int(probs[pos].argmax())
-                        word_tags[first + w], word_scores[first + w] = tags[k], float(probs[pos, k])
-                results.append([{"entity": kind, "text": text[spans[s][0]:spans[e][1]], "start": spans[s][0],
+                results.append([{"entity": kind, "text": item[spans[s][0]:spans[e][1]], "start": spans[s][0],
                                  "end": spans[e][1], "score": float(np.mean(word_scores[s:e + 1]))}
                                 for kind, s, e in entities(word_tags)])
         return results
+
+    @staticmethod
+    def _tag_words(model, tokenizer, words: list[str], tags: list[str], max_length: int):
+        """Each word's tag and its probability, from the word's first sub-token."""
+        word_tags, word_scores = ["O"] * len(words), [1.0] * len(words)
+        if not words:
+            return word_tags, word_scores
+        # a text longer than max_length tokens goes through in consecutive pieces of whole words
+        # (one pass would cut it, and every word past the cut would come back untagged)
+        for first, last in _word_windows(tokenizer, words, max_length):
+            enc = tokenizer(words[first:last], is_split_into_words=True, truncation=True,
+                            max_length=max_length, return_tensors="pt")
+            probs = model(**enc.to(model.device)).logits[0].float().softmax(-1).cpu().numpy()
+            seen: set = set()
+            for pos, w in enumerate(enc.word_ids(0)):
+                if w is None or w in seen:
+                    continue
+                seen.add(w)
+                k = int(probs[pos].argmax())
+                word_tags[first + w], word_scores[first + w] = tags[k], float(probs[pos, k])
+        return word_tags, word_scores
 
 
 def _word_windows(tokenizer: Any, words: list[str], max_length: int) -> list[tuple[int, int]]:
