@@ -171,5 +171,121 @@ def test_examples_say_what_a_model_generated_when_it_was_only_special_tokens(tin
     assert shown[0] == f"(only special tokens: {name} ×24)"
     assert shown[1].startswith("(only special tokens: ") and "×" not in shown[1]
     assert shown[2] == "(nothing generated)"
-    assert shown[3] == tok.decode(word).strip() and shown[3]
+    assert shown[3] == tok.decode(word) and shown[3]
     assert cls.generate(None, tok, ["p"] * 4, {}) == ["", "", "", shown[3]]
+
+
+def long_prompts(n, words=200):
+    """Prompts of ``words`` filler words before the topic: far longer than the tiny models' 128 positions."""
+    return [{"prompt": " ".join(["the"] * words) + f" topic money {i} :", "response": ANSWERS["money"]}
+            for i in range(n)]
+
+
+def test_a_test_prompt_longer_than_the_model_is_continued_from_its_end(tiny_gpt2, tmp_path):
+    """Scoring cuts long pairs to train.max_length; the examples of eval.json and run.generate() gave
+    the whole prompt to a model with 128 positions and died with an IndexError after training."""
+    cfg = clm_config(tiny_gpt2, write_jsonl(tmp_path / "train.jsonl", pairs(64)), tmp_path / "runs", epochs=2)
+    cfg["data"]["test"] = str(write_jsonl(tmp_path / "test.jsonl", long_prompts(4)))
+    run = finetune(cfg, progress=False)
+    ev = run.evaluation
+    assert run.status == "completed" and "examples_error" not in ev
+    assert ev["examples"], "the fine-tuned model answers like the base model"
+    for ex in ev["examples"]:
+        assert "its first 100 tokens were left out, the continuation follows the last 104" in ex["note"], ex
+    with pytest.warns(UserWarning, match=r"the prompt has 300 tokens and the model takes 128 positions .*its "
+                                         r"first 176 tokens were left out"):
+        assert len(run.generate("the " * 300, max_new_tokens=4).split()) == 4
+    with pytest.warns(UserWarning, match=r"126 new tokens instead of 500"):
+        assert 0 < len(run.generate("the topic", max_new_tokens=500).split()) <= 126
+
+
+def test_a_failure_to_generate_the_examples_does_not_lose_the_trained_model(tiny_gpt2, pairs_jsonl, tmp_path,
+                                                                            monkeypatch):
+    def fails(cls, *a, **k):
+        raise RuntimeError("generate is broken for this model")
+
+    monkeypatch.setattr(get("causal-lm"), "_generated_ids", classmethod(fails))
+    run = finetune(clm_config(tiny_gpt2, pairs_jsonl, tmp_path / "runs", epochs=1), progress=False)
+    ev = run.evaluation
+    assert run.status == "completed" and (run.dir / "model" / "model.safetensors").exists()
+    assert "examples" not in ev and "generate is broken for this model" in ev["examples_error"]
+
+
+def byte_tokenizer_model(kind):
+    """A tiny GPT-2 with a tokenizer that gives characters it has no token for in bytes: byte-level BPE
+    (GPT-2, Llama 3, Qwen) or a sentencepiece-style vocabulary with byte fallback (Llama 2, Mistral)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    if kind == "byte-level":
+        backend = Tokenizer(models.BPE())
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        backend.train_from_iterator(["def f(a):\n    return a\n", "Answer: café 👍 ok"] * 4, trainers.BpeTrainer(
+            vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>")
+    else:
+        vocab = {"<unk>": 0, "</s>": 1, **{f"<0x{b:02X}>": 2 + b for b in range(256)}}
+        vocab.update({w: len(vocab) + i for i, w in enumerate(["▁", "▁def", "▁return", "▁a", "▁Answer:", "▁ok"])})
+        backend = Tokenizer(models.BPE(vocab, [], unk_token="<unk>", byte_fallback=True))
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=128,
+                                       eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id))
+    return model, tok
+
+
+def generating(model, continuation):
+    """Makes ``model.generate`` continue every prompt with the ids ``continuation`` (what a model trained
+    on such text would)."""
+    import torch
+
+    def generate(input_ids, max_new_tokens, **kw):
+        return torch.cat([input_ids, torch.tensor([continuation[:max_new_tokens]], dtype=input_ids.dtype)], 1)
+
+    model.generate = generate
+    return model
+
+
+def test_generated_text_keeps_its_leading_whitespace():
+    """Code keeps its indentation and newlines; a response generated with its leading space is shown
+    with it, as its reference is."""
+    cls = get("causal-lm")
+    model, tok = byte_tokenizer_model("byte-level")
+    for text in ["    return a\n", " café ok", "\n\n"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        generating(model, ids + [tok.eos_token_id])
+        assert cls.generate(model, tok, ["def f(a):\n"], {}, max_new_tokens=len(ids) + 1) == [text]
+        assert cls._shown_continuations(model, tok, ["Answer:"], len(ids) + 1) == [text]
+
+
+@pytest.mark.parametrize("kind", ["byte-level", "byte-fallback"])
+def test_a_character_cut_by_max_new_tokens_is_left_out(kind):
+    """A multi-byte character whose last bytes fall past max_new_tokens was shown as a trailing U+FFFD;
+    a U+FFFD that the model did generate in whole stays."""
+    cls = get("causal-lm")
+    model, tok = byte_tokenizer_model(kind)
+    text = " 🇫🇷 ok \ufffd"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert sum(tok.decode(ids[:n]).endswith("\ufffd") for n in range(1, len(ids))) >= 3
+    generating(model, ids)
+    shown = [cls.generate(model, tok, ["Answer:"], {}, max_new_tokens=n)[0] for n in range(1, len(ids) + 1)]
+    assert all(text.startswith(out) for out in shown), shown
+    assert "\ufffd" not in "".join(shown[:-1]) and shown[-1] == text and " 🇫" in shown
+    assert all("\ufffd" not in out for out in cls._shown_continuations(model, tok, ["Answer:"] * 2, 3))
+
+
+def test_question_and_answer_fields_are_suggested_as_prompt_and_response(tiny_gpt2, tmp_path):
+    rows = [{"question": r["prompt"], "answer": r["response"]} for r in pairs(20)]
+    path = write_jsonl(tmp_path / "qa.jsonl", rows)
+    with pytest.raises(DataError, match=r"qa.jsonl: no column 'text' \(data.text_column\) .*'question' and "
+                                        r"'answer' look like a prompt and its response: set data.prompt_column: "
+                                        r"question and data.response_column: answer \(on the command line: "
+                                        r"data.prompt_column=question data.response_column=answer\)"):
+        finetune(clm_config(tiny_gpt2, path, tmp_path / "runs"), progress=False)
+    path = write_jsonl(tmp_path / "half.jsonl", [{"prompt": r["prompt"], "answer": r["response"]} for r in pairs(20)])
+    with pytest.raises(DataError, match=r"Set data.response_column to the right field \(the 'answer' field\?\)"):
+        finetune(clm_config(tiny_gpt2, path, tmp_path / "runs"), progress=False)

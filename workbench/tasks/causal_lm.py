@@ -13,20 +13,31 @@ test prompts where the base and the fine-tuned model continue differently.
 
 from __future__ import annotations
 
+import codecs
+import functools
+import json
+import re
+import warnings
 from typing import Any
 
 import pandas as pd
 
-from ..data import DataError, Splits, check_texts, load_splits, require_columns
+from ..data import _COLUMN_SYNONYMS, DataError, Splits, check_texts, load_splits, require_columns
 from ..errors import ModelError
 from ..models import load_model
 from . import Task, register
-from ._common import task_options
+from ._common import BaselineStopped, task_options
 from ._lm import (SAMPLE_BY, base_trainer, length_report, pack, perplexity_metrics, predict_split, text_loader,
                   token_losses, workdir)
 
 OPTIONS = {"format": "auto", "packing": None, "sample_by": "line", "example_prompts": 4, "max_new_tokens": 24}
 FORMATS = ("auto", "text", "prompt-response")
+
+
+def _pair_column(frame: pd.DataFrame, role: str) -> str | None:
+    """The field of ``frame`` that is often what a prompt (``role`` "prompt") or a response is called."""
+    lower = {str(c).lower(): str(c) for c in frame.columns}
+    return next((lower[s] for s in _COLUMN_SYNONYMS[role] if s in lower), None)
 
 
 @register("causal-lm")
@@ -59,19 +70,42 @@ class CausalLM(Task):
         fmt = self.format
         if fmt == "auto":
             fmt = "prompt-response" if has_prompt or has_response else "text"
+        if not (has_prompt or has_response) and (fmt == "prompt-response" or d.text_column not in train.columns):
+            self._suggest_pair_columns(train)
         if fmt == "prompt-response" and not (has_prompt and has_response):
             there, missing = ((d.prompt_column, ("data.response_column", d.response_column)) if has_prompt else
                               (d.response_column, ("data.prompt_column", d.prompt_column)))
             if not (has_prompt or has_response):
                 require_columns(train, {"data.prompt_column": d.prompt_column})
+            guess = _pair_column(train, "response" if has_prompt else "prompt")
+            hint = f" (the '{guess}' field?)" if guess else ""
             raise DataError(
                 f"{train.attrs.get('source', 'data')}: has a '{there}' field but no '{missing[1]}' field "
                 f"({missing[0]}); prompt/response training needs both in every row. Available fields: "
-                f"{', '.join(map(str, train.columns))}. Set {missing[0]} to the right field, or give plain text "
-                f"in a '{d.text_column}' field with task_options.format: text.",
+                f"{', '.join(map(str, train.columns))}. Set {missing[0]} to the right field{hint}, or give plain "
+                f"text in a '{d.text_column}' field with task_options.format: text.",
                 [{"kind": "missing_column", "file": train.attrs.get("source"), "column": missing[1],
-                  "available": [str(c) for c in train.columns]}])
+                  "available": [str(c) for c in train.columns], "suggestion": guess}])
         return fmt
+
+    def _suggest_pair_columns(self, train: pd.DataFrame) -> None:
+        """Data with neither the text column nor the prompt/response columns, whose fields are what a
+        prompt and a response are often called (question/answer, instruction/output): the error names
+        both settings, where the plain-text check would only say that 'text' is missing."""
+        d = self.cfg.data
+        prompt, response = _pair_column(train, "prompt"), _pair_column(train, "response")
+        if not (prompt and response):
+            return
+        available = [str(c) for c in train.columns]
+        raise DataError(
+            f"{train.attrs.get('source', 'data')}: no column '{d.text_column}' (data.text_column) and no "
+            f"'{d.prompt_column}'/'{d.response_column}' pair. Available columns: {', '.join(available)}. "
+            f"'{prompt}' and '{response}' look like a prompt and its response: set data.prompt_column: {prompt} "
+            f"and data.response_column: {response} (on the command line: data.prompt_column={prompt} "
+            f"data.response_column={response}).",
+            [{"kind": "missing_column", "file": train.attrs.get("source"), "column": d.text_column,
+              "available": available,
+              "suggestion": {"data.prompt_column": prompt, "data.response_column": response}}])
 
     def load_data(self) -> Splits:
         d = self.cfg.data
@@ -180,8 +214,36 @@ class CausalLM(Task):
         for text in frame[d.text_column]:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             cut = max(1, min(16, len(ids) // 2))
-            rows.append({"prompt": tokenizer.decode(ids[:cut]), "reference": tokenizer.decode(ids[cut:cut + 24])})
+            # a byte-level tokenizer spreads a character over several tokens: cut between characters so
+            # that neither the prompt nor the reference shows half of one
+            while cut > 1 and _incomplete_tail(tokenizer, ids[:cut]):
+                cut -= 1
+            rows.append({"prompt": tokenizer.decode(ids[:cut]),
+                         "reference": self._decode(tokenizer, ids[cut:cut + int(self.options["max_new_tokens"])])})
         return rows
+
+    def _examples(self, model: Any, tokenizer: Any, prompts: list[dict]) -> tuple[list[str], str | None]:
+        """The continuations shown in eval.json, or why there are none. They only illustrate the
+        metrics: a model whose generate() fails is still scored, and saved after training."""
+        max_new = int(self.options["max_new_tokens"])
+        try:
+            self._note_cut_prompts(model, tokenizer, prompts, max_new)
+            return self._shown_continuations(model, tokenizer, [p["prompt"] for p in prompts], max_new), None
+        except BaselineStopped:
+            raise
+        except Exception as e:  # any failure here costs the examples, not the run
+            return [], f"no examples: generating them failed ({type(e).__name__}: {e})"
+
+    @classmethod
+    def _note_cut_prompts(cls, model: Any, tokenizer: Any, prompts: list[dict], max_new_tokens: int) -> None:
+        """Says on each example whose prompt is too long for the model that its continuation follows the
+        prompt's last tokens only. Every example gets the note field then (empty where nothing was
+        cut), as the report's table takes its columns from the first example."""
+        fits = [_Fit.of(model, tokenizer, tokenizer(p["prompt"])["input_ids"], max_new_tokens) for p in prompts]
+        notes = [fit.describe(max_new_tokens) for fit in fits]
+        if any(notes):
+            for p, note in zip(prompts, notes):
+                p["note"] = note
 
     def baseline(self, splits: Splits, tokenizer: Any, datasets: dict, device: str, precision: str) -> dict:
         model = self.load_model()
@@ -189,11 +251,10 @@ class CausalLM(Task):
             trainer = base_trainer(self, model, tokenizer, device, precision, tmp)
             metrics, _ = predict_split(trainer, datasets["test"])
         prompts = self._example_prompts(splits, tokenizer)
-        texts = self._shown_continuations(model, tokenizer, [p["prompt"] for p in prompts],
-                                          int(self.options["max_new_tokens"]))
+        texts, error = self._examples(model, tokenizer, prompts)
         return {"baseline": metrics, "baselines": {"base_model": metrics},
                 "baseline_method": "the base model, unchanged, on the same test tokens",
-                "_prompts": prompts, "_generations": texts}
+                "_prompts": [] if error else prompts, "_generations": texts, "_examples_error": error}
 
     def evaluate(self, trainer: Any, datasets: dict, splits: Splits, baseline: dict) -> dict:
         metrics, out = predict_split(trainer, datasets["test"])
@@ -201,11 +262,14 @@ class CausalLM(Task):
         result = {"metrics": metrics, "format": self.format, "packing": self.packing,
                   "scored_tokens": int((labels[:, 1:] != -100).sum()) if labels.ndim == 2 else 0}
         prompts = baseline.get("_prompts")
+        error = baseline.get("_examples_error")
         if prompts:
-            texts = self._shown_continuations(trainer.model, trainer.processing_class, [p["prompt"] for p in prompts],
-                                              int(self.options["max_new_tokens"]))
-            result["examples"] = [{**p, "finetuned": ft, "baseline": base}
-                                  for p, ft, base in zip(prompts, texts, baseline["_generations"]) if ft != base]
+            texts, error = self._examples(trainer.model, trainer.processing_class, prompts)
+            if not error:
+                result["examples"] = [{**p, "finetuned": ft, "baseline": base}
+                                      for p, ft, base in zip(prompts, texts, baseline["_generations"]) if ft != base]
+        if error:
+            result["examples_error"] = error
         return result
 
     def model_info(self) -> dict:
@@ -215,9 +279,27 @@ class CausalLM(Task):
     @classmethod
     def generate(cls, model, tokenizer, prompts: list[str], info: dict, max_new_tokens: int = 50,
                  **kw) -> list[str]:
-        """Continuations of each prompt (greedy by default; pass do_sample=True, temperature=... to sample)."""
-        return [tokenizer.decode(ids, skip_special_tokens=True).strip()
+        """Continuations of each prompt (greedy by default; pass do_sample=True, temperature=... to sample).
+
+        A prompt too long for the model is continued from its last tokens, with a warning."""
+        return [cls._decode(tokenizer, ids)
                 for ids in cls._generated_ids(model, tokenizer, prompts, max_new_tokens, **kw)]
+
+    @staticmethod
+    def _decode(tokenizer: Any, ids: list[int]) -> str:
+        """Generated text as generated: leading spaces, newlines and indentation are part of it (code,
+        a response that starts with a space like its reference). Special tokens are left out, and so is
+        a character whose last bytes fell past the end (it would show as U+FFFD)."""
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        pending = _incomplete_tail(tokenizer, ids)
+        if not pending or not text.endswith("\ufffd"):
+            return text
+        if _is_byte_level(tokenizer):  # lossy UTF-8 decoding: one U+FFFD for the cut sequence
+            return text[:-1]
+        # byte-fallback tokens are one byte each, and a run of them that is not valid UTF-8 decodes to
+        # one U+FFFD per byte, the whole characters before the cut included: decode without the cut bytes
+        special = set(tokenizer.all_special_ids)
+        return tokenizer.decode([i for i in ids if i not in special][:-pending], skip_special_tokens=True)
 
     @classmethod
     def _shown_continuations(cls, model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -225,8 +307,8 @@ class CausalLM(Task):
         tokens (a barely trained one repeats ``<unk>`` or stops at once), the decoded text is empty;
         the examples say what it generated instead of showing an empty cell."""
         out = []
-        for ids in cls._generated_ids(model, tokenizer, prompts, max_new_tokens):
-            text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+        for ids in cls._generated_ids(model, tokenizer, prompts, max_new_tokens, warn=False):
+            text = cls._decode(tokenizer, ids)
             if not text:
                 tokens = tokenizer.convert_ids_to_tokens(ids)
                 if not tokens:
@@ -240,7 +322,8 @@ class CausalLM(Task):
         return out
 
     @classmethod
-    def _generated_ids(cls, model, tokenizer, prompts: list[str], max_new_tokens: int, **kw) -> list[list[int]]:
+    def _generated_ids(cls, model, tokenizer, prompts: list[str], max_new_tokens: int, warn: bool = True,
+                       **kw) -> list[list[int]]:
         import torch
 
         from ..errors import DataError as _DataError
@@ -252,13 +335,129 @@ class CausalLM(Task):
         outs = []
         with torch.inference_mode():
             for prompt in prompts:
-                enc = tokenizer(prompt, return_tensors="pt").to(model.device)
-                if enc["input_ids"].shape[1] == 0:
+                ids = tokenizer(prompt)["input_ids"]
+                if not ids:
                     raise _DataError("generate: the prompt is empty; give at least one word to continue.")
-                gen = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=pad, **kw)
-                outs.append(gen[0, enc["input_ids"].shape[1]:].tolist())
+                fit = _Fit.of(model, tokenizer, ids, max_new_tokens)
+                note = fit.describe(max_new_tokens)
+                if warn and note:
+                    warnings.warn(f"generate: {note}.", stacklevel=4)
+                enc = torch.tensor([fit.ids], dtype=torch.long, device=model.device)
+                gen = model.generate(input_ids=enc, attention_mask=torch.ones_like(enc),
+                                     max_new_tokens=fit.new_tokens, pad_token_id=pad, **kw)
+                outs.append(gen[0, enc.shape[1]:].tolist())
         return outs
 
     @classmethod
     def predict(cls, model, tokenizer, inputs: list, info: dict, **kw) -> list[str]:
         return cls.generate(model, tokenizer, inputs, info, **kw)
+
+
+# ---- generating within the model's positions -------------------------------------------------------
+
+def _positions(model: Any, tokenizer: Any) -> int | None:
+    """How many positions the model takes, prompt and continuation together; None where nothing says.
+
+    A learned position table (GPT-2) fails with an IndexError past its end; rotary models (Llama,
+    Qwen) run on but were not trained there. The tokenizer's ``model_max_length`` counts only for a
+    model whose config has no such limit (unset, it is a huge placeholder)."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    sizes = [getattr(config, k, None) for k in ("n_positions", "max_position_embeddings", "n_ctx")]
+    sizes = [v for v in sizes if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+    if sizes:
+        return min(sizes)
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 10 ** 9 else None
+
+
+class _Fit:
+    """A prompt's ids and the number of new tokens, cut to the model's positions.
+
+    A prompt too long keeps its last tokens (a leading BOS stays), as training cuts long prompts from
+    the left; it keeps at least half the positions, and the continuation is shortened where it would
+    not fit beside that."""
+
+    def __init__(self, ids: list[int], left_out: int, new_tokens: int, positions: int | None):
+        self.ids, self.left_out, self.new_tokens, self.positions = ids, left_out, new_tokens, positions
+        self.length = len(ids) + left_out
+
+    @classmethod
+    def of(cls, model: Any, tokenizer: Any, ids: list[int], max_new_tokens: int) -> "_Fit":
+        positions = _positions(model, tokenizer)
+        n = len(ids)
+        if positions is None or n + max_new_tokens <= positions:
+            return cls(list(ids), 0, max_new_tokens, positions)
+        keep = max(1, min(n, max(positions - max_new_tokens, positions // 2)))
+        head = 1 if keep > 1 and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id else 0
+        kept = list(ids[:head]) + list(ids[n - keep + head:])
+        return cls(kept, n - keep, max(1, min(max_new_tokens, positions - keep)), positions)
+
+    def describe(self, max_new_tokens: int) -> str:
+        """What was cut, in words; empty where nothing was."""
+        parts = []
+        if self.left_out:
+            parts.append(f"the prompt has {self.length} tokens and the model takes {self.positions} positions "
+                         f"(prompt and continuation together): its first {self.left_out} tokens were left out, "
+                         f"the continuation follows the last {len(self.ids)}")
+        if self.new_tokens < max_new_tokens:
+            parts.append(f"{self.new_tokens} new tokens instead of {max_new_tokens}, to fit the model's "
+                         f"{self.positions} positions")
+        return "; ".join(parts)
+
+
+# ---- characters cut in half ---------------------------------------------------------------------------
+
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # a sentencepiece byte-fallback token
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: the byte that each character of a byte-level BPE token stands for."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {c: b for b, c in bytes_to_unicode().items()}
+
+
+def _is_byte_level(tokenizer: Any) -> bool:
+    if getattr(tokenizer, "byte_decoder", None):  # Python GPT-2-style tokenizers
+        return True
+    decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+    if decoder is None:
+        return False
+    try:
+        spec = json.loads(decoder.__getstate__())
+    except (AttributeError, TypeError, ValueError):
+        return False
+    kinds, todo = set(), [spec]
+    while todo:
+        d = todo.pop()
+        if isinstance(d, dict):
+            kinds.add(d.get("type"))
+            todo.extend(d.get("decoders") or [])
+    return "ByteLevel" in kinds
+
+
+def _incomplete_tail(tokenizer: Any, ids: list[int]) -> int:
+    """How many bytes of a character whose last bytes are missing the decoded ``ids`` end with: 0 where
+    the text ends on a whole character (a U+FFFD in the data itself is one).
+
+    Works on the bytes that the last tokens stand for (byte-level BPE, or byte-fallback tokens such
+    as ``<0xF0>``): at most three bytes can be pending, and every token carries at least one."""
+    special = set(tokenizer.all_special_ids)
+    tokens = tokenizer.convert_ids_to_tokens([i for i in ids if i not in special][-4:])
+    byte_level = _is_byte_level(tokenizer)
+    alphabet = _byte_level_alphabet() if byte_level else {}
+    tail = b""
+    for token in reversed(tokens):
+        match = None if byte_level else _BYTE_TOKEN.fullmatch(token)
+        if byte_level and all(c in alphabet for c in token):
+            tail = bytes(alphabet[c] for c in token) + tail
+        elif match:
+            tail = bytes([int(match.group(1), 16)]) + tail
+        else:  # a token of whole characters: nothing before it can be pending
+            break
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    decoder.decode(tail, final=False)
+    return len(decoder.getstate()[0])
