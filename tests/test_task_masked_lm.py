@@ -210,3 +210,23 @@ def test_a_stop_during_the_base_models_evaluation_ends_it_at_the_next_batch(tiny
     assert run.status == "interrupted"
     assert run.info["error"] == "stopped on request before training, while evaluating the base model"
     assert len(batches) == 1  # the first batch's check ended it
+
+
+def test_a_corpus_folder_is_read_with_its_sub_folders_and_other_files_are_named(tiny_bert, tmp_path):
+    """A corpus kept by year: every line of every file is a text (the folder names are no labels), and
+    a file that is not text is named rather than making the folder read as something else."""
+    corpus = tmp_path / "corpus"
+    for year in ("2023", "2024"):
+        (corpus / year).mkdir(parents=True)
+        for n in range(3):
+            (corpus / year / f"{n}.txt").write_text("".join(f"note {year} {n} line {i}\n" for i in range(20)))
+    (corpus / "top.txt").write_text("a text at the top\nand another\n")
+    cfg = resolve(inline=mlm_config(tiny_bert, corpus, tmp_path / "runs"))
+    splits = get("masked-lm")(cfg).load_data()
+    assert sum(len(f) for _, f in splits.items()) == 2 * 3 * 20 + 2
+    assert "2024/1.txt line 5" in set(splits.train["location"]) | set(splits.test["location"]) | set(
+        splits.validation["location"])
+    (corpus / "2024" / "stats.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"corpus: besides 7 text files the folder holds 1 other file\(s\) "
+                                        r"\(2024/stats.csv\).*a glob such as .*corpus/\*\*/\*.txt"):
+        get("masked-lm")(cfg).load_data()

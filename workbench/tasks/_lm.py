@@ -27,18 +27,30 @@ SAMPLE_BY = ("line", "paragraph", "document")
 # ---- reading domain text ------------------------------------------------------------------------
 
 def _text_files(ref: Any) -> list[Path] | None:
-    """The text files behind ``ref`` when it names .txt files (a file, a flat folder, a glob); else None."""
+    """The text files behind ``ref`` when it names .txt files (a file, a folder, a glob); else None.
+
+    A folder is read with its sub-folders (a corpus kept by year or source): for language modelling
+    the folder names are no labels. A folder that also holds other files is refused with their
+    names rather than read in part."""
     if not isinstance(ref, (str, Path)):
         return None
     p = Path(ref).expanduser()
     if p.is_file():
         return [p] if p.suffix.lower() in TEXT_SUFFIXES else None
     if p.is_dir():
-        entries = [e for e in p.iterdir() if not e.name.startswith((".", "_"))]
-        if entries and all(e.is_file() and e.suffix.lower() in TEXT_SUFFIXES for e in entries):
-            return sorted(entries)
-        return None
-    matches = [Path(m) for m in sorted(glob.glob(str(ref)))]
+        files = [f for f in sorted(p.rglob("*")) if f.is_file()
+                 and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)]
+        texts = [f for f in files if f.suffix.lower() in TEXT_SUFFIXES]
+        if not texts:
+            return None
+        others = [str(f.relative_to(p)) for f in files if f.suffix.lower() not in TEXT_SUFFIXES]
+        if others:
+            raise DataError(f"{p}: besides {len(texts)} text files the folder holds {len(others)} other file(s) "
+                            f"({', '.join(others[:5])}{', …' if len(others) > 5 else ''}), which are not read as "
+                            f"text. Move them out, or name the text files with a glob such as {p}/**/*.txt.",
+                            [{"kind": "other_files", "file": str(p), "files": others[:100]}])
+        return texts
+    matches = [Path(m) for m in sorted(glob.glob(str(ref), recursive=True))]
     if matches and all(m.is_file() and m.suffix.lower() in TEXT_SUFFIXES for m in matches):
         return matches
     return None
@@ -88,8 +100,10 @@ def text_loader(text_column: str, sample_by: str, skipped: dict) -> Callable[[An
         if files is None:
             return load_frame(ref, field)
         rows: list[dict] = []
+        root = Path(ref).expanduser() if Path(ref).expanduser().is_dir() else None
         for f in files:
-            found, blank = _documents(f, sample_by, f.name if len(files) > 1 else "")
+            name = (str(f.relative_to(root)) if root else f.name) if len(files) > 1 else ""
+            found, blank = _documents(f, sample_by, name)
             rows.extend(found)
             if blank:
                 skipped[field] = skipped.get(field, 0) + blank
