@@ -178,6 +178,11 @@ def test_dry_run_shows_config_and_data_without_training(ip, tiny_bert, clf_csv, 
     assert cells[:2] == ["train", "144"] and cells[8:10] == ["test", "18"]
     assert "money 6" in html and "workbench train" in html
     assert not runs_dir.exists() or not list_runs(runs_dir)
+    # augmented training rows: the originals and the copies, as the run reports them
+    with capture_output() as cap:
+        cell(ip, "--dry-run data.augment=eda data.augment_copies=2", body_for(tiny_bert, clf_csv, runs_dir))
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", final_outputs(cap)[0]["text/html"])
+    assert cells[0] == "train" and re.fullmatch(r"144 \+ 2\d\d eda copies", cells[1]), cells[:4]
 
 
 def test_dry_run_on_a_notebook_table_gives_no_terminal_command_but_the_way_to_one(ip, tiny_bert, clf_csv, runs_dir):

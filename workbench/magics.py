@@ -169,8 +169,13 @@ def dry_run_html(cfg: RunConfig) -> str:
     task = tasks.get(cfg.task)(cfg)
     splits = task.load_data()
     report = splits.report
+    aug = report.get("augmented")
+
+    def count(name: str, frame: Any) -> str:  # augmented training rows: the originals and the copies
+        return f"{aug['original']} + {aug['added']} {aug['method']} copies" if aug and name == "train" else str(len(frame))
+
     rows = "".join(
-        f"<tr><td>{name}</td><td>{len(frame)}</td>"
+        f"<tr><td>{name}</td><td>{esc(count(name, frame))}</td>"
         f"<td>{esc((report.get('sources') or {}).get(name) or report.get(f'{name}_from') or 'split off train')}</td>"
         f"<td>{esc(_label_counts(cfg, frame))}</td></tr>" for name, frame in splits.items())
     warnings = "".join(f"<li>{esc(w)}</li>" for w in report.get("warnings") or [])
