@@ -190,3 +190,19 @@ def test_an_empty_model_or_training_data_is_a_config_error(key):
     """Caught with the config, before a run folder exists (a cleared form field in the panel)."""
     with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: empty\. Give "):
         resolve(overrides={key: ""})
+
+
+def test_settings_the_config_does_not_use_are_named_with_the_reason():
+    from workbench.config import unused_settings
+
+    assert unused_settings(resolve()) == {}
+    cfg = resolve(inline={"lora": {"r": 16, "target_modules": ["query"]},
+                          "train": {"lr_scheduler": "constant", "eval_steps": 50}})
+    assert unused_settings(cfg) == {
+        "lora.r": ("lora.enabled is false", "lora.enabled"),
+        "lora.target_modules": ("lora.enabled is false", "lora.enabled"),
+        "train.warmup_ratio": ("lr_scheduler constant has no warmup (constant_with_warmup has one)",
+                               "train.lr_scheduler"),
+        "train.eval_steps": ("train.eval_strategy is epoch, not steps", "train.eval_strategy")}
+    with_lora = resolve(inline={"lora": {"enabled": True, "r": 16}, "train": {"freeze": "embeddings"}})
+    assert list(unused_settings(with_lora)) == ["train.freeze"]

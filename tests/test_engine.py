@@ -324,6 +324,20 @@ def test_freezing_more_layers_than_the_model_has_is_refused_before_the_data(tiny
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []  # refused before a run folder was made
 
 
+def test_a_run_says_which_of_its_settings_it_does_not_use(tiny_bert, clf_csv, tmp_path):
+    from workbench.events import Phase
+
+    seen = []
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", max_steps=2, lr_scheduler="constant", warmup_ratio=0.1)
+    cfg["lora"] = {"r": 16}
+    cfg["baseline"] = False
+    finetune(cfg, progress=False, sinks=[seen.append])
+    (notice,) = [e for e in seen if isinstance(e, Phase) and e.name == "unused settings"]
+    assert notice.notice and notice.detail == ("lora.r 16 is not used: lora.enabled is false; train.warmup_ratio 0.1 "
+                                               "is not used: lr_scheduler constant has no warmup "
+                                               "(constant_with_warmup has one)")
+
+
 def test_a_run_without_evaluations_still_keeps_a_checkpoint_to_resume_from(tiny_bert, clf_csv, tmp_path):
     cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=1, eval_strategy="no")
     cfg["baseline"] = False

@@ -104,6 +104,17 @@ def test_choices_from_the_command_line_are_recorded_as_the_runs_use_them(tiny_be
     assert recorded in (0.001, 0.01) and recorded == yaml.safe_load((trial / "config.yaml").read_text())["train"]["learning_rate"]
 
 
+def test_a_space_over_a_setting_the_runs_do_not_use_is_refused(tiny_bert, clf_csv, tmp_path):
+    base = _base(tiny_bert, clf_csv, tmp_path / "runs")
+    with pytest.raises(ConfigError, match=r"search space: lora.r has no effect here: lora.enabled is false\. "
+                                          r"Set lora.enabled so that it does"):
+        search(base, {"lora.r": [4, 16]}, trials=2, progress=False)
+    assert not (tmp_path / "runs").exists()
+    # where the space also decides it, the trials that enable it use it
+    result = search(base, {"lora.r": [4, 16], "lora.enabled": [True, False]}, trials=1, progress=False)
+    assert result.trials[0]["status"] == "completed"
+
+
 def test_the_package_exports_the_search_function():
     import workbench
     import workbench.tuning  # noqa: F401  (an imported module must not shadow the function)

@@ -535,6 +535,26 @@ def _substitute_objects(merged: dict, objects: dict, where: str = "") -> dict:
     return out
 
 
+def unused_settings(cfg: RunConfig) -> dict[str, tuple[str, str]]:
+    """Settings given that this config does not use: ``{key: (why, the key that decides it)}``. A run
+    says so (rather than train as if they mattered) and a search refuses to vary them."""
+    out = {}
+    if not cfg.lora.enabled:
+        for f in dataclasses.fields(LoraConfig):
+            if f.name != "enabled" and getattr(cfg.lora, f.name) != f.default:
+                out[f"lora.{f.name}"] = ("lora.enabled is false", "lora.enabled")
+    elif cfg.train.freeze:
+        out["train.freeze"] = ("with lora.enabled the base weights are frozen already and the adapters go into "
+                               "every target layer", "lora.enabled")
+    if cfg.train.lr_scheduler == "constant" and cfg.train.warmup_ratio:
+        out["train.warmup_ratio"] = ("lr_scheduler constant has no warmup (constant_with_warmup has one)",
+                                     "train.lr_scheduler")
+    if cfg.train.eval_steps and cfg.train.eval_strategy != "steps":
+        out["train.eval_steps"] = (f"train.eval_strategy is {cfg.train.eval_strategy}, not steps",
+                                   "train.eval_strategy")
+    return out
+
+
 def _check(cfg: RunConfig) -> None:
     t = cfg.train
     lo = cfg.lora

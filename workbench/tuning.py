@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import _all_keys, _suggest, parse_override, resolve
+from .config import _all_keys, _suggest, parse_override, resolve, unused_settings
 from .errors import ConfigError, RunError, UnknownMetric, WorkbenchError
 from .events import ConsoleProgress, RunFailed
 from .render import table_html
@@ -234,7 +234,10 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                           "epoch or steps.")
     for key, spec in space.items():  # every value the space can take must make a valid config
         for value in ([spec["low"], spec["high"]] if isinstance(spec, dict) else spec):
-            resolve(inline=base, overrides={key: value})
+            unused = unused_settings(resolve(inline=base, overrides={key: value})).get(key)
+            if unused and unused[1] not in space:  # every trial would train alike, whatever its value
+                raise ConfigError(f"search space: {key} has no effect here: {unused[0]}. Set {unused[1]} so "
+                                  f"that it does, or search other keys.")
     name = base.name or f"search-{base.task}"
     result = SearchResult(metric=metric or "")
     sampler = optuna.samplers.TPESampler(seed=base.train.seed)

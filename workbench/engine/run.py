@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from .. import tasks
-from ..config import RunConfig
+from ..config import RunConfig, unused_settings
 from ..data import fingerprint
 from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
@@ -160,6 +160,12 @@ def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threadi
     return True
 
 
+def _shown(cfg: RunConfig, key: str) -> str:
+    import functools
+
+    return str(functools.reduce(getattr, key.split("."), cfg))
+
+
 def truncation_notices(reports: dict, max_length: int) -> list[str]:
     """What cutting at ``max_length`` did to each split: the training texts lose what they do not fit,
     and a validation or test split is scored only on what fits."""
@@ -219,6 +225,10 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
             run_dir.update_info(resume_differences=changed)
 
     check_freeze_layers(cfg)  # against the model's config.json, before the data and the baseline
+    unused = unused_settings(cfg)
+    if unused:
+        emit(Phase("unused settings", "; ".join(f"{k} {_shown(cfg, k)} is not used: {why}"
+                                                for k, (why, _) in unused.items()), notice=True))
 
     # 1. data: load, check, split (errors here name file, column and rows)
     emit(Phase("loading data", str(cfg.data.train) if isinstance(cfg.data.train, str) else "in-memory data"))
