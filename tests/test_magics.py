@@ -166,7 +166,9 @@ def test_bad_data_in_a_real_run_fails_the_run_and_the_cell(ip, tiny_bert, tmp_pa
     rows = list_runs(runs_dir)
     assert len(rows) == 1 and rows[0]["status"] == "failed"
     shown = final_outputs(cap)[0]["text/html"]
-    assert "failed" in shown and rows[0]["id"] in shown  # the live view names the run that failed
+    assert "failed" in shown.lower() and rows[0]["id"] in shown  # the live view names the run that failed
+    # and leaves the reason to the cell's error output, rather than saying it twice
+    assert "single class" not in shown and "the error below says why" in shown
 
 
 def test_dry_run_shows_config_and_data_without_training(ip, tiny_bert, clf_csv, runs_dir):

@@ -244,6 +244,7 @@ class WorkbenchMagics(Magics):
             raise FinetuneError.of(e) from None
         stop = threading.Event()
         progress = NotebookProgress(confusion=True, summary=False)
+        progress.state.error_below = True  # raised as the cell's error: said once, there
         run_dir = RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
         progress.state.describe(run_dir, cfg)
         try:

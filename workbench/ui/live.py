@@ -78,6 +78,7 @@ class LiveState:
         self.checkpoint: str | None = None
         self.error: str | None = None
         self.warnings: list[str] = []
+        self.error_below = False  # the cell's own error output says why the run failed (the magic's)
         self.finished: RunFinished | None = None
         self.version = 0        # bumps on every change, so views redraw only when something changed
         self.curve_version = 0  # bumps when a point is added to the curves
@@ -211,7 +212,8 @@ class LiveState:
             return (f"<div style='color:{STATUS_COLORS['interrupted']}'><b>Stopped</b> at step {self.step}: "
                     f"{esc(self.error)}</div>{resume}{where}")
         if self.status == "failed":
-            return f"<div style='color:{STATUS_COLORS['failed']}'><b>Failed:</b> {esc(self.error)}</div>{where}"
+            why = "the error below says why" if self.error_below else esc(self.error)
+            return f"<div style='color:{STATUS_COLORS['failed']}'><b>Failed:</b> {why}</div>{where}"
         return ""
 
     def chart_svg(self) -> str:
