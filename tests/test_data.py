@@ -321,3 +321,11 @@ def test_multi_label_rows_are_stratified_by_label_set_whether_lists_or_text():
         # each label set keeps its share in the held-out parts (6 test rows: 2 of each)
         assert sorted(map(tuple, splits.test["label"])) == [("sport",)] * 2 + [("sport", "tech")] * 2 + [("tech",)] * 2
     assert held["lists"] == held["text"]
+
+
+def test_a_jsonl_line_that_is_not_an_object_is_named_as_json_names_it(tmp_path):
+    p = tmp_path / "rows.jsonl"
+    p.write_text('{"text": "a", "label": "x"}\nnull\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"rows.jsonl, line 2: expected a JSON object \(\{\"text\": \.\.\.\}\), got "
+                                        r"null\. Each line must be one JSON object"):
+        load_frame(str(p))

@@ -96,7 +96,11 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 raise DataError(f"{path}, line {i}: not valid JSON ({e.msg}). Each line must be one JSON object.",
                                 [{"kind": "bad_json", "file": str(path), "rows": [i]}]) from None
             if not isinstance(obj, dict):
-                raise DataError(f"{path}, line {i}: expected a JSON object, got {type(obj).__name__}.",
+                # named as JSON names them: the line holds null or a list, not Python's NoneType
+                kind = {type(None): "null", list: "an array", str: "a string", bool: "true/false"}.get(
+                    type(obj), "a number")
+                raise DataError(f"{path}, line {i}: expected a JSON object ({{\"text\": ...}}), got {kind}. "
+                                "Each line must be one JSON object; remove or fill in this line.",
                                 [{"kind": "bad_json", "file": str(path), "rows": [i]}])
             rows.append(obj)
     return pd.DataFrame(rows)
