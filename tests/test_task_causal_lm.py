@@ -106,6 +106,10 @@ def test_plain_text_is_packed_and_perplexity_drops(arch, tmp_path):
     # the test split is scored in blocks, and says so (its data table counts texts)
     assert ev["num_examples"] == lengths["test"]["blocks"] < lengths["test"]["examples"]
     assert ev["example_unit"] == f"blocks of {lengths['test']['max_length']} tokens"
+    # and so does the start of training, whose count is of blocks too
+    started = next(r for r in run.history() if r.get("event") == "started")
+    assert started["num_train"] == lengths["train"]["blocks"]
+    assert started["train_unit"] == f"blocks of {lengths['train']['max_length']} tokens"
     assert ev["finetuned"]["perplexity"] < ev["baseline"]["perplexity"]
     assert (run.dir / "model" / "model.safetensors").exists()
     assert isinstance(run.generate("bank market", max_new_tokens=4), str)

@@ -37,6 +37,7 @@ class RunStarted(Event):
     device: str
     precision: str
     main_metric: str
+    train_unit: str = "examples"  # packed language-model text trains on blocks, not on the texts
 
     def __post_init__(self):
         self.event = "started"
@@ -204,7 +205,7 @@ class ConsoleProgress:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self._write(f"run {event.run_id}: {event.task} on {event.model} | {event.num_train} training examples, "
+            self._write(f"run {event.run_id}: {event.task} on {event.model} | {event.num_train} training {event.train_unit}, "
                         f"{event.total_steps} steps | {event.device}, {event.precision}")
         elif isinstance(event, Phase):
             self._write(f"  {event.name}{': ' + event.detail if event.detail else ''}")

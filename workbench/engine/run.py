@@ -160,6 +160,12 @@ def _stopped_before_training(run_dir: RunDir, emit: Emitter, stop_event: threadi
     return True
 
 
+def _unit(task: Any, split: str) -> str:
+    """What a split's rows are once tokenized: examples, or blocks of packed language-model text."""
+    rep = (getattr(task, "length_report", None) or {}).get(split, {})
+    return f"blocks of {rep.get('max_length')} tokens" if rep.get("packed") else "examples"
+
+
 def _shown(cfg: RunConfig, key: str) -> str:
     import functools
 
@@ -318,7 +324,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
                        parameters={"total": total, "trainable": trainable})
     emit(RunStarted(run_id=run_dir.id, run_dir=str(run_dir.path), task=cfg.task, model=cfg.model,
                     total_steps=_total_steps(args, len(datasets["train"])), num_train=len(datasets["train"]),
-                    device=device, precision=precision, main_metric=task.main_metric))
+                    device=device, precision=precision, main_metric=task.main_metric,
+                    train_unit=_unit(task, "train")))
 
     # 5. train
     t_train = time.monotonic()
@@ -359,8 +366,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
 
     # 6. test: the fine-tuned model on the same split as the baseline
     # packed language-model text is scored in blocks, not in the texts the data table counts
-    test_report = (getattr(task, "length_report", None) or {}).get("test", {})
-    unit = f"blocks of {test_report.get('max_length')} tokens" if test_report.get("packed") else "examples"
+    unit = _unit(task, "test")
     emit(Phase("testing", f"{len(datasets['test'])} test {unit}"))
     result = task.evaluate(trainer, datasets, splits, baseline)
     metrics = result.pop("metrics")
