@@ -597,7 +597,10 @@ def test_a_max_length_past_the_models_positions_is_capped_and_said(tiny_bert, tm
     # fp16 has no CPU kernels: the run says which precision it took instead
     assert any(name == "precision" and notice and detail.startswith("train.precision fp16 is not available on this cpu")
                for name, detail, notice in phases)
-    assert not [p for p in phases if p[2] and p[0] not in ("adjusted", "precision")], phases
+    # and the texts cut at the capped length are said too
+    assert any(name == "truncation" and detail.startswith("48 of 48 training texts are longer than max_length 128")
+               for name, detail, _ in phases)
+    assert not [p for p in phases if p[2] and p[0] not in ("adjusted", "precision", "truncation")], phases
 
 
 def test_a_model_folder_without_tokenizer_files_is_refused(tiny_bert, clf_csv, tmp_path):
