@@ -120,6 +120,9 @@ def test_stop_file_interrupts_with_a_resumable_checkpoint(tiny_bert, clf_csv, tm
     assert (ckpts[-1] / "optimizer.pt").exists() or (ckpts[-1] / "optimizer.safetensors").exists()
     assert int(ckpts[-1].name.split("-")[1]) <= 10
     assert not RunDir(run.dir).stop_file.exists()  # answered
+    # written once, at the stop's step: the epoch that the stop ends neither saves it again nor evaluates
+    events = [(r["event"], r.get("step")) for r in run.history() if r["event"] in ("checkpoint", "eval")]
+    assert events == [("checkpoint", int(ckpts[-1].name.split("-")[1]))], events
 
     # resumed with another number of epochs: said, recorded, and the rates count from the checkpoint's step
     from workbench.events import Phase

@@ -464,7 +464,7 @@ class EventBridge:
                 return bridge.step_end(state, control)
 
             def on_epoch_end(self, args, state, control, **kw):
-                return bridge.epoch_end(control)
+                return bridge.epoch_end(state, control)
 
             def on_log(self, args, state, control, logs=None, **kw):
                 return bridge.log(state, control, logs or {})
@@ -487,6 +487,7 @@ class EventBridge:
         self.stopped = False
         self.folder_deleted = False
         self.nonfinite_step: int | None = None
+        self.saved_step: int | None = None  # the step of the last checkpoint written
         self.last_loss: float | None = None
         self._last_progress_write = 0.0
 
@@ -511,10 +512,15 @@ class EventBridge:
                                                "epoch": round(state.epoch or 0.0, 4)})
         return control
 
-    def epoch_end(self, control):
+    def epoch_end(self, state, control):
         # Trainer's flow callback asks for the epoch's evaluation and checkpoint here, after the last
         # step's check
         self._folder_deleted(control)
+        if self.stopped:
+            # a stop ends the epoch early: its checkpoint was written at the stop's step already, and the
+            # run ends without a test, so the epoch's evaluation would only delay the stop asked for
+            control.should_evaluate = False
+            control.should_save = control.should_save and self.saved_step != state.global_step
         return control
 
     def _folder_deleted(self, control, check: bool = False) -> bool:
@@ -554,6 +560,7 @@ class EventBridge:
         if path.is_dir():
             # Trainer has finished writing this folder: mark it complete (readers ignore unmarked ones)
             atomic_write_text(path / COMPLETE_MARKER, now_iso() + "\n")
+            self.saved_step = state.global_step
             self.emit(CheckpointSaved(step=state.global_step, path=str(path)))
         return control
 
