@@ -261,3 +261,134 @@ def test_dry_run_checks_the_model_too(tmp_path, clf_csv, capsys):
     assert "model: 'minlm' is not a bundled alias (minilm)" in capsys.readouterr().err
     assert main(["train", f"data.train={clf_csv}", f"model={tmp_path / 'none'}", "--dry-run"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# ---- workbench predict -------------------------------------------------------------------------------
+
+def _predict(capsys, *args):
+    code = main(["predict", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_predict_prints_the_label_and_score_per_text_and_json_lines(trained, capsys):
+    from workbench.api import Run
+
+    _, runs = trained
+    texts = ["match goal team player coach", "bank market shares profit " * 200]  # the second is long
+    expected = Run.load("cli-test", runs).predict(texts)
+    code, out, err = _predict(capsys, "cli-test", *texts, "--dir", str(runs))
+    assert code == 0, err
+    assert out.splitlines() == [f"{p['label']} ({p['score']:.3f})" for p in expected]
+    code, out, _ = _predict(capsys, "--json", "latest", "--dir", str(runs), *texts)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["input"] for r in rows] == texts
+    assert [r["prediction"]["label"] for r in rows] == [p["label"] for p in expected]
+    assert rows[0]["prediction"]["scores"] == pytest.approx(expected[0]["scores"])
+
+
+def test_predict_reads_a_file_or_stdin_one_text_per_line(trained, tmp_path, capsys, monkeypatch):
+    import io
+
+    _, runs = trained
+    run_dir = str(next(runs.iterdir()))  # a run folder works as well as an id
+    f = tmp_path / "texts.txt"
+    f.write_text("match goal team\n\nbank market shares\n", encoding="utf-8")
+    code, from_file, err = _predict(capsys, run_dir, "--file", str(f))
+    assert code == 0 and len(from_file.splitlines()) == 2, err  # the blank line is skipped
+    monkeypatch.setattr("sys.stdin", io.StringIO("match goal team\nbank market shares\n"))
+    code, from_stdin, _ = _predict(capsys, run_dir)
+    assert code == 0 and from_stdin == from_file
+    monkeypatch.setattr("sys.stdin", io.StringIO("match goal team\nbank market shares"))
+    code, dash, _ = _predict(capsys, run_dir, "--file", "-", "--json")
+    assert code == 0 and [json.loads(line)["input"] for line in dash.splitlines()] == ["match goal team",
+                                                                                         "bank market shares"]
+
+
+class _Terminal:
+    def isatty(self):
+        return True
+
+
+def test_predict_errors_are_one_line_with_the_fix(trained, tmp_path, capsys, monkeypatch):
+    _, runs = trained
+    done = next(runs.iterdir())
+    stopped = _copy_run(done, tmp_path / "runs" / "20260101-000000-stopped-0001", status="interrupted")
+    import shutil
+
+    shutil.rmtree(stopped / "model")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    cases = [
+        (["nope", "x", "--dir", str(runs)], "No run 'nope' under"),
+        (["stopped", "x", "--dir", str(tmp_path / "runs")], "has no saved model: its status is interrupted"),
+        (["latest", "--dir", str(runs)], "no input: give texts after the run"),
+        (["latest", "", "--dir", str(runs)], "input 1 is empty"),
+        (["latest", "--file", str(tmp_path / "blank.txt"), "--dir", str(runs)], "has no text (only blank lines"),
+        (["latest", "--file", str(tmp_path / "none.txt"), "--dir", str(runs)], "none.txt: No such file"),
+        (["latest", "--file", str(tmp_path / "latin1.txt"), "--dir", str(runs)], "is not UTF-8 text"),
+        (["latest", "x", "--file", str(tmp_path / "blank.txt"), "--dir", str(runs)], "not both"),
+        (["latest", "x", "--max-new-tokens", "5", "--dir", str(runs)],
+         "--max-new-tokens is for causal-lm runs; " + done.name + " is a text-classification (single-label) run"),
+    ]
+    for args, message in cases:
+        code, out, err = _predict(capsys, *args)
+        assert code == 2 and out == "", (args, out)
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, (args, err)
+
+
+@pytest.fixture(scope="module")
+def clm_run(tiny_gpt2, tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict-clm")
+    data = root / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"topic {t} {i} :", "response": f" say {t} ."}) + "\n"
+                            for i in range(60) for t in ("sport", "tech", "money")))
+    assert main(["train", "task=causal-lm", f"model={tiny_gpt2}", f"data.train={data}", f"runs_dir={root}",
+                 "train.epochs=1", "train.max_length=32", "baseline=false", "--quiet"]) == 0
+    return next(root.glob("*/run.json")).parent
+
+
+def test_predict_continues_a_causal_lm_prompt(clm_run, capsys):
+    from workbench.api import Run
+
+    expected = Run(clm_run).generate(["topic sport 3 :", "topic tech 4 :"], max_new_tokens=3)
+    code, out, err = _predict(capsys, str(clm_run), "topic sport 3 :", "topic tech 4 :", "--max-new-tokens", "3")
+    assert code == 0, err
+    assert out.splitlines() == expected
+    code, out, _ = _predict(capsys, str(clm_run), "topic sport 3 :", "--max-new-tokens", "3", "--json")
+    assert json.loads(out) == {"input": "topic sport 3 :", "prediction": expected[0]}
+    code, _, err = _predict(capsys, str(clm_run), "x", "--threshold", "0.3")
+    assert code == 2 and "--threshold is for text-classification (multi-label) runs" in err
+
+
+def test_predict_text_of_each_task():
+    from workbench.cli import _prediction_text
+
+    assert _prediction_text("text-classification", {"labels": ["a", "b"], "scores": {"a": 0.9, "b": 0.61, "c": 0.1}},
+                            0.5) == "a (0.900), b (0.610)"
+    assert _prediction_text("text-classification", {"labels": [], "scores": {"a": 0.2}}, 0.5) == \
+        "(no label at or above 0.5)"
+    assert _prediction_text("text-classification", {"value": 3.14159}, 0.5) == "3.1416"
+    ner = [{"entity": "PER", "text": "alice", "start": 0, "end": 5, "score": 0.91},
+           {"entity": "ORG", "text": "acme corp", "start": 15, "end": 24, "score": 0.8}]
+    assert _prediction_text("token-classification", ner, 0.5) == "PER 'alice' (0.910), ORG 'acme corp' (0.800)"
+    assert _prediction_text("token-classification", [], 0.5) == "(no entities)"
+    fill = [[{"token": "rates", "score": 0.5}, {"token": "prices", "score": 0.25}], [{"token": "up", "score": 0.7}]]
+    assert _prediction_text("masked-lm", fill, 0.5) == "rates (0.500), prices (0.250) | up (0.700)"
+    assert _prediction_text("causal-lm", "one\ntwo", 0.5) == "one\\ntwo"  # one line per input
+
+
+def test_predict_fills_masks_of_a_masked_lm_run_and_needs_a_mask(tiny_bert, clf_csv, tmp_path, capsys):
+    from workbench.api import Run
+
+    assert main(["train", "task=masked-lm", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={tmp_path}",
+                 "train.epochs=1", "train.max_length=32", "baseline=false", "--quiet"]) == 0
+    capsys.readouterr()
+    text = "the match [MASK] team and [MASK] bank"
+    expected = Run.load("latest", tmp_path).predict(text, top_k=2)
+    code, out, err = _predict(capsys, "latest", "--dir", str(tmp_path), text, "--top-k", "2")
+    assert code == 0, err
+    assert out == " | ".join(", ".join(f"{c['token']} ({c['score']:.3f})" for c in mask) for mask in expected) + "\n"
+    code, out, err = _predict(capsys, "latest", "--dir", str(tmp_path), text, "the bank rates")
+    assert code == 2 and out == "" and "error: predict: 'the bank rates' has no [MASK]; write [MASK] where" in err

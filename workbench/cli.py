@@ -1,9 +1,10 @@
-"""The ``workbench`` command line: train, demo, runs list/show/stop, config, report, new."""
+"""The ``workbench`` command line: train, demo, runs list/show/stop, predict, config, report, new."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import re
 import signal
@@ -105,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("run")
     for action in actions + [show, stop]:  # `runs list --dir X` as well as `runs --dir X list`
         action.add_argument("--dir", default=argparse.SUPPRESS, help="runs directory")
+
+    pr = sub.add_parser("predict", help="predictions of a run's fine-tuned model, one line per input",
+                        description="Texts come as arguments, from --file (one per line, blank lines skipped) or, "
+                                    "when neither is given, from stdin. Each input gets one line in input order: "
+                                    "the label and its score, the labels above the threshold, the value, the "
+                                    "entities, the tokens for each mask, or the continuation (newlines in it shown "
+                                    "as \\n); --json gives one JSON object per line instead.")
+    pr.add_argument("run", help="run id, a unique part of it, a run directory, or 'latest'")
+    pr.add_argument("texts", nargs="*", metavar="TEXT", help="texts to predict for")
+    pr.add_argument("--file", metavar="PATH", help="read the texts from a file, one per line ('-' for stdin)")
+    pr.add_argument("--dir", default=None, help="runs directory (default: $WORKBENCH_RUNS_DIR or ./runs)")
+    pr.add_argument("--json", action="store_true",
+                    help='JSON Lines: {"input": ..., "prediction": ...} per input, as Run.predict returns it')
+    pr.add_argument("--threshold", type=float, metavar="P",
+                    help="multi-label runs: the probability a label needs (default: the run's threshold)")
+    pr.add_argument("--top-k", type=int, metavar="K", help="masked-lm runs: candidates per mask (default 5)")
+    pr.add_argument("--max-new-tokens", type=int, metavar="N",
+                    help="causal-lm runs: most tokens to generate (default 50)")
 
     c = sub.add_parser("config", help="print the default config, or a resolved one")
     c.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value")
@@ -263,7 +282,7 @@ def _dry_run(cfg) -> int:
     splits = task.load_data()
     print("data:")
     for name, frame in splits.items():
-        print(f"  {name}: {len(frame)} rows from {frame.attrs.get('source')}")
+        print(f"  {name}: {len(frame)} row{'' if len(frame) == 1 else 's'} from {frame.attrs.get('source')}")
     for w in splits.report.get("warnings", []):
         print(f"  warning: {w}")
     if splits.report.get("labels"):
@@ -344,6 +363,121 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
     return 0
 
 
+# the predict options, each with the runs it applies to: (task, problem or None for any) pairs
+_PREDICT_OPTIONS = {"threshold": ("--threshold", [("text-classification", "multi-label")]),
+                    "top_k": ("--top-k", [("masked-lm", None)]),
+                    "max_new_tokens": ("--max-new-tokens", [("causal-lm", None)])}
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .api import Run
+    from .errors import DataError, RunError
+    from .runs import find_run
+
+    rd = find_run(args.run, args.dir)
+    info = _saved_model_info(rd)
+    task, problem = info.get("task") or rd.read_info().get("task"), info.get("problem")
+    kind = f"{task} ({problem})" if task == "text-classification" and problem else task
+    options = {}
+    for key, (flag, runs) in _PREDICT_OPTIONS.items():
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if task and not any(task == t and (p is None or problem == p) for t, p in runs):
+            # the task's predict would take the option and ignore it: say so instead
+            wanted = " or ".join(t + (f" ({p})" if p else "") for t, p in runs)
+            raise RunError(f"{flag} is for {wanted} runs; {rd.id} is a {kind} run. Leave {flag} out.")
+        options[key] = value
+    if "threshold" in options and not 0 <= options["threshold"] <= 1:
+        raise RunError(f"--threshold {options['threshold']:g}: give a probability between 0 and 1.")
+    for key in ("top_k", "max_new_tokens"):
+        if key in options and options[key] < 1:
+            raise RunError(f"{_PREDICT_OPTIONS[key][0]} {options[key]}: give a whole number of 1 or more.")
+
+    texts = _predict_inputs(args)
+    empty = [i for i, t in enumerate(texts, 1) if not t.strip()]
+    if empty:
+        raise DataError(f"input {empty[0]} is empty; give a text with at least one word (or leave it out).")
+    run = Run(rd)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictions = run.predict(texts, **options)
+    for w in caught:  # e.g. a prompt longer than the model's positions: one line each, without a source line
+        print(f"warning: {w.message}", file=sys.stderr)
+    for text, prediction in zip(texts, predictions):
+        if args.json:
+            print(json.dumps({"input": text, "prediction": prediction}, ensure_ascii=False))
+        else:
+            print(_prediction_text(task, prediction, options.get("threshold", info.get("threshold", 0.5))))
+    return 0
+
+
+def _saved_model_info(rd) -> dict:
+    """The saved model's workbench.json (task, labels, problem, threshold); {} where there is none yet
+    (Run.predict then says why the run has no model)."""
+    try:
+        return json.loads((rd.model_dir / "workbench.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _predict_inputs(args: argparse.Namespace) -> list[str]:
+    from .errors import DataError
+
+    if args.texts and args.file:
+        raise DataError("give the texts as arguments or with --file, not both.")
+    if args.texts:
+        return list(args.texts)
+    if args.file and args.file != "-":
+        where = args.file
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as e:
+            raise DataError(f"--file {args.file}: {e.strerror or e}. Give a text file with one input per line, "
+                            "or - for stdin.") from None
+    elif args.file == "-" or not sys.stdin.isatty():
+        where = "stdin"
+        stream = getattr(sys.stdin, "buffer", None)
+        data = stream.read() if stream is not None else sys.stdin.read()
+    else:
+        raise DataError("no input: give texts after the run (workbench predict RUN 'a text'), a file with "
+                        "--file PATH (one text per line), or pipe them in on stdin.")
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{where} is not UTF-8 text (byte {e.start}); save it as UTF-8.") from None
+    texts = [line for line in data.splitlines() if line.strip()]
+    if not texts:
+        raise DataError(f"{where} has no text (only blank lines or nothing); give one text per line.")
+    return texts
+
+
+def _prediction_text(task: str | None, p, threshold: float) -> str:
+    """One line for a prediction (the JSON form has all of it)."""
+    if task == "text-classification" and isinstance(p, dict):
+        if "value" in p:
+            return f"{p['value']:.4f}"
+        if "labels" in p:  # multi-label
+            scores = p.get("scores", {})
+            on = [f"{label} ({scores[str(label)]:.3f})" if str(label) in scores else str(label)
+                  for label in p["labels"]]
+            return ", ".join(on) if on else f"(no label at or above {threshold:g})"
+        return f"{p['label']} ({p['score']:.3f})"
+    if task == "token-classification" and isinstance(p, list):
+        if not p:
+            return "(no entities)"
+        return ", ".join(f"{e['entity']} {e['text']!r} ({e['score']:.3f})" for e in p)
+    if task == "masked-lm" and isinstance(p, list):
+        # one group of candidates per mask, best first
+        return " | ".join(", ".join(f"{c['token']} ({c['score']:.3f})" for c in mask) for mask in p)
+    if isinstance(p, str):  # a causal-lm continuation
+        return p.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
+    return json.dumps(p, ensure_ascii=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -351,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         # argparse stops filling a nargs="*" positional at the first flag, so items after a flag
         # (`train model=x --quiet data.train=y`) come back unrecognised; they belong to the items
         items = "items" if args.command in ("train", "config", "search") else \
-            "overrides" if args.command == "demo" else None
+            "overrides" if args.command == "demo" else "texts" if args.command == "predict" else None
         if items is None or any(x.startswith("-") for x in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         setattr(args, items, list(getattr(args, items)) + extra)
@@ -400,6 +534,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             print(f"asked {rd.id} to stop at its next step")
             return 0
         return cmd_runs_list(args.dir)
+    if args.command == "predict":
+        return cmd_predict(args)
     if args.command == "report":
         return cmd_report(args)
     if args.command == "new":
