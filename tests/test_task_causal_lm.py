@@ -293,3 +293,15 @@ def test_question_and_answer_fields_are_suggested_as_prompt_and_response(tiny_gp
     path = write_jsonl(tmp_path / "half.jsonl", [{"prompt": r["prompt"], "answer": r["response"]} for r in pairs(20)])
     with pytest.raises(DataError, match=r"Set data.response_column to the right field \(the 'answer' field\?\)"):
         finetune(clm_config(tiny_gpt2, path, tmp_path / "runs"), progress=False)
+
+
+def test_a_long_reference_is_shown_as_far_as_the_continuations_go(tiny_gpt2):
+    from transformers import AutoTokenizer
+
+    from workbench.tasks.causal_lm import CausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_gpt2))
+    long = " ".join(["market"] * 300)
+    shown = CausalLM._shown_reference(tok, long, 8)
+    assert shown.endswith(" …") and len(tok(shown[:-2], add_special_tokens=False)["input_ids"]) == 8
+    assert CausalLM._shown_reference(tok, "bank rates rose", 8) == "bank rates rose"

@@ -208,8 +208,10 @@ class CausalLM(Task):
         n = int(self.options["example_prompts"])
         frame = splits.test.head(n)
         d = self.cfg.data
+        max_new = int(self.options["max_new_tokens"])
         if self.format == "prompt-response":
-            return [{"prompt": p, "reference": r} for p, r in zip(frame[d.prompt_column], frame[d.response_column])]
+            return [{"prompt": p, "reference": self._shown_reference(tokenizer, r, max_new)}
+                    for p, r in zip(frame[d.prompt_column], frame[d.response_column])]
         rows = []
         for text in frame[d.text_column]:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -219,8 +221,17 @@ class CausalLM(Task):
             while cut > 1 and _incomplete_tail(tokenizer, ids[:cut]):
                 cut -= 1
             rows.append({"prompt": tokenizer.decode(ids[:cut]),
-                         "reference": self._decode(tokenizer, ids[cut:cut + int(self.options["max_new_tokens"])])})
+                         "reference": self._decode(tokenizer, ids[cut:cut + max_new])})
         return rows
+
+    @classmethod
+    def _shown_reference(cls, tokenizer: Any, response: str, max_new_tokens: int) -> str:
+        """The response as far as the models' continuations go (max_new_tokens), marked where it goes
+        on: a 300-word response next to 50 generated tokens compares nothing and fills the report."""
+        ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_new_tokens:
+            return response
+        return cls._decode(tokenizer, ids[:max_new_tokens]) + " …"
 
     def _examples(self, model: Any, tokenizer: Any, prompts: list[dict]) -> tuple[list[str], str | None]:
         """The continuations shown in eval.json, or why there are none. They only illustrate the
