@@ -28,6 +28,13 @@ def executed(tiny_bert, clf_csv, tmp_path_factory):
         nbformat.v4.new_code_cell("%%finetune --name paper -o run --background\n" + body),
         nbformat.v4.new_code_cell("print(run.status, round(run.metrics['accuracy'], 4))"),
         nbformat.v4.new_code_cell(f"%finetune_runs {runs}"),
+        # from code: the same live view in the cell (not console lines on stderr), and a search's trials
+        # as one table updated in place
+        nbformat.v4.new_code_cell("from workbench import finetune, search\n"
+                                  f"cfg = {tiny_config(tiny_bert, clf_csv, runs, max_steps=4)!r}\n"
+                                  "code_run = finetune(cfg)"),
+        nbformat.v4.new_code_cell("cfg['train'].update(eval_strategy='steps', eval_steps=2)\n"
+                                  "result = search(cfg, {'train.learning_rate': [1e-3, 1e-2]}, trials=2)"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     source, output = work / "in.ipynb", work / "out.ipynb"
@@ -80,3 +87,14 @@ def test_nbconvert_html_shows_metrics_and_curves_without_scripts_or_network(exec
     assert not re.search(r"<script[^>]+src=[\"']?https?:", export_html(nb))
     # plain nbconvert adds its template's require.js and MathJax tags; nothing of ours loads a script
     assert all("require" in s or "mathjax" in s for s in re.findall(r"<script[^>]+src=[^>]+>", plain))
+
+
+def test_finetune_and_search_from_code_show_html_in_the_cell(executed):
+    nb, _ = executed
+    for index in (5, 6):
+        assert not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outputs_of(nb, index))
+    progress = outputs_of(nb, 5)[0]["data"]["text/html"]
+    assert "wb-progress" in progress and "completed" in progress and "fine-tuned against the baseline" in progress
+    (table,) = [o["data"]["text/html"] for o in outputs_of(nb, 6) if "text/html" in o.get("data", {})]
+    assert "2 of 2 trials ended" in table and table.count("step 4/4") == 2 and table.count("completed") == 2
+    assert "best val accuracy" in table

@@ -149,6 +149,30 @@ class Run:
         return run_summary_html(self.run_dir)
 
 
+def in_notebook_cell() -> bool:
+    """Whether this code runs in a Jupyter kernel's cell (JupyterLab, Notebook, papermill), on the
+    thread that runs it: only there can a display be placed and updated."""
+    import sys
+
+    if "IPython" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def default_progress() -> Callable:
+    """The progress sink for a run started from code: the notebook view in a cell, else the console's."""
+    if in_notebook_cell():
+        from .ui.live import NotebookProgress
+
+        return NotebookProgress()
+    from .events import ConsoleProgress
+
+    return ConsoleProgress()
+
+
 def _load_trained(task_cls: Any, model_dir: Path):
     auto = getattr(task_cls, "auto_model_name", "AutoModelForSequenceClassification")
     import transformers
@@ -165,15 +189,16 @@ def finetune(config: Any = None, *, sinks: list[Callable] | None = None, progres
     """Fine-tune from a dict, YAML text, a path or a RunConfig, and return the finished Run.
 
     ``overrides`` are dotted keys with ``__`` for dots (``train__epochs=1``) or plain top-level
-    keys (``model="minilm"``). ``progress`` shows a console progress bar (default: on).
+    keys (``model="minilm"``). ``progress`` (default: on) shows the run's progress: in a notebook
+    cell the live view of ``%%finetune`` (progress, curves, test metrics against the baseline), as
+    HTML that papermill and nbconvert keep; elsewhere a console progress bar.
     """
     from .engine.run import execute
-    from .events import ConsoleProgress
 
     flat = {k.replace("__", "."): v for k, v in overrides.items()}
     cfg = config if isinstance(config, RunConfig) and not flat else resolve(inline=config, overrides=flat or None)
     sinks = list(sinks or [])
     if progress is None or progress:
-        sinks.append(ConsoleProgress())
+        sinks.append(default_progress())
     run_dir = execute(cfg, sinks=sinks, stop_event=stop_event)
     return Run(run_dir)

@@ -171,6 +171,88 @@ class SearchResult:
         return table_html(rows[0], rows[1:])
 
 
+class _SearchView:
+    """The search's trials as one HTML table in the cell, updated in place (kept by papermill and
+    nbconvert as its last state): each trial's settings, progress, best validation value, status."""
+
+    def __init__(self, trials: int, metric: str | None):
+        from IPython.display import HTML, display
+
+        self.trials, self.metric = trials, metric
+        self.rows: list[_TrialRow] = []
+        self._shown = 0.0
+        self.handle = display(HTML(self.html()), display_id=True)
+
+    def add(self, number: int, params: dict) -> "_TrialRow":
+        row = _TrialRow(self, number, params)
+        self.rows.append(row)
+        self.render()
+        return row
+
+    def render(self, now: bool = True) -> None:
+        import time
+
+        from IPython.display import HTML
+
+        if now or time.monotonic() - self._shown > 0.5:  # steps redraw at most twice a second
+            self._shown = time.monotonic()
+            self.handle.update(HTML(self.html()))
+
+    def html(self) -> str:
+        from .render import MUTED
+
+        keys = sorted({k for r in self.rows for k in r.params})
+        metric = self.metric or next((r.metric for r in self.rows if r.metric), None) or "metric"
+        done = sum(r.status != "running" for r in self.rows)
+        rows = [[str(r.number), *(_fmt(r.params.get(k)) for k in keys), r.progress(),
+                 "" if r.best is None else f"{r.best:.4f}", r.status] for r in self.rows]
+        return (f"<div><b>Search</b> <span style='color:{MUTED}'>{done} of {self.trials} trials ended</span></div>"
+                + table_html(["trial", *keys, "progress", f"best val {metric}", "status"], rows))
+
+
+class _TrialRow:
+    """One trial of a _SearchView, fed by its run's events."""
+
+    def __init__(self, view: _SearchView, number: int, params: dict):
+        self.view, self.number, self.params = view, number, params
+        self.step = self.total = 0
+        self.metric: str | None = view.metric
+        self.greater = True
+        self.best: float | None = None
+        self.status = "running"
+
+    def progress(self) -> str:
+        return f"step {self.step}/{self.total}" if self.total else ""
+
+    def __call__(self, event: Any) -> None:
+        from .events import Evaluation, RunFinished, RunStarted, Step
+        from .metrics import greater_is_better
+
+        if isinstance(event, RunStarted):
+            self.total = event.total_steps
+            self.metric = self.metric or event.main_metric
+            self.greater = greater_is_better(self.metric, None, True)  # by its name (perplexity, mse: lower)
+        elif isinstance(event, Step):
+            self.step, self.total = event.step, event.total_steps
+            self.view.render(now=False)
+            return
+        elif isinstance(event, Evaluation) and event.split == "validation":
+            value = event.metrics.get(self.metric or "")
+            if isinstance(value, (int, float)) and math.isfinite(value) and (
+                    self.best is None or (value > self.best if self.greater else value < self.best)):
+                self.best = float(value)
+        elif isinstance(event, RunFinished):
+            self.status = event.status
+        elif isinstance(event, RunFailed):
+            self.status = f"{event.status}: {event.error}"
+        self.view.render()
+
+    def failed(self, error: str) -> None:
+        if self.status == "running":  # a failure before the run began sends no event
+            self.status = f"failed: {error}"
+            self.view.render()
+
+
 class _TrialConsole(ConsoleProgress):
     """The console progress of one trial, holding back the line of a failed run until the search
     knows whether the failure is the trial's own (shown) or the search's (its own error says it)."""
@@ -244,6 +326,10 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
     # optuna's own log would repeat each failed trial with a traceback; the trials table says it
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="maximize", sampler=sampler, study_name=name)
+    from .api import in_notebook_cell
+
+    # in a notebook cell, one table of the trials updated in place rather than a console log per trial
+    view = _SearchView(trials, metric) if (progress is None or progress) and in_notebook_cell() else None
 
     def objective(trial: Any) -> float:
         params = {key: _suggest_value(trial, key, spec) for key, spec in space.items()}
@@ -254,9 +340,12 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                               "baseline": False})
         # recorded as the run uses them ('1e-3' from a command line is the number 0.001 in its config)
         params = {key: functools.reduce(getattr, key.split("."), cfg) for key in params}
-        console = _TrialConsole() if progress is None or progress else None
+        shown = progress is None or progress
+        console = _TrialConsole() if shown and view is None else None
+        row = view.add(trial.number, params) if view is not None else None
         try:
-            run = finetune(cfg, progress=False, sinks=[*(sinks or []), *([console] if console else [])])
+            run = finetune(cfg, progress=False, sinks=[*(sinks or []), *([console] if console else []),
+                                                       *([row] if row else [])])
         except UnknownMetric as e:  # every trial would fail alike: one message, the search's, and no trial left
             _remove_failed_trial(Path(cfg.runs_dir), cfg.name)
             raise ConfigError(f"search metric '{metric}' is not among the validation metrics "
@@ -265,6 +354,8 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         except WorkbenchError as e:
             if console:
                 console.flush_failure(RunFailed(status="failed", error=str(e)))
+            if row:
+                row.failed(str(e))
             from .runs import list_runs
 
             # the failed trial's run directory (a failure before training leaves one, marked failed)
@@ -273,9 +364,11 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                   "run_id": mine[0]["id"] if mine else "", "run_dir": mine[0]["path"] if mine else None,
                                   "status": f"failed: {e}"})
             raise optuna.TrialPruned(str(e)) from None
-        except BaseException:  # Ctrl-C, or an error of the libraries: say how the run ended, then stop
+        except BaseException as e:  # Ctrl-C, or an error of the libraries: say how the run ended, then stop
             if console:
                 console.flush_failure()
+            if row:
+                row.failed("interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}")
             raise
         used, value = best_validation(run, metric)
         if not result.metric:
