@@ -279,3 +279,128 @@ def test_the_comparison_report_keeps_metrics_of_different_tasks_apart(monkeypatc
     assert "per task:" in every and ">accuracy<" not in every
     assert re.search(r">accuracy \(text-classification\)</td><td>0\.9000</td><td></td>", every)
     assert re.search(r">accuracy \(masked-lm\)</td><td></td><td>0\.0274</td>", every)
+
+
+def _table(page):
+    """Row label -> its cells' text, for the tables of a page (tags and styles dropped)."""
+    import html
+
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", page):
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        if cells:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _search_like_runs(tmp_path):
+    """Three runs with LoRA off (one with a rank of its own), two learning rates alike to 3 digits."""
+    runs = [_fake_run(tmp_path, "t0", "model: minilm\ntrain:\n  learning_rate: 0.0023688639503640775\n"
+                                      "lora:\n  r: 4\n", 0.8),
+            _fake_run(tmp_path, "t1", "model: minilm\ntrain:\n  learning_rate: 0.0023681\n", 0.7),
+            _fake_run(tmp_path, "t2", "model: minilm\ntrain:\n  learning_rate: 0.00143\n", 0.6)]
+    for rd, trainable in zip(runs, (24803, 9699, 1123)):
+        rd.update_info(train_seconds=13.84, parameters={"total": 24803, "trainable": trainable})
+    return runs
+
+
+def test_compared_settings_read_compactly_and_settings_a_run_does_not_use_are_no_difference(tmp_path, monkeypatch):
+    """Comparing runs (the compare_runs report and %finetune_compare): learning rates with 3 digits,
+    more where two would read alike; seconds with 1 decimal; trainable parameters shown; lora.r of
+    runs with LoRA off is no difference."""
+    from workbench.api import Run
+    from workbench.render import fmt_setting_values
+    from workbench.ui.compare import compare_html
+
+    dirs = _search_like_runs(tmp_path)
+    widget = _table(compare_html(dirs))
+    assert widget["train.learning_rate"] == ["0.002369", "0.002368", "0.00143"]
+    assert widget["training time (s)"] == ["13.8"] * 3
+    assert widget["trainable parameters"] == ["24,803 of 24,803 (100%)", "9,699 of 24,803 (39.1%)",
+                                              "1,123 of 24,803 (4.53%)"]
+    assert "lora.r" not in widget
+    assert fmt_setting_values([True, 1, 1.0000001, ["q", "v"], None]) == ["true", "1", "1.0000001", '["q", "v"]',
+                                                                          "null"]
+
+    shown = []
+    monkeypatch.setattr(rs, "show_html", shown.append)
+    runs = {rd.id: Run(rd.path) for rd in dirs}
+    diff = rs.show_config_diff(runs)
+    assert set(diff) == {"train.learning_rate"}
+    assert _table(shown[-1])["train.learning_rate"] == ["0.002369", "0.002368", "0.00143"]
+    rows = rs.show_comparison(runs)
+    cells = _table(shown[-2])
+    assert cells["t0"][-2:] == ["13.8", "24,803 of 24,803 (100%)"]
+    assert [r[-2] for r in rows] == ["13.8"] * 3
+
+
+def test_a_setting_only_some_runs_use_is_marked_where_it_is_not_used(tmp_path, monkeypatch):
+    from workbench.api import Run
+    from workbench.ui.compare import compare_html
+
+    on = _fake_run(tmp_path, "lora", "model: minilm\nlora:\n  enabled: true\n  r: 4\n", 0.8)
+    off = _fake_run(tmp_path, "full", "model: minilm\nlora:\n  enabled: false\n", 0.7)  # the default rank 8
+    widget = _table(compare_html([on, off]))
+    assert widget["lora.r"] == ["4", "not used"] and widget["lora.enabled"] == ["true", "false"]
+    assert "lora.r in full: lora.enabled is false" in compare_html([on, off])
+
+    shown = []
+    monkeypatch.setattr(rs, "show_html", shown.append)
+    rs.show_config_diff({"lora": Run(on.path), "full": Run(off.path)})
+    assert _table(shown[-1])["lora.r"] == ["4", "not used"]
+    assert "lora.r in full: lora.enabled is false" in shown[-1]
+
+
+def test_invalid_tag_sequences_are_a_data_note_not_a_leakage_finding(tmp_path, monkeypatch):
+    from builders import build_tiny_bert, make_ner_sentences, ner_vocab, write_conll
+
+    from workbench.config import resolve
+
+    rows = make_ner_sentences(60)
+    for words, tags in rows[:6]:  # an I- tag after O: invalid in IOB2
+        first = next(i for i, t in enumerate(tags) if t.startswith("B-"))
+        tags[first] = "I-" + tags[first][2:]
+    data = write_conll(tmp_path / "ner.conll", rows)
+    model = build_tiny_bert(tmp_path / "bert", ner_vocab())
+    shown = []
+    monkeypatch.setattr(rs, "show_html", shown.append)
+    monkeypatch.setattr(rs, "show_png", lambda png, alt: None)
+    cfg = resolve(inline={"task": "token-classification", "model": str(model), "data": {"train": str(data)},
+                          "train": {"max_length": 32}})
+    summary = rs.data_summary(cfg)
+    page = "\n".join(shown)
+    assert "Duplicates and leakage:</b> no exact duplicate texts" in page and "leakage found" not in page
+    note = next(h for h in shown if "Tag sequences invalid in IOB2" in h)
+    assert "sentences have tag sequences that are invalid in IOB2" in note
+    assert any("invalid in IOB2" in w for w in summary["warnings"])
+
+
+def test_the_terminal_command_names_files_of_the_notebooks_folder_by_absolute_path(tmp_path, monkeypatch):
+    """The report's "same run from a terminal" works from any folder: data files and a local model
+    folder given relative to the notebook's folder are written in full; aliases and hub ids are not."""
+    import html
+    import shlex
+
+    from workbench.config import resolve
+
+    (tmp_path / "ner").mkdir()
+    (tmp_path / "ner" / "i_after_o.conll").write_text("bob B-PER\n")
+    (tmp_path / "models" / "tinybert_ner").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    shown = []
+    monkeypatch.setattr(rs, "show_html", shown.append)
+
+    def command(**inline):
+        shown.clear()
+        rs.show_config(resolve(inline=inline))
+        line = re.search(r"same run from a terminal:</p><pre>([^<]*)</pre>", shown[0]).group(1)
+        return dict(p.split("=", 1) for p in shlex.split(html.unescape(line))[2:])
+
+    got = command(task="token-classification", model="models/tinybert_ner",
+                  data={"train": "ner/i_after_o.conll", "test": "ner/missing.conll"})
+    assert got["model"] == str(tmp_path / "models" / "tinybert_ner")
+    assert got["data.train"] == str(tmp_path / "ner" / "i_after_o.conll")
+    assert got["data.test"] == "ner/missing.conll"  # no such file here: as given, for its error to name
+    (tmp_path / "bbc-news").mkdir()  # the bundled alias is read before any folder of that name
+    got = command(model="org/some-model", data={"validation": "bbc-news"})
+    assert got["model"] == "org/some-model" and got["data.validation"] == "bbc-news"

@@ -197,13 +197,21 @@ def ner_model(tmp_path_factory):
 
 
 def test_token_classification_report(workdir, ner_model, capsys):
-    data = write_conll(workdir / "ner.conll", make_ner_sentences(160))
+    rows = make_ner_sentences(160)
+    for words, tags in rows[:8]:  # an I- tag after O: invalid in IOB2, a note on the data
+        first = next(i for i, t in enumerate(tags) if t.startswith("B-"))
+        tags[first] = "I-" + tags[first][2:]
+    data = write_conll(workdir / "ner.conll", rows)
     code, out, err = run_cli(["report", "token_classification", "-p", "model", str(ner_model), "-p", "data",
-                              str(data), "-p", "name", "ner", *TINY_TRAIN], capsys)
+                              "ner.conll", "-p", "name", "ner", *TINY_TRAIN], capsys)
     assert code == 0, err
     page = report_path(out).read_text()
     assert_self_contained(page)
     assert "Per entity type" in page and ">PER</td>" in page and "seqeval" in page
+    assert "Tag sequences invalid in IOB2" in page and "leakage found" not in page
+    # the data file was named relative to the notebook's folder: the terminal command names it in full
+    command = html.unescape(re.search(r"same run from a terminal:</p>\s*<pre>([^<]*)</pre>", page).group(1))
+    assert f"data.train={data}" in command
 
 
 def test_a_regression_report_shows_the_targets_spread_not_a_count_per_value(workdir, tiny_bert, capsys):

@@ -6,6 +6,7 @@ Every user-supplied string is escaped; nothing here loads scripts or reaches the
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
 from .metrics import higher_is_better_in
@@ -26,6 +27,100 @@ def fmt(v: Any) -> str:
 
 def fmt_delta(v: Any) -> str:
     return f"{v:+.4f}" if isinstance(v, (int, float)) else ""
+
+
+def fmt_seconds(v: Any) -> str:
+    """A duration in seconds: tenths are all a training time has to tell."""
+    return f"{v:.1f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+
+
+def fmt_parameters(parameters: Any) -> str:
+    """``{total, trainable}`` of run.json as "1,123 of 25,926 (4.33%)"; "" where the run did not record it."""
+    if not isinstance(parameters, dict) or not isinstance(parameters.get("trainable"), int):
+        return ""
+    trainable, total = parameters["trainable"], parameters.get("total")
+    if not isinstance(total, int) or total <= 0:
+        return f"{trainable:,}"
+    return f"{trainable:,} of {total:,} ({100 * trainable / total:.3g}%)"
+
+
+def fmt_setting_values(values: list[Any]) -> list[str]:
+    """One setting's value per run, numbers with 3 significant digits, or as many more as it takes for
+    values that differ to read differently (0.00237 and 0.00237 side by side would hide the very
+    difference the row is there to show). Strings as they are, other values as JSON."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    numbers = {v for v in values if number(v)}
+    shown: dict = {}
+    for digits in range(3, 18):
+        shown = {v: str(v) if isinstance(v, int) else f"{v:.{digits}g}" for v in numbers}
+        if len(set(shown.values())) == len(numbers):
+            break
+    return [shown[v] if number(v) else v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
+
+
+def _run_config(text: str | None) -> Any:
+    from .config import resolve
+
+    if not text or not text.strip():  # no config.yaml: nothing to tell which settings it used
+        return None
+    try:
+        return resolve(inline=text)
+    except Exception:  # a config of another version, or edited by hand: its settings count as used
+        return None
+
+
+def unused_by_run(config_texts: list[str | None], values: dict[str, list[Any]]) -> dict[str, list[str | None]]:
+    """``{key: [why the run does not use it, or None]}`` for the settings ``values`` holds per run (its
+    flattened config.yaml values), from ``config.unused_settings``.
+
+    That names only settings given a value of their own, so a run with LoRA off and the default
+    lora.r would seem to use it beside a run with LoRA off and r 4: each run is also asked whether it
+    would use the setting at the values the other runs give it.
+    """
+    import copy
+
+    from .config import unused_settings
+
+    configs = [_run_config(t) for t in config_texts]
+    out: dict[str, list[str | None]] = {}
+    for key, per_run in values.items():
+        section, _, name = key.rpartition(".")
+        whys: list[str | None] = []
+        for cfg in configs:
+            why = None
+            if cfg is not None:
+                why = unused_settings(cfg).get(key, (None,))[0]
+                holder = getattr(cfg, section, None) if section else cfg
+                for v in per_run if why is None and holder is not None and hasattr(holder, name) else []:
+                    probe = copy.deepcopy(cfg)
+                    setattr(getattr(probe, section) if section else probe, name, v)
+                    try:
+                        why = unused_settings(probe).get(key, (None,))[0]
+                    except Exception:  # a value of another type than this version's field
+                        why = None
+                    if why is not None:
+                        break
+            whys.append(why)
+        out[key] = whys
+    return out
+
+
+def real_differences(values: dict[str, list[Any]], unused: dict[str, list[str | None]]) -> dict[str, list[Any]]:
+    """The settings that differ between runs that use them: one no run uses (lora.r with LoRA off
+    everywhere) is left out, and so is one whose values differ only in runs that do not use it."""
+    def text(v: Any) -> str:
+        return json.dumps(v, sort_keys=True, default=str)
+
+    out = {}
+    for key, per_run in values.items():
+        whys = unused.get(key) or [None] * len(per_run)
+        # a run that does not use the setting reads as one more value, "not used"
+        seen = {(why is None, text(v) if why is None else "") for v, why in zip(per_run, whys)}
+        if len({text(v) for v in per_run}) > 1 and len(seen) > 1:
+            out[key] = per_run
+    return out
 
 
 def test_size_text(evaluation: dict) -> str:

@@ -20,7 +20,8 @@ from typing import Any
 from .config import is_stand_in
 from .errors import ConfigError
 from .paths import list_templates, templates_dir
-from .render import fmt, fmt_delta, metric_rows, metrics_table_html, table_html, test_size_text
+from .render import (fmt, fmt_delta, fmt_parameters, fmt_seconds, metric_rows, metrics_table_html, table_html,
+                     test_size_text)
 from .runs import RunDir
 
 RUN_MIMETYPE = "application/vnd.workbench.run+json"
@@ -333,7 +334,9 @@ def data_summary(cfg: Any) -> dict:
         show_png(distribution_png({n: c for n, c in counts.items() if c}, what), f"share of each {what} per split")
     show_png(length_histogram_png(lengths, cfg.train.max_length),
              f"histogram of example lengths in tokens per split; max_length {cfg.train.max_length}")
-    findings = list(report.get("warnings") or [])
+    # invalid tag sequences are about the annotation, not duplicates or leakage: a heading of their own
+    sequences = _tag_sequence_notes(report)
+    findings = [w for w in report.get("warnings") or [] if w not in sequences]
     for key, n in (report.get("dropped") or {}).items():
         if n:
             findings.append(f"{n} rows dropped ({key.replace('_', ' ')})")
@@ -350,8 +353,21 @@ def data_summary(cfg: Any) -> dict:
     if blank:
         show_html(f"<p>Blank lines skipped (they separate text, they are not documents): {esc(', '.join(blank))}.</p>")
         findings += [f"{n} blank lines skipped in {key}" for key, n in report["blank_lines_skipped"].items() if n]
+    if sequences:
+        show_html(f"<p><b>Tag sequences invalid in {esc(report.get('scheme') or 'the tag scheme')}:</b></p><ul>"
+                  + "".join(f"<li>{esc(w)}</li>" for w in sequences) + "</ul>")
+        findings += sequences
     return {"sizes": {n: len(f) for n, f in splits.items()}, "counts": counts, "lengths": task.length_report,
             "warnings": findings}
+
+
+def _tag_sequence_notes(report: dict) -> list[str]:
+    """The warnings of the token-classification task about sentences whose tags break the scheme (one
+    per split, counted in ``invalid_tag_sequences``)."""
+    found = report.get("invalid_tag_sequences") or {}
+    heads = tuple(f"{name} split: {n.get('sentences')} sentences have tag sequences that are invalid"
+                  for name, n in found.items() if isinstance(n, dict))
+    return [w for w in report.get("warnings") or [] if heads and str(w).startswith(heads)]
 
 
 def _shared_with_train(splits: Any, column: str) -> int | None:
@@ -366,12 +382,48 @@ def _shared_with_train(splits: Any, column: str) -> int | None:
     return sum(int(f[column].map(key).isin(train).sum()) for f in (splits.validation, splits.test))
 
 
+def _located(value: Any, aliases: Any) -> Any:
+    """A relative path that exists from here (a file, a folder, or a glob that matches) as an absolute
+    one, so the command works from any folder; anything else (an alias, a hub id) as it is."""
+    import glob
+    import os
+
+    if not isinstance(value, str) or not value or value in aliases or is_stand_in(value) or value.startswith("$"):
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return value
+    if path.exists() or (glob.has_magic(value) and glob.glob(value, recursive=True)):
+        return os.path.abspath(path)
+    return value
+
+
+def terminal_config(cfg: Any) -> Any:
+    """A copy of ``cfg`` whose data files and local model folder given relative to the notebook's folder
+    are absolute: the notebook runs there, a terminal may not."""
+    import copy
+
+    from .data.loaders import ALIASES as DATA_ALIASES
+    from .models import ALIASES as MODEL_ALIASES
+
+    out = copy.copy(cfg)
+    out.data = copy.copy(cfg.data)
+    out.train = copy.copy(cfg.train)
+    out.model = _located(cfg.model, MODEL_ALIASES)
+    for key in ("train", "validation", "test"):
+        setattr(out.data, key, _located(getattr(cfg.data, key), DATA_ALIASES))
+    # a checkpoint folder or run directory to resume (a run id stays an id)
+    out.train.resume_from = _located(cfg.train.resume_from, ())
+    return out
+
+
 def show_config(cfg: Any) -> None:
     """What differs from the defaults, the whole resolved config (folded), and the same run as a CLI line."""
     changed = [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in cfg.diff().items()]
+    command = terminal_config(cfg).to_cli() if not cfg.in_memory_data() else ""
     show_html("<p>Settings that differ from the defaults:</p>" + table_html(["config key", "value"], changed, left=True)
               + f"<details><summary>The whole resolved config</summary><pre>{esc(cfg.to_yaml())}</pre></details>"
-              + (f"<p>The same run from a terminal:</p><pre>{esc(cfg.to_cli())}</pre>" if not cfg.in_memory_data()
+              + (f"<p>The same run from a terminal:</p><pre>{esc(command)}</pre>" if not cfg.in_memory_data()
                  else "<p>Its data are a table made in this notebook, so the run has no terminal equivalent; "
                       "the notebook is the recipe.</p>"))
 
@@ -600,9 +652,11 @@ def show_comparison(runs: dict[str, Any]) -> list[list[Any]]:
         base = (ev.get("baseline") or {}).get(main)
         delta = value - base if isinstance(value, (int, float)) and isinstance(base, (int, float)) else None
         rows.append([label, info.get("task"), info.get("model"), info.get("status"), main, value, base,
-                     fmt_delta(delta), test_size_text(ev) if ev else None, info.get("train_seconds")])
+                     fmt_delta(delta), test_size_text(ev) if ev else None, fmt_seconds(info.get("train_seconds")),
+                     fmt_parameters(info.get("parameters"))])
+    # trainable parameters: what sets LoRA and frozen runs apart from full fine-tuning, and their cost
     show_html(table_html(["run", "task", "model", "status", "main metric", "fine-tuned", "baseline", "delta",
-                          "test split", "training s"], rows))
+                          "test split", "training s", "trainable parameters"], rows))
     tasks = [run.info.get("task") for run in runs.values()]
     metrics = metric_rows([(t, run.evaluation) for t, run in zip(tasks, runs.values())])
     if metrics:
@@ -614,32 +668,50 @@ def show_comparison(runs: dict[str, Any]) -> list[list[Any]]:
 
 
 def config_diff(runs: dict[str, Any]) -> dict[str, list]:
-    """``{dotted key: [value per run]}`` for the config keys on which the runs differ."""
+    """``{dotted key: [value per run]}`` for the config keys on which the runs differ (a setting that a
+    run does not use, such as lora.r with LoRA off, is no difference there)."""
+    return _config_diff(runs)[0]
+
+
+def _config_diff(runs: dict[str, Any]) -> tuple[dict[str, list], dict[str, list]]:
+    """The differing settings, and per setting why each run does not use it (None where it does)."""
     import yaml
 
     from .config import flatten
+    from .render import real_differences, unused_by_run
 
-    flat = []
+    texts, flat = [], []
     for run in runs.values():
+        text = run.run_dir.read_config_text()
         try:
-            loaded = yaml.safe_load(run.run_dir.read_config_text()) or {}
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError:
-            loaded = {}
+            loaded, text = {}, None
+        texts.append(text)
         flat.append(flatten(loaded) if isinstance(loaded, dict) else {})
     keys = sorted({k for f in flat for k in f})
     absent = "(absent)"
-    return {k: [f.get(k, absent) for f in flat] for k in keys
-            if len({json.dumps(v, sort_keys=True, default=str) for v in (f.get(k, absent) for f in flat)}) > 1}
+    values = {k: [f.get(k, absent) for f in flat] for k in keys
+              if len({json.dumps(v, sort_keys=True, default=str) for v in (f.get(k, absent) for f in flat)}) > 1}
+    unused = unused_by_run(texts, values)
+    diff = real_differences(values, unused)
+    return diff, {k: unused[k] for k in diff}
 
 
 def show_config_diff(runs: dict[str, Any]) -> dict[str, list]:
-    diff = config_diff(runs)
+    from .render import fmt_setting_values
+
+    diff, unused = _config_diff(runs)
     if not diff:
         show_html("<p>The runs share one configuration.</p>")
         return diff
-    rows = [[k] + [json.dumps(v, default=str) if not isinstance(v, str) else v for v in values]
+    labels = list(runs)
+    rows = [[k] + ["not used" if why else text for text, why in zip(fmt_setting_values(values), unused[k])]
             for k, values in diff.items()]
-    show_html(table_html(["config key"] + list(runs), rows, left=True))
+    notes = [f"{k} in {', '.join(lab for lab, why in zip(labels, whys) if why)}: "
+             f"{next(why for why in whys if why)}" for k, whys in unused.items() if any(whys)]
+    show_html(table_html(["config key"] + labels, rows, left=True)
+              + (f"<p>Not used by a run, so no difference there: {esc('; '.join(notes))}.</p>" if notes else ""))
     return diff
 
 

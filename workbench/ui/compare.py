@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import flatten
-from ..render import MUTED, fmt, fmt_delta, metric_rows
+from ..render import (MUTED, fmt, fmt_delta, fmt_parameters, fmt_seconds, fmt_setting_values, metric_rows,
+                      real_differences, unused_by_run)
 from ..runs import RunDir, default_runs_dir, list_runs, validation_text
 from .live import STATUS_COLORS, esc, run_dir_link, styled
 
@@ -99,31 +100,49 @@ def compare_html(run_dirs: list[RunDir]) -> str:
             cells.append(f"<td><b>{fmt(v)}</b>" + (f" <span style='color:{MUTED}'>(baseline {fmt(b)})</span>"
                                                    if isinstance(b, (int, float)) else "") + "</td>")
         rows.append(f"<tr><td>{esc(label)}</td>{''.join(cells)}</tr>")
-    secs = [i.get("train_seconds") for i in infos]
-    rows.append("<tr><td>training time (s)</td>" + "".join(f"<td>{fmt(s)}</td>" for s in secs) + "</tr>")
+    rows.append("<tr><td>training time (s)</td>"
+                + "".join(f"<td>{fmt_seconds(i.get('train_seconds'))}</td>" for i in infos) + "</tr>")
+    # what sets LoRA and frozen runs apart from full fine-tuning, and what they cost
+    rows.append("<tr><td>trainable parameters</td>"
+                + "".join(f"<td>{esc(fmt_parameters(i.get('parameters')))}</td>" for i in infos) + "</tr>")
     table = f"<table class='wb-compare'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     return styled(table + config_diff_html(run_dirs, labels))
 
 
 def config_diff_html(run_dirs: list[RunDir], labels: list[str]) -> str:
-    """The config keys whose values differ between the runs (what the comparison is about)."""
+    """The config keys whose values differ between the runs (what the comparison is about); a cell of a
+    run that does not use the setting (lora.r with LoRA off) says so instead of showing a value."""
     import yaml
 
-    flat = []
+    texts, flat = [], []
     for rd in run_dirs:
+        text = rd.read_config_text()
         try:
-            flat.append(flatten(yaml.safe_load(rd.read_config_text()) or {}))
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError:
-            flat.append({})
+            loaded, text = {}, None
+        texts.append(text)
+        flat.append(flatten(loaded) if isinstance(loaded, dict) else {})
     keys = sorted({k for f in flat for k in f})
-    differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1 and k not in ("name",)]
+    values = {k: [f.get(k) for f in flat] for k in keys
+              if len({repr(f.get(k)) for f in flat}) > 1 and k not in ("name",)}
+    unused = unused_by_run(texts, values)
+    differ = real_differences(values, unused)
     if not differ:
         return f"<div style='color:{MUTED}'>Same settings in every run.</div>"
     head = "<th>setting</th>" + "".join(f"<th>{esc(lab)}</th>" for lab in labels)
-    rows = "".join(f"<tr><td>{esc(k)}</td>" + "".join(f"<td>{esc(f.get(k))}</td>" for f in flat) + "</tr>"
-                   for k in differ)
+    rows = []
+    for k, per_run in differ.items():
+        cells = [f"<td style='color:{MUTED}' title='{esc(why)}'>not used</td>" if why else
+                 f"<td>{'' if v is None else esc(text)}</td>"
+                 for v, text, why in zip(per_run, fmt_setting_values(per_run), unused[k])]
+        rows.append(f"<tr><td>{esc(k)}</td>{''.join(cells)}</tr>")
+    notes = [f"{k} in {', '.join(lab for lab, why in zip(labels, whys) if why)}: {next(w for w in whys if w)}"
+             for k, whys in unused.items() if k in differ and any(whys)]
+    note = (f"<div style='color:{MUTED}'>Not used by a run, so no difference there: {esc('; '.join(notes))}.</div>"
+            if notes else "")
     return (f"<div><b>Settings that differ</b></div><table class='wb-compare'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+            f"<tbody>{''.join(rows)}</tbody></table>{note}")
 
 
 def compare_png(run_dirs: list[RunDir]) -> bytes:
