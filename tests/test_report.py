@@ -229,7 +229,7 @@ def test_metric_deltas_are_coloured_by_direction_and_left_plain_without_a_baseli
     assert "<td style='color:#c62828'>+0.1000</td>" in page  # loss up: a loss
     assert "<td>+0.0000</td>" in page  # no change
     alone = metrics_table_html({"main_metric": "accuracy", "finetuned": {"accuracy": 0.9}, "baseline": {}, "delta": {}})
-    assert "<td></td></tr>" in alone and "color" not in alone
+    assert "<th>delta</th>" not in alone and "color:#" not in alone  # no baseline: no delta to colour
 
 
 @pytest.mark.parametrize("blank_lines", [0, 3])
@@ -404,3 +404,15 @@ def test_the_terminal_command_names_files_of_the_notebooks_folder_by_absolute_pa
     (tmp_path / "bbc-news").mkdir()  # the bundled alias is read before any folder of that name
     got = command(model="org/some-model", data={"validation": "bbc-news"})
     assert got["model"] == "org/some-model" and got["data.validation"] == "bbc-news"
+
+
+def test_a_run_without_a_baseline_shows_no_empty_baseline_columns():
+    from workbench.render import metrics_table_html
+
+    ev = {"finetuned": {"accuracy": 0.9, "f1_macro": 0.8}, "baseline": {}, "delta": {}, "baseline_method": None}
+    shown = metrics_table_html(ev)
+    assert "<th>baseline</th>" not in shown and "<td>0.9000</td>" in shown
+    assert "No baseline: this run was trained with baseline: false" in shown
+    ev.update(baseline={"accuracy": 0.5, "f1_macro": 0.4}, delta={"accuracy": 0.4, "f1_macro": 0.4},
+              baseline_method="logistic regression")
+    assert "<th>baseline</th>" in metrics_table_html(ev)

@@ -200,9 +200,17 @@ def metrics_table_html(evaluation: dict) -> str:
             return ""
         return f" style='color:{'#1a7f37' if improved(k, d, evaluation) else '#c62828'}'"
 
+    found = metrics_rows(evaluation)
+    if found and all(b is None for _, _, b, _ in found) and not evaluation.get("baseline_method"):
+        # a run without a baseline (baseline: false, as search trials run): no empty columns beside it
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(f)}</td></tr>" for k, f, _, _ in found)
+        return ("<table class='wb-metrics'><thead><tr><th>metric (test)</th><th>fine-tuned</th></tr></thead>"
+                f"<tbody>{rows}</tbody></table><div style='color:{MUTED};font-size:90%'>No baseline: this run "
+                "was trained with baseline: false (search trials skip it). Train with baseline: true to compare "
+                "it with the base model on the same test split.</div>")
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{fmt(f)}</td><td>{fmt(b)}</td><td{colour(k, d)}>{fmt_delta(d)}</td></tr>"
-        for k, f, b, d in metrics_rows(evaluation))
+        for k, f, b, d in found)
     return ("<table class='wb-metrics'><thead><tr><th>metric (test)</th><th>fine-tuned</th><th>baseline</th>"
             f"<th>delta</th></tr></thead><tbody>{rows}</tbody></table>")
 
