@@ -382,45 +382,14 @@ def _shared_with_train(splits: Any, column: str) -> int | None:
     return sum(int(f[column].map(key).isin(train).sum()) for f in (splits.validation, splits.test))
 
 
-def _located(value: Any, aliases: Any) -> Any:
-    """A relative path that exists from here (a file, a folder, or a glob that matches) as an absolute
-    one, so the command works from any folder; anything else (an alias, a hub id) as it is."""
-    import glob
-    import os
-
-    if not isinstance(value, str) or not value or value in aliases or is_stand_in(value) or value.startswith("$"):
-        return value
-    path = Path(value).expanduser()
-    if path.is_absolute():
-        return value
-    if path.exists() or (glob.has_magic(value) and glob.glob(value, recursive=True)):
-        return os.path.abspath(path)
-    return value
-
-
-def terminal_config(cfg: Any) -> Any:
-    """A copy of ``cfg`` whose data files and local model folder given relative to the notebook's folder
-    are absolute: the notebook runs there, a terminal may not."""
-    import copy
-
-    from .data.loaders import ALIASES as DATA_ALIASES
-    from .models import ALIASES as MODEL_ALIASES
-
-    out = copy.copy(cfg)
-    out.data = copy.copy(cfg.data)
-    out.train = copy.copy(cfg.train)
-    out.model = _located(cfg.model, MODEL_ALIASES)
-    for key in ("train", "validation", "test"):
-        setattr(out.data, key, _located(getattr(cfg.data, key), DATA_ALIASES))
-    # a checkpoint folder or run directory to resume (a run id stays an id)
-    out.train.resume_from = _located(cfg.train.resume_from, ())
-    return out
-
-
 def show_config(cfg: Any) -> None:
     """What differs from the defaults, the whole resolved config (folded), and the same run as a CLI line."""
     changed = [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in cfg.diff().items()]
-    command = terminal_config(cfg).to_cli() if not cfg.in_memory_data() else ""
+    from .engine.run import local_paths_absolute
+
+    # the notebook's local files by absolute path, as the run's config.yaml names them: a terminal may
+    # be in another folder
+    command = local_paths_absolute(cfg).to_cli() if not cfg.in_memory_data() else ""
     show_html("<p>Settings that differ from the defaults:</p>" + table_html(["config key", "value"], changed, left=True)
               + f"<details><summary>The whole resolved config</summary><pre>{esc(cfg.to_yaml())}</pre></details>"
               + (f"<p>The same run from a terminal:</p><pre>{esc(command)}</pre>" if not cfg.in_memory_data()
