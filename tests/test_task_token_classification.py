@@ -185,10 +185,14 @@ def test_invalid_tag_sequences_are_reported(ner_bert, tmp_path):
         task.load_data()
 
 
+def conll_text(sentences, sep=" "):
+    """CoNLL text of (words, tags) sentences: a word and its tag per line, a blank line between."""
+    return "\n\n".join("\n".join(f"{w}{sep}{t}" for w, t in zip(words, tags)) for words, tags in sentences) + "\n"
+
+
 def test_conll_unknown_tags_name_their_own_lines(ner_bert, tmp_path):
     good = make_ner_sentences(20)
-    text = "bob B-PER\nran O\n\nalice B-PER\nin O\nparis LOCATION\n\n" + "\n\n".join(
-        "\n".join(f"{w} {t}" for w, t in zip(words, tags)) for words, tags in good) + "\n"
+    text = "bob B-PER\nran O\n\nalice B-PER\nin O\nparis LOCATION\n\n" + conll_text(good)
     path = tmp_path / "bad.conll"
     path.write_text(text)
     with pytest.raises(DataError, match=r"bad.conll, line 6: unknown tags 'LOCATION'; .*the last column of each line"):
@@ -241,8 +245,7 @@ def test_text_is_split_like_conll_words(text, words):
 def test_tab_separated_conll_keeps_words_with_spaces(ner_bert, tmp_path):
     good = make_ner_sentences(40)
     # a POS column between word and tag, as in CoNLL-2003, on some lines
-    text = "-DOCSTART-\tO\n\nbob\tNNP\tB-PER\nvisited\tO\nnew york\tNNP\tB-LOC\n.\tO\n\n" + "\n\n".join(
-        "\n".join(f"{w}\t{t}" for w, t in zip(words, tags)) for words, tags in good) + "\n"
+    text = "-DOCSTART-\tO\n\nbob\tNNP\tB-PER\nvisited\tO\nnew york\tNNP\tB-LOC\n.\tO\n\n" + conll_text(good, "\t")
     path = tmp_path / "tabs.conll"
     path.write_text(text)
     task, cfg = task_for(ner_config(ner_bert, str(path), tmp_path, data={"validation": str(path), "test": str(path)},

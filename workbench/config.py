@@ -535,24 +535,45 @@ def _substitute_objects(merged: dict, objects: dict, where: str = "") -> dict:
     return out
 
 
-def unused_settings(cfg: RunConfig) -> dict[str, tuple[str, str]]:
-    """Settings given that this config does not use: ``{key: (why, the key that decides it)}``. A run
-    says so (rather than train as if they mattered) and a search refuses to vary them."""
+def value_at(cfg: RunConfig, key: str) -> Any:
+    """The value of a dotted key (``train.learning_rate``) of a resolved config."""
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def ignored_keys(cfg: RunConfig) -> dict[str, tuple[str, str]]:
+    """The keys whose value this config does not use, whatever it is: ``{key: (why, the key that
+    decides it)}``."""
     out = {}
     if not cfg.lora.enabled:
         for f in dataclasses.fields(LoraConfig):
-            if f.name != "enabled" and getattr(cfg.lora, f.name) != f.default:
+            if f.name != "enabled":
                 out[f"lora.{f.name}"] = ("lora.enabled is false", "lora.enabled")
-    elif cfg.train.freeze:
+    else:
         out["train.freeze"] = ("with lora.enabled the base weights are frozen already and the adapters go into "
                                "every target layer", "lora.enabled")
-    if cfg.train.lr_scheduler == "constant" and cfg.train.warmup_ratio:
+    if cfg.train.lr_scheduler == "constant":
         out["train.warmup_ratio"] = ("lr_scheduler constant has no warmup (constant_with_warmup has one)",
                                      "train.lr_scheduler")
-    if cfg.train.eval_steps and cfg.train.eval_strategy != "steps":
+    if cfg.train.eval_strategy != "steps":
         out["train.eval_steps"] = (f"train.eval_strategy is {cfg.train.eval_strategy}, not steps",
                                    "train.eval_strategy")
     return out
+
+
+def unused_settings(cfg: RunConfig) -> dict[str, tuple[str, str]]:
+    """Settings given that this config does not use (``ignored_keys`` that hold a value of their own: a
+    LoRA field off its default, a freeze, a warmup or eval_steps at all). A run says so, rather than
+    train as if they mattered, and a search refuses to vary them."""
+    defaults = {f"lora.{f.name}": f.default for f in dataclasses.fields(LoraConfig)}
+
+    def given(key: str) -> bool:
+        value = value_at(cfg, key)
+        return value != defaults[key] if key in defaults else bool(value)
+
+    return {k: v for k, v in ignored_keys(cfg).items() if given(k)}
 
 
 def _check(cfg: RunConfig) -> None:

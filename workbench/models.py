@@ -84,17 +84,21 @@ def max_positions(cfg: Any, tokenizer: Any) -> int | None:
     models' offset, which their tokenizers' ``model_max_length`` states), None when unknown."""
     from transformers import AutoConfig
 
-    limits = []
-    length = getattr(tokenizer, "model_max_length", None)
-    if isinstance(length, int) and 0 < length < 1_000_000:  # unset is a huge placeholder (1e30)
-        limits.append(length)
     try:
         conf = AutoConfig.from_pretrained(resolve_model(cfg.model), **load_kwargs(cfg))
     except (OSError, ValueError):
         conf = None
-    positions = getattr(conf, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
+    return positions_limit(conf, tokenizer)
+
+
+def positions_limit(conf: Any, tokenizer: Any) -> int | None:
+    """``max_positions`` for a model config already at hand (a loaded model's): the smallest of its
+    position table (GPT-2 calls it n_positions or n_ctx) and the tokenizer's ``model_max_length``."""
+    if conf is not None and hasattr(conf, "get_text_config"):
+        conf = conf.get_text_config()
+    limits = [getattr(conf, k, None) for k in ("max_position_embeddings", "n_positions", "n_ctx")]
+    limits.append(getattr(tokenizer, "model_max_length", None))  # unset, it is a huge placeholder (1e30)
+    limits = [v for v in limits if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1_000_000]
     return min(limits) if limits else None
 
 

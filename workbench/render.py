@@ -71,40 +71,39 @@ def _run_config(text: str | None) -> Any:
         return None
 
 
+def setting_differences(run_dirs: list[Any], absent: Any = None, skip: tuple = ()) -> tuple[dict, dict]:
+    """``({key: [value per run]}, {key: [why each run does not use it, or None]})`` for the config.yaml
+    settings on which the runs really differ (``real_differences``); a key a run lacks reads as
+    ``absent``, and ``skip`` keys (a run's name) are left out."""
+    import yaml
+
+    from .config import flatten
+
+    texts, flat = [], []
+    for rd in run_dirs:
+        text = rd.read_config_text()
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            loaded, text = {}, None
+        texts.append(text)
+        flat.append(flatten(loaded) if isinstance(loaded, dict) else {})
+    keys = sorted({k for f in flat for k in f} - set(skip))
+    values = {k: [f.get(k, absent) for f in flat] for k in keys
+              if len({json.dumps(v, sort_keys=True, default=str) for v in (f.get(k, absent) for f in flat)}) > 1}
+    unused = unused_by_run(texts, values)
+    diff = real_differences(values, unused)
+    return diff, {k: unused[k] for k in diff}
+
+
 def unused_by_run(config_texts: list[str | None], values: dict[str, list[Any]]) -> dict[str, list[str | None]]:
     """``{key: [why the run does not use it, or None]}`` for the settings ``values`` holds per run (its
-    flattened config.yaml values), from ``config.unused_settings``.
+    flattened config.yaml values): ``config.ignored_keys``, which holds whatever the value (a run with
+    LoRA off and the default lora.r ignores it as one with r 4 does)."""
+    from .config import ignored_keys
 
-    That names only settings given a value of their own, so a run with LoRA off and the default
-    lora.r would seem to use it beside a run with LoRA off and r 4: each run is also asked whether it
-    would use the setting at the values the other runs give it.
-    """
-    import copy
-
-    from .config import unused_settings
-
-    configs = [_run_config(t) for t in config_texts]
-    out: dict[str, list[str | None]] = {}
-    for key, per_run in values.items():
-        section, _, name = key.rpartition(".")
-        whys: list[str | None] = []
-        for cfg in configs:
-            why = None
-            if cfg is not None:
-                why = unused_settings(cfg).get(key, (None,))[0]
-                holder = getattr(cfg, section, None) if section else cfg
-                for v in per_run if why is None and holder is not None and hasattr(holder, name) else []:
-                    probe = copy.deepcopy(cfg)
-                    setattr(getattr(probe, section) if section else probe, name, v)
-                    try:
-                        why = unused_settings(probe).get(key, (None,))[0]
-                    except Exception:  # a value of another type than this version's field
-                        why = None
-                    if why is not None:
-                        break
-            whys.append(why)
-        out[key] = whys
-    return out
+    ignored = [ignored_keys(cfg) if cfg is not None else {} for cfg in map(_run_config, config_texts)]
+    return {key: [run.get(key, (None,))[0] for run in ignored] for key in values}
 
 
 def real_differences(values: dict[str, list[Any]], unused: dict[str, list[str | None]]) -> dict[str, list[Any]]:

@@ -644,27 +644,9 @@ def config_diff(runs: dict[str, Any]) -> dict[str, list]:
 
 def _config_diff(runs: dict[str, Any]) -> tuple[dict[str, list], dict[str, list]]:
     """The differing settings, and per setting why each run does not use it (None where it does)."""
-    import yaml
+    from .render import setting_differences
 
-    from .config import flatten
-    from .render import real_differences, unused_by_run
-
-    texts, flat = [], []
-    for run in runs.values():
-        text = run.run_dir.read_config_text()
-        try:
-            loaded = yaml.safe_load(text) or {}
-        except yaml.YAMLError:
-            loaded, text = {}, None
-        texts.append(text)
-        flat.append(flatten(loaded) if isinstance(loaded, dict) else {})
-    keys = sorted({k for f in flat for k in f})
-    absent = "(absent)"
-    values = {k: [f.get(k, absent) for f in flat] for k in keys
-              if len({json.dumps(v, sort_keys=True, default=str) for v in (f.get(k, absent) for f in flat)}) > 1}
-    unused = unused_by_run(texts, values)
-    diff = real_differences(values, unused)
-    return diff, {k: unused[k] for k in diff}
+    return setting_differences([run.run_dir for run in runs.values()], absent="(absent)")
 
 
 def show_config_diff(runs: dict[str, Any]) -> dict[str, list]:

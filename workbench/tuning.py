@@ -19,14 +19,13 @@ and on the command line ``--space train.learning_rate=1e-5..1e-3:log --space tra
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import _all_keys, _suggest, parse_override, resolve, unused_settings
+from .config import _all_keys, _suggest, parse_override, resolve, unused_settings, value_at
 from .errors import ConfigError, RunError, UnknownMetric, WorkbenchError
 from .events import ConsoleProgress, RunFailed
 from .render import table_html
@@ -339,7 +338,7 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         cfg = resolve(inline=base, overrides={**params, **picked, "name": f"{name}-trial-{trial.number}",
                                               "baseline": False})
         # recorded as the run uses them ('1e-3' from a command line is the number 0.001 in its config)
-        params = {key: functools.reduce(getattr, key.split("."), cfg) for key in params}
+        params = {key: value_at(cfg, key) for key in params}
         shown = progress is None or progress
         console = _TrialConsole() if shown and view is None else None
         row = view.add(trial.number, params) if view is not None else None

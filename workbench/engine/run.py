@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from .. import tasks
-from ..config import RunConfig, unused_settings
+from ..config import RunConfig, unused_settings, value_at
 from ..data import fingerprint
 from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
@@ -166,12 +166,6 @@ def _unit(task: Any, split: str) -> str:
     return f"blocks of {rep.get('max_length')} tokens" if rep.get("packed") else "examples"
 
 
-def _shown(cfg: RunConfig, key: str) -> str:
-    import functools
-
-    return str(functools.reduce(getattr, key.split("."), cfg))
-
-
 def truncation_notices(reports: dict, max_length: int) -> list[str]:
     """What cutting at ``max_length`` did to each split: the training texts lose what they do not fit,
     and a validation or test split is scored only on what fits."""
@@ -233,7 +227,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     check_freeze_layers(cfg)  # against the model's config.json, before the data and the baseline
     unused = unused_settings(cfg)
     if unused:
-        emit(Phase("unused settings", "; ".join(f"{k} {_shown(cfg, k)} is not used: {why}"
+        emit(Phase("unused settings", "; ".join(f"{k} {value_at(cfg, k)} is not used: {why}"
                                                 for k, (why, _) in unused.items()), notice=True))
 
     # 1. data: load, check, split (errors here name file, column and rows)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..data import _COLUMN_SYNONYMS, DataError, Splits, check_texts, load_splits, require_columns
 from ..errors import ModelError
-from ..models import load_model
+from ..models import load_model, positions_limit
 from . import Task, register
 from ._common import BaselineStopped, task_options
 from ._lm import (SAMPLE_BY, base_trainer, length_report, pack, perplexity_metrics, predict_split, text_loader,
@@ -366,23 +366,6 @@ class CausalLM(Task):
 
 # ---- generating within the model's positions -------------------------------------------------------
 
-def _positions(model: Any, tokenizer: Any) -> int | None:
-    """How many positions the model takes, prompt and continuation together; None where nothing says.
-
-    A learned position table (GPT-2) fails with an IndexError past its end; rotary models (Llama,
-    Qwen) run on but were not trained there. The tokenizer's ``model_max_length`` counts only for a
-    model whose config has no such limit (unset, it is a huge placeholder)."""
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "get_text_config"):
-        config = config.get_text_config()
-    sizes = [getattr(config, k, None) for k in ("n_positions", "max_position_embeddings", "n_ctx")]
-    sizes = [v for v in sizes if isinstance(v, int) and not isinstance(v, bool) and v > 0]
-    if sizes:
-        return min(sizes)
-    limit = getattr(tokenizer, "model_max_length", None)
-    return int(limit) if isinstance(limit, int) and 0 < limit < 10 ** 9 else None
-
-
 class _Fit:
     """A prompt's ids and the number of new tokens, cut to the model's positions.
 
@@ -396,7 +379,7 @@ class _Fit:
 
     @classmethod
     def of(cls, model: Any, tokenizer: Any, ids: list[int], max_new_tokens: int) -> "_Fit":
-        positions = _positions(model, tokenizer)
+        positions = positions_limit(getattr(model, "config", None), tokenizer)
         n = len(ids)
         if positions is None or n + max_new_tokens <= positions:
             return cls(list(ids), 0, max_new_tokens, positions)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import flatten
 from ..render import (MUTED, fmt, fmt_delta, fmt_parameters, fmt_seconds, fmt_setting_values, metric_rows,
-                      real_differences, unused_by_run)
+                      setting_differences)
 from ..runs import RunDir, default_runs_dir, list_runs, validation_text
 from .live import STATUS_COLORS, esc, run_dir_link, styled
 
@@ -112,22 +111,7 @@ def compare_html(run_dirs: list[RunDir]) -> str:
 def config_diff_html(run_dirs: list[RunDir], labels: list[str]) -> str:
     """The config keys whose values differ between the runs (what the comparison is about); a cell of a
     run that does not use the setting (lora.r with LoRA off) says so instead of showing a value."""
-    import yaml
-
-    texts, flat = [], []
-    for rd in run_dirs:
-        text = rd.read_config_text()
-        try:
-            loaded = yaml.safe_load(text) or {}
-        except yaml.YAMLError:
-            loaded, text = {}, None
-        texts.append(text)
-        flat.append(flatten(loaded) if isinstance(loaded, dict) else {})
-    keys = sorted({k for f in flat for k in f})
-    values = {k: [f.get(k) for f in flat] for k in keys
-              if len({repr(f.get(k)) for f in flat}) > 1 and k not in ("name",)}
-    unused = unused_by_run(texts, values)
-    differ = real_differences(values, unused)
+    differ, unused = setting_differences(run_dirs, skip=("name",))
     if not differ:
         return f"<div style='color:{MUTED}'>Same settings in every run.</div>"
     head = "<th>setting</th>" + "".join(f"<th>{esc(lab)}</th>" for lab in labels)
