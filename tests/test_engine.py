@@ -374,6 +374,45 @@ def test_resume_from_latest_continues_the_newest_earlier_run_and_records_which(t
     assert resumed.config.train.resume_from == first.id
 
 
+def test_resume_from_latest_passes_over_failed_starts_and_refuses_nothing_left_before_a_folder(tiny_bert, clf_csv,
+                                                                                                  tmp_path):
+    from workbench.errors import ConfigError, WorkbenchError
+    from workbench.events import Step
+
+    runs = tmp_path / "runs"
+
+    def stop_at_2(event):
+        if isinstance(event, Step) and event.step == 2:
+            RunDir(next(runs.iterdir())).request_stop()
+
+    stopped = finetune(tiny_config(tiny_bert, clf_csv, runs, epochs=3), progress=False, sinks=[stop_at_2])
+    assert stopped.status == "interrupted"
+    # a newer run that failed before any checkpoint: "latest" still means the stopped run
+    broken = tiny_config(tiny_bert, clf_csv, runs, epochs=3)
+    broken["data"]["text_column"] = "no_such_column"
+    with pytest.raises(WorkbenchError):
+        finetune(broken, progress=False)
+    assert len(list(runs.iterdir())) == 2
+    # training no further than the checkpoint's step is refused before a run folder is made
+    at = int(stopped.run_dir.complete_checkpoints()[-1].name.split("-")[-1])
+    cfg = tiny_config(tiny_bert, clf_csv, runs, epochs=3, max_steps=at, resume_from="latest")
+    with pytest.raises(ConfigError, match=rf"is at step {at}, and these settings end training at step {at}.*"
+                                          rf"raise train.max_steps \(now {at}\)"):
+        finetune(cfg, progress=False)
+    assert len(list(runs.iterdir())) == 2
+    cfg["train"]["max_steps"] = at + 2
+    resumed = finetune(cfg, progress=False, baseline=False)
+    assert resumed.status == "completed" and resumed.info["resumed_from"]["run"] == stopped.id
+    # another task's runs are not "latest" for this one
+    other = tiny_config(tiny_bert, clf_csv, tmp_path / "other", epochs=1)
+    other["task"], other["train"]["resume_from"] = "masked-lm", "latest"
+    (tmp_path / "other").mkdir()
+    import shutil
+    shutil.copytree(stopped.dir, tmp_path / "other" / stopped.dir.name)
+    with pytest.raises(ConfigError, match="none of the 1 earlier runs is a masked-lm run of model"):
+        finetune(other, progress=False)
+
+
 def _tensors(path):
     from safetensors.torch import load_file
 

@@ -28,7 +28,7 @@ from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, Wor
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, check_freeze_layers, count_parameters, load_tokenizer, max_positions, resolve_model
 from ..render import test_size_text
-from ..runs import (COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, list_runs, now_iso,
+from ..runs import (ACTIVE, COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, list_runs, now_iso,
                     read_json_object)
 from .device import choose_device, choose_precision, hardware, versions
 from .trainer import EventBridge, trainer_class, training_arguments
@@ -197,6 +197,8 @@ def preflight(cfg: RunConfig) -> RunConfig:
     resume = resume_checkpoint(cfg)
     if resume:
         check_resume_source(cfg, resume)
+        if cfg.train.max_steps and cfg.train.max_steps > 0:
+            _check_steps_left(cfg, resume, n_train=0)  # the end step needs no data when max_steps sets it
         if cfg.train.resume_from == "latest":
             cfg = resolve(inline=cfg, overrides={"train.resume_from": resume.parent.parent.name})
     check_freeze_layers(cfg)
@@ -434,10 +436,7 @@ def resume_checkpoint(cfg: RunConfig, this_run: RunDir | None = None) -> Path | 
     if not ref:
         return None
     if ref == "latest":
-        others = [r for r in list_runs(Path(cfg.runs_dir)) if this_run is None or r["id"] != this_run.id]
-        if not others:
-            raise ConfigError(f"train.resume_from: latest: there is no earlier run under {cfg.runs_dir}.")
-        ref = others[0]["path"]
+        ref = str(_latest_resumable(cfg, this_run))
     path = Path(ref)
     if path.is_dir() and (path / "trainer_state.json").exists():
         if not (path / COMPLETE_MARKER).exists():
@@ -453,6 +452,28 @@ def resume_checkpoint(cfg: RunConfig, this_run: RunDir | None = None) -> Path | 
         raise ConfigError(f"train.resume_from: run {run.id} has no complete checkpoint to resume from "
                           "(it stopped before its first save, or ran with train.save_checkpoints: false).")
     return ckpts[-1]
+
+
+def _latest_resumable(cfg: RunConfig, this_run: RunDir | None) -> Path:
+    """The run ``train.resume_from: latest`` means: the newest earlier run of this task and model that
+    ended with training left to do (stopped, or failed after a checkpoint), or else the newest such run
+    that completed (to train it further). A run still going, a run of another task or model, and a run
+    with no complete checkpoint are passed over, so the newest folder being a failed start does not hide
+    the interrupted run before it."""
+    rows = [r for r in list_runs(Path(cfg.runs_dir)) if this_run is None or r["id"] != this_run.id]
+    if not rows:
+        raise ConfigError(f"train.resume_from: latest: there is no earlier run under {cfg.runs_dir}.")
+    same = [r for r in rows if r.get("task") == cfg.task and r.get("model") == cfg.model
+            and r.get("status") not in ACTIVE]
+    with_ckpt = [r for r in same if RunDir(Path(r["path"])).complete_checkpoints()]
+    left = [r for r in with_ckpt if r.get("status") != "completed"]
+    if left or with_ckpt:
+        return Path((left or with_ckpt)[0]["path"])
+    why = (f"none of the {len(rows)} earlier runs is a {cfg.task} run of model {cfg.model}" if not same
+           else f"none of the {len(same)} earlier {cfg.task} runs of model {cfg.model} has a complete checkpoint "
+                "(they stopped before their first save, or ran with train.save_checkpoints: false)")
+    raise ConfigError(f"train.resume_from: latest: {why} under {cfg.runs_dir}. Name a run id or a checkpoint "
+                      "folder instead, or train without train.resume_from.")
 
 
 # what fixes the shapes of a model's weights, under the names transformers' configs use
