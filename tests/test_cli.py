@@ -381,6 +381,7 @@ def test_predict_text_of_each_task():
 
 def test_predict_fills_masks_of_a_masked_lm_run_and_needs_a_mask(tiny_bert, clf_csv, tmp_path, capsys):
     from workbench.api import Run
+    from workbench.errors import DataError
 
     assert main(["train", "task=masked-lm", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={tmp_path}",
                  "train.epochs=1", "train.max_length=32", "baseline=false", "--quiet"]) == 0
@@ -392,3 +393,13 @@ def test_predict_fills_masks_of_a_masked_lm_run_and_needs_a_mask(tiny_bert, clf_
     assert out == " | ".join(", ".join(f"{c['token']} ({c['score']:.3f})" for c in mask) for mask in expected) + "\n"
     code, out, err = _predict(capsys, "latest", "--dir", str(tmp_path), text, "the bank rates")
     assert code == 2 and out == "" and "error: predict: 'the bank rates' has no [MASK]; write [MASK] where" in err
+    # more candidates than the vocabulary lists them all, with a warning rather than a traceback
+    code, out, err = _predict(capsys, "latest", "--dir", str(tmp_path), "the [MASK] bank", "--top-k", "100000",
+                              "--json")
+    vocab = json.loads((tmp_path / Run.load("latest", tmp_path).id / "model" / "config.json").read_text())["vocab_size"]
+    assert code == 0, err
+    assert f"warning: top_k 100000 is more than the model's {vocab} tokens; each mask lists all {vocab}." in err
+    (mask,) = json.loads(out)["prediction"]
+    assert len(mask) == vocab and abs(sum(c["score"] for c in mask) - 1) < 1e-3
+    with pytest.raises(DataError, match="predict: top_k 0: give a whole number of 1 or more"):
+        Run.load("latest", tmp_path).predict(text, top_k=0)

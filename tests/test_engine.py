@@ -778,3 +778,25 @@ def test_a_run_waiting_for_another_can_be_stopped(tiny_bert, clf_csv, tmp_path):
         t.join(timeout=60)
     assert out["run"].status == "interrupted"
     assert out["run"].info["error"] == "stopped on request before training, while it waited for another run"
+
+
+def test_find_run_prefers_a_whole_run_name_to_ids_that_contain_it(tmp_path):
+    import time
+
+    from workbench.errors import RunError
+    from workbench.runs import find_run
+
+    made = {}
+    for name in ("base", "base-lora", "base", "exp 1"):
+        rd = RunDir.create(tmp_path, name, "text-classification")
+        rd.update_info(name=name)
+        made.setdefault(name, []).append(rd.id)
+        time.sleep(1.1)  # ids start with the second they were made
+    assert find_run("base", tmp_path).id == made["base"][-1]  # the newest of that name, not base-lora
+    assert find_run("base-lora", tmp_path).id == made["base-lora"][0]
+    assert find_run("exp 1", tmp_path).id == made["exp 1"][0]  # a name that is no id
+    assert find_run(made["base"][0], tmp_path).id == made["base"][0]
+    with pytest.raises(RunError, match="matches several runs"):
+        find_run("bas", tmp_path)
+    with pytest.raises(RunError, match=r"No run named 'exp 2' under .*, and it is not a run id"):
+        find_run("exp 2", tmp_path)

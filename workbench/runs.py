@@ -408,7 +408,8 @@ def process_ended(info: dict) -> bool:
 
 
 def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:
-    """A run by directory path, by id under ``root``, or by a unique id prefix / ``latest``."""
+    """A run by directory path, by id under ``root``, by its name (the newest run of that name), or by
+    a part of an id that only one run's id contains / ``latest``."""
     root = Path(root) if root is not None else default_runs_dir()
     p = Path(ref)
     if p.is_dir() and (p / "run.json").exists():
@@ -418,16 +419,33 @@ def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:
         if not runs:
             raise RunError(f"No runs under {root}.")
         return RunDir(Path(runs[0]["path"]))
+    dirs = list(iter_run_dirs(root))
+    exact = [d for d in dirs if d.name == str(ref)]
+    if exact:
+        return RunDir(exact[0])
+    # a run's own name, whole: it wins over ids that merely contain it ("base" is not "base-lora"), and
+    # of runs sharing a name the newest (ids start with their time) is the one meant, as with "latest"
+    named = sorted(d for d in dirs if _run_name(d) == str(ref))
+    if named:
+        return RunDir(named[-1])
     if not is_valid_run_id(str(ref)):
-        raise RunError(f"'{ref}' is not a valid run id.")
-    candidates = [d for d in iter_run_dirs(root) if d.name == ref] or \
-                 [d for d in iter_run_dirs(root) if d.name.startswith(str(ref)) or str(ref) in d.name]
+        raise RunError(f"No run named '{ref}' under {root}, and it is not a run id. "
+                       "`workbench runs list` shows the runs.")
+    candidates = [d for d in dirs if d.name.startswith(str(ref)) or str(ref) in d.name]
     if len(candidates) == 1:
         return RunDir(candidates[0])
     if not candidates:
         raise RunError(f"No run '{ref}' under {root}. `workbench runs list` shows the runs.")
     names = ", ".join(sorted(c.name for c in candidates)[:5])
     raise RunError(f"'{ref}' matches several runs ({names}); give more of the id.")
+
+
+def _run_name(d: Path) -> str | None:
+    try:
+        name = RunDir(d).read_info().get("name")
+    except RunError:
+        return None
+    return name if isinstance(name, str) else None
 
 
 def iter_run_dirs(root: Path | str) -> Iterator[Path]:

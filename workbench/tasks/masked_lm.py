@@ -15,6 +15,7 @@ encoder adds. The adapted ``model/`` folder can be the ``model:`` of a classific
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -245,6 +246,8 @@ class MaskedLM(Task):
 
         from ..errors import DataError
 
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise DataError(f"predict: top_k {top_k!r}: give a whole number of 1 or more.")
         model.eval()
         results = []
         with torch.inference_mode():
@@ -255,6 +258,10 @@ class MaskedLM(Task):
                     raise DataError(f"predict: {text[:80]!r} has no {tokenizer.mask_token}; write "
                                     f"{tokenizer.mask_token} where a word should be filled in.")
                 probs = model(**enc).logits[0, positions].float().softmax(-1)
+                if top_k > probs.shape[-1]:
+                    warnings.warn(f"top_k {top_k} is more than the model's {probs.shape[-1]} tokens; each mask "
+                                  f"lists all {probs.shape[-1]}.", stacklevel=2)
+                    top_k = probs.shape[-1]
                 top = probs.topk(top_k, dim=-1)
                 results.append([[{"token": tokenizer.decode([int(i)]).strip(), "score": float(p)}
                                  for p, i in zip(ps, ids)] for ps, ids in zip(top.values, top.indices)])
