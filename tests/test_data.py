@@ -329,3 +329,15 @@ def test_a_jsonl_line_that_is_not_an_object_is_named_as_json_names_it(tmp_path):
     with pytest.raises(DataError, match=r"rows.jsonl, line 2: expected a JSON object \(\{\"text\": \.\.\.\}\), got "
                                         r"null\. Each line must be one JSON object"):
         load_frame(str(p))
+
+
+def test_too_few_texts_for_both_splits_counts_all_of_them_and_names_both_settings(tmp_path):
+    small = tmp_path / "small.csv"
+    small.write_text("text,label\nfirst text,a\nsecond text,b\nthird text,a\n")
+    with pytest.raises(DataError, match=r"small.csv: only 3 distinct texts; after 1 went to the test split, the 2 "
+                                        r"left are too few to split off a validation set as well. Give more data, "
+                                        r"or separate data.validation and data.test files."):
+        load(str(small))
+    small.write_text("text,label\nfirst text,a\nsecond text,b\n")
+    with pytest.raises(DataError, match=r"small.csv: only 2 distinct texts; too few to split off a test set"):
+        load(str(small))

@@ -108,9 +108,10 @@ def _key(v: Any) -> str:
 
 
 def _group_split(frame: pd.DataFrame, size: float, key_col: str, strat: tuple[str, Callable] | None, seed: int,
-                 what: str) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+                 what: str, taken: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """Split off ``size`` of ``frame``; copies of one text stay together, so no duplicate leaks across.
-    The flag says whether the split is stratified (every class has two texts, and room in both parts)."""
+    The flag says whether the split is stratified (every class has two texts, and room in both parts).
+    ``taken``: the test split already split off ``frame``'s data, for the count a refusal gives."""
     from sklearn.model_selection import train_test_split
 
     keys = frame[key_col].map(_key)
@@ -124,7 +125,13 @@ def _group_split(frame: pd.DataFrame, size: float, key_col: str, strat: tuple[st
         if counts.min() >= 2 and n_eval >= len(counts) and len(uniq) - n_eval >= len(counts):
             by = labels
     if len(uniq) < 3:
-        raise DataError(f"{frame.attrs.get('source', 'data')}: only {len(uniq)} distinct texts; too few to split off "
+        source = frame.attrs.get("source", "data")
+        if taken is not None:
+            n_taken = int((~taken[key_col].map(_key).duplicated()).sum())
+            raise DataError(f"{source}: only {len(uniq) + n_taken} distinct texts; after {n_taken} went to the test "
+                            f"split, the {len(uniq)} left are too few to split off a validation set as well. Give "
+                            "more data, or separate data.validation and data.test files.")
+        raise DataError(f"{source}: only {len(uniq)} distinct texts; too few to split off "
                         f"a {what} set. Give more data or a separate data.{what} file.")
     keep_keys, held_keys = train_test_split(keys[first], test_size=size, random_state=seed, stratify=by)
     held = set(held_keys)
@@ -183,7 +190,8 @@ def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
     if frames["validation"] is None:
         size = d.validation_size / (1 - d.test_size) if report.get("test_from") else d.validation_size
         train, frames["validation"], stratified = _group_split(train, min(size, 0.5), key_column, strat, seed + 1,
-                                                               "validation")
+                                                               "validation",
+                                                               frames["test"] if report.get("test_from") else None)
         report["validation_from"] = f"{d.validation_size:.0%} of the data (seeded{', stratified' if stratified else ''})"
     splits = Splits(train.reset_index(drop=True), frames["validation"].reset_index(drop=True),
                     frames["test"].reset_index(drop=True), report)

@@ -50,10 +50,18 @@ def _text_files(ref: Any) -> list[Path] | None:
                             f"text. Move them out, or name the text files with a glob such as {p}/**/*.txt.",
                             [{"kind": "other_files", "file": str(p), "files": others[:100]}])
         return texts
-    matches = [Path(m) for m in sorted(glob.glob(str(ref), recursive=True))]
-    if matches and all(m.is_file() and m.suffix.lower() in TEXT_SUFFIXES for m in matches):
-        return matches
-    return None
+    # a glob such as corpus/** also matches the folders it walks through: those are no documents
+    matches = [Path(m) for m in sorted(glob.glob(str(ref), recursive=True)) if Path(m).is_file()]
+    texts = [m for m in matches if m.suffix.lower() in TEXT_SUFFIXES]
+    if not texts:
+        return None
+    others = [str(m) for m in matches if m.suffix.lower() not in TEXT_SUFFIXES]
+    if others:
+        raise DataError(f"{ref}: besides {len(texts)} text files the pattern matches {len(others)} other file(s) "
+                        f"({', '.join(others[:5])}{', …' if len(others) > 5 else ''}), which are not read as text. "
+                        "End the pattern with the text files' suffix, such as **/*.txt.",
+                        [{"kind": "other_files", "file": str(ref), "files": others[:100]}])
+    return texts
 
 
 def _documents(path: Path, sample_by: str, name: str) -> tuple[list[dict], int]:
