@@ -320,7 +320,7 @@ def test_compared_settings_read_compactly_and_settings_a_run_does_not_use_are_no
                                               "1,123 of 24,803 (4.53%)"]
     assert "lora.r" not in widget
     assert fmt_setting_values([True, 1, 1.0000001, ["q", "v"], None]) == ["true", "1", "1.0000001", '["q", "v"]',
-                                                                          "null"]
+                                                                          "not set"]
 
     shown = []
     monkeypatch.setattr(rs, "show_html", shown.append)
@@ -349,6 +349,19 @@ def test_a_setting_only_some_runs_use_is_marked_where_it_is_not_used(tmp_path, m
     rs.show_config_diff({"lora": Run(on.path), "full": Run(off.path)})
     assert _table(shown[-1])["lora.r"] == ["4", "not used"]
     assert "lora.r in full: lora.enabled is false" in shown[-1]
+
+
+def test_a_setting_one_run_leaves_unset_reads_not_set(tmp_path, monkeypatch):
+    from workbench.api import Run
+    from workbench.ui.compare import compare_html
+
+    capped = _fake_run(tmp_path, "capped", "model: minilm\ntrain:\n  max_steps: 10\n", 0.8)
+    epochs = _fake_run(tmp_path, "epochs", "model: minilm\ntrain:\n  max_steps: null\n", 0.7)
+    assert _table(compare_html([capped, epochs]))["train.max_steps"] == ["10", "not set"]
+    shown = []
+    monkeypatch.setattr(rs, "show_html", shown.append)
+    rs.show_config_diff({"capped": Run(capped.path), "epochs": Run(epochs.path)})
+    assert _table(shown[-1])["train.max_steps"] == ["10", "not set"]
 
 
 def test_invalid_tag_sequences_are_a_data_note_not_a_leakage_finding(tmp_path, monkeypatch):

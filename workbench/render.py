@@ -47,7 +47,8 @@ def fmt_parameters(parameters: Any) -> str:
 def fmt_setting_values(values: list[Any]) -> list[str]:
     """One setting's value per run, numbers with 3 significant digits, or as many more as it takes for
     values that differ to read differently (0.00237 and 0.00237 side by side would hide the very
-    difference the row is there to show). Strings as they are, other values as JSON."""
+    difference the row is there to show). Strings as they are, an unset (null) value as "not set",
+    other values as JSON."""
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -57,7 +58,8 @@ def fmt_setting_values(values: list[Any]) -> list[str]:
         shown = {v: str(v) if isinstance(v, int) else f"{v:.{digits}g}" for v in numbers}
         if len(set(shown.values())) == len(numbers):
             break
-    return [shown[v] if number(v) else v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
+    return [shown[v] if number(v) else v if isinstance(v, str) else "not set" if v is None
+            else json.dumps(v, default=str) for v in values]
 
 
 def _run_config(text: str | None) -> Any:

@@ -118,7 +118,7 @@ def config_diff_html(run_dirs: list[RunDir], labels: list[str]) -> str:
     rows = []
     for k, per_run in differ.items():
         cells = [f"<td style='color:{MUTED}' title='{esc(why)}'>not used</td>" if why else
-                 f"<td>{'' if v is None else esc(text)}</td>"
+                 f"<td style='color:{MUTED}'>{esc(text)}</td>" if v is None else f"<td>{esc(text)}</td>"
                  for v, text, why in zip(per_run, fmt_setting_values(per_run), unused[k])]
         rows.append(f"<tr><td>{esc(k)}</td>{''.join(cells)}</tr>")
     notes = [f"{k} in {', '.join(lab for lab, why in zip(labels, whys) if why)}: {next(w for w in whys if w)}"
