@@ -234,6 +234,12 @@ def test_predict_splits_text_into_whitespace_words_and_takes_split_words(cli_run
     ('He said "Paris" (France) ... and left the U.S.',
      ["He", "said", '"', "Paris", '"', "(", "France", ")", "...", "and", "left", "the", "U.S."]),
     ("Is it Berlin?!", ["Is", "it", "Berlin", "?", "!"]),
+    # sentences inside a text end with their own . ! ?; initials and abbreviations keep theirs
+    ("Alice joined Acme. Bob met J. Smith and Mr. Jones in Paris! He left Acme Corp. 2 days later.",
+     ["Alice", "joined", "Acme", ".", "Bob", "met", "J.", "Smith", "and", "Mr.", "Jones", "in", "Paris", "!", "He",
+      "left", "Acme", "Corp.", "2", "days", "later", "."]),
+    ("See the U.S. Then Canada. (Ottawa) is next.", ["See", "the", "U.S.", "Then", "Canada", ".", "(", "Ottawa", ")",
+                                                     "is", "next", "."]),
     ("  ", []),
 ])
 def test_text_is_split_like_conll_words(text, words):

@@ -39,6 +39,11 @@ EXAMPLES = 8
 OPENERS = set('([{"“«')
 CLOSERS = set(')]}"”»,;:')
 FINAL = set(".!?")
+# words a "." follows without ending a sentence, before a capitalised word ("Mr. Smith", "Acme Corp. Bob");
+# a sentence splitter (punkt, pysbd) would need a model download or a dependency for these few rules
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "mt", "ft", "jr", "sr", "gen", "gov", "sen", "rep", "col",
+                 "lt", "sgt", "capt", "rev", "hon", "inc", "corp", "ltd", "co", "bros", "no", "vs", "etc", "jan",
+                 "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
 
 
 def _as_list(value: Any) -> Any:
@@ -68,13 +73,26 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def _ends_sentence(text: str, chunks: list[tuple[int, int]], n: int, lead: int, last: int, mark: str) -> bool:
+    if n == len(chunks) - 1:
+        return True
+    start, end = chunks[n + 1]
+    head = text[start:end].lstrip("".join(OPENERS))
+    if not head or not (head[0].isupper() or head[0].isdigit()):
+        return False
+    word = text[lead:last]
+    return mark != "." or (len(word) > 1 and word.lower() not in ABBREVIATIONS)
+
+
 def split_words(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of the words of ``text``, split as CoNLL-style data is.
 
     Words are separated by whitespace, as in the training data; punctuation inside a word stays, since
     the model knows "U.S.", "AT&T", "J.P.Morgan" or "Washington,D.C." as one word each. Split off a
     word's edges are: opening quotes and brackets before it, closing ones and , ; : after it, and, on
-    the text's last word, a final ! ? or . (the . only where the word has no other, so "U.S." stays).
+    a sentence's last word, a final ! ? or . (the . only where the word has no other, so "U.S." stays).
+    A sentence ends at the text's end, and before a word that starts with a capital or a digit unless
+    the . follows an initial ("J. Smith") or a common abbreviation ("Mr. Smith").
     """
     chunks = [m.span() for m in re.finditer(r"\S+", text)]
     spans = []
@@ -92,7 +110,8 @@ def split_words(text: str) -> list[tuple[int, int]]:
             c = text[trail - 1]
             # a final "." is split off only where the word holds no other (so "U.S." stays whole), and
             # only at the end of the text: mid-text it is as likely an abbreviation's ("Mr.", "Corp.")
-            final = n == len(chunks) - 1 and c in FINAL and not (c == "." and "." in text[lead:last])
+            final = c in FINAL and not (c == "." and "." in text[lead:last]) and _ends_sentence(text, chunks, n,
+                                                                                              lead, last, c)
             if c not in CLOSERS and not final:
                 break
             trail -= 1
