@@ -95,6 +95,8 @@ def test_finetune_and_search_from_code_show_html_in_the_cell(executed):
         assert not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outputs_of(nb, index))
     progress = outputs_of(nb, 5)[0]["data"]["text/html"]
     assert "wb-progress" in progress and "completed" in progress and "fine-tuned against the baseline" in progress
+    # the confusion matrices too, as %%finetune shows them
+    assert any("wb-confusion" in o.get("data", {}).get("text/html", "") for o in outputs_of(nb, 5))
     (table,) = [o["data"]["text/html"] for o in outputs_of(nb, 6) if "text/html" in o.get("data", {})]
     assert "2 of 2 trials ended" in table and table.count("step 4/4") == 2 and table.count("completed") == 2
     assert "best val accuracy" in table

@@ -163,11 +163,12 @@ def in_notebook_cell() -> bool:
 
 
 def default_progress() -> Callable:
-    """The progress sink for a run started from code: the notebook view in a cell, else the console's."""
+    """The progress sink for a run started from code: the notebook view in a cell (as %%finetune shows
+    it, confusion matrices included), else the console's."""
     if in_notebook_cell():
         from .ui.live import NotebookProgress
 
-        return NotebookProgress()
+        return NotebookProgress(confusion=True)
     from .events import ConsoleProgress
 
     return ConsoleProgress()
