@@ -201,6 +201,13 @@ def test_a_test_prompt_longer_than_the_model_is_continued_from_its_end(tiny_gpt2
         assert len(run.generate("the " * 300, max_new_tokens=4).split()) == 4
     with pytest.warns(UserWarning, match=r"126 new tokens instead of 500"):
         assert 0 < len(run.generate("the topic", max_new_tokens=500).split()) <= 126
+    # of several prompts, the warning says which one was cut
+    with pytest.warns(UserWarning, match=r"^generate: prompt 2 of 3 \('the the the .*…'\): the prompt has 300 "
+                                         r"tokens") as caught:
+        run.generate(["the topic", "the " * 300, "say"], max_new_tokens=4)
+    assert len(caught) == 1
+    with pytest.raises(DataError, match=r"generate: prompt 3 of 3 \(''\) is empty"):
+        run.generate(["the topic", "say", ""], max_new_tokens=4)
 
 
 def test_a_failure_to_generate_the_examples_does_not_lose_the_trained_model(tiny_gpt2, pairs_jsonl, tmp_path,

@@ -345,14 +345,18 @@ class CausalLM(Task):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         outs = []
         with torch.inference_mode():
-            for prompt in prompts:
+            for n, prompt in enumerate(prompts, 1):
+                # which prompt a message is about, where several are given at once
+                head = " ".join(prompt.split())
+                shown = head[:40] + "…" if len(head) > 40 else head
+                which = f"prompt {n} of {len(prompts)} ({shown!r})" if len(prompts) > 1 else ""
                 ids = tokenizer(prompt)["input_ids"]
                 if not ids:
-                    raise _DataError("generate: the prompt is empty; give at least one word to continue.")
+                    raise _DataError(f"generate: {which or 'the prompt'} is empty; give at least one word to continue.")
                 fit = _Fit.of(model, tokenizer, ids, max_new_tokens)
                 note = fit.describe(max_new_tokens)
                 if warn and note:
-                    warnings.warn(f"generate: {note}.", stacklevel=4)
+                    warnings.warn(f"generate: {which + ': ' if which else ''}{note}.", stacklevel=4)
                 enc = torch.tensor([fit.ids], dtype=torch.long, device=model.device)
                 gen = model.generate(input_ids=enc, attention_mask=torch.ones_like(enc),
                                      max_new_tokens=fit.new_tokens, pad_token_id=pad, **kw)
