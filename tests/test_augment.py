@@ -67,3 +67,18 @@ def test_a_run_with_augmentation_says_how_many_texts_it_added(tiny_bert, clf_csv
     phase = next(r for r in run.history() if r.get("event") == "phase" and r.get("name") == "augmentation")
     added = run.info["data"]["augmented"]["added"]
     assert phase["detail"].startswith(f"{added} eda copies added to ") and added > 0
+    if added < run.info["data"]["augmented"]["original"]:  # one copy asked per text
+        assert "came out the same as their text" in phase["detail"]
+
+
+def test_fewer_copies_than_asked_are_explained():
+    from workbench.render import augmentation_text
+
+    frame = pd.DataFrame({"text": ["one", "alpha beta gamma delta epsilon zeta"], "label": ["a", "b"]})
+    _, added = augment_frame(frame, "text", copies=3, rate=0.2, seed=1)
+    assert added < 6  # "one" has no other order and nothing to drop: no copy of it differs
+    report = {"method": "eda", "original": 2, "added": added, "copies": 3, "rate": 0.2}
+    assert augmentation_text(report) == (f"{added} eda copies added to 2 training texts (3 asked per text; "
+                                         f"{6 - added} came out the same as their text or as another copy of it, "
+                                         "and were left out)")
+    assert augmentation_text({**report, "added": 6}) == "6 eda copies added to 2 training texts"

@@ -275,6 +275,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _dry_run(cfg) -> int:
     from . import tasks
     from .models import resolve_model
+    from .render import augmentation_text
 
     print(cfg.to_yaml())  # resolve() has checked every key, task_options included
     print(f"model: {resolve_model(cfg.model)}")  # an unknown alias or a missing folder stops here (no network)
@@ -288,9 +289,8 @@ def _dry_run(cfg) -> int:
     if splits.report.get("labels"):
         print("  labels (train): " + ", ".join(f"{k} {v}" for k, v in splits.report["labels"].items()))
     if splits.report.get("augmented"):
-        aug = splits.report["augmented"]
-        print(f"  augmentation: {aug['added']} {aug['method']} copies added to {aug['original']} training texts "
-              "(the train rows above include them; the label counts do not)")
+        print(f"  augmentation: {augmentation_text(splits.report['augmented'])}; the train rows above include "
+              "them, the label counts do not")
     return 0
 
 

@@ -164,6 +164,7 @@ def interrupt_stops(stop_event: threading.Event) -> Iterator[None]:
 def dry_run_html(cfg: RunConfig) -> str:
     """The resolved config and what the run would train and test on."""
     from . import tasks
+    from .render import augmentation_text
     from .ui.live import esc, styled
 
     task = tasks.get(cfg.task)(cfg)
@@ -183,6 +184,7 @@ def dry_run_html(cfg: RunConfig) -> str:
         f"<div><b>Dry run</b>: nothing was trained. Resolved config:</div><pre>{esc(cfg.to_yaml())}</pre>"
         "<table class='wb-data'><thead><tr><th>split</th><th>rows</th><th>from</th><th>labels</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
+        + (f"<div>Augmentation: {esc(augmentation_text(aug))}.</div>" if aug else "")
         + (f"<div><b>Data warnings</b></div><ul>{warnings}</ul>" if warnings else "")
         + _terminal_line(cfg))
 

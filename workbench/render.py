@@ -124,6 +124,17 @@ def real_differences(values: dict[str, list[Any]], unused: dict[str, list[str | 
     return out
 
 
+def augmentation_text(aug: dict) -> str:
+    """What data augmentation added, and why fewer copies than asked for where some were left out (a
+    short text often comes out of EDA unchanged, or as another copy of itself)."""
+    text = f"{aug['added']} {aug['method']} copies added to {aug['original']} training texts"
+    asked = aug.get("copies", 0) * aug["original"]
+    if aug["added"] < asked:
+        text += (f" ({aug['copies']} asked per text; {asked - aug['added']} came out the same as their text or as "
+                 "another copy of it, and were left out)")
+    return text
+
+
 def test_size_text(evaluation: dict) -> str:
     """"221 examples", or for language models trained on packed text "22 blocks of 128 tokens" (the
     test split's text, cut into the blocks it is scored on)."""

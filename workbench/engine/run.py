@@ -27,7 +27,7 @@ from ..data import fingerprint
 from ..errors import ConfigError, RunError, RunFolderDeleted, UnknownMetric, WorkbenchError
 from ..events import Emitter, MetricsWriter, Phase, RunFailed, RunFinished, RunStarted
 from ..models import apply_freeze, check_freeze_layers, count_parameters, load_tokenizer, max_positions, resolve_model
-from ..render import test_size_text
+from ..render import augmentation_text, test_size_text
 from ..runs import (ACTIVE, COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, list_runs, now_iso,
                     read_json_object)
 from .device import choose_device, choose_precision, hardware, versions
@@ -239,9 +239,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     for warning in splits.report["warnings"]:
         emit(Phase("data warning", warning, notice=True))
     if splits.report.get("augmented"):
-        aug = splits.report["augmented"]
-        emit(Phase("augmentation", f"{aug['added']} {aug['method']} copies added to {aug['original']} training texts",
-                   notice=True))
+        emit(Phase("augmentation", augmentation_text(splits.report["augmented"]), notice=True))
 
     # 2. tokenizer and tokens (no padding here: the collator pads each batch to its longest text)
     resolve_model(cfg.model)
