@@ -73,6 +73,31 @@ def test_runs_list_survives_a_corrupt_run(tmp_path, capsys):
     assert "corrupt" in capsys.readouterr().out
 
 
+def test_odd_run_json_and_eval_json_are_named_and_leave_other_runs_reachable(tmp_path, capsys):
+    def make(name, created, info=None, ev=None):
+        d = tmp_path / f"{created}-{name}-abcd"
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps(info if info is not None else {
+            "id": d.name, "name": name, "status": "completed", "created_at": created, "main_metric": "accuracy"}))
+        if ev is not None:
+            (d / "eval.json").write_text(ev)
+        return d
+
+    good = make("abc", "20260101-000001")
+    make("abcdef", "20260101-000002", info=[1, 2, 3])  # JSON, but no object
+    make("stamped", "20260101-000003", info={"name": "stamped", "status": "completed", "created_at": 1767225600})
+    broken = make("badeval", "20260101-000004", ev="{broken")
+    assert main(["runs", "--dir", str(tmp_path), "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "corrupt run.json (it is not a JSON object)" in listing
+    assert re.search(r"badeval-abcd .*completed\s+eval.json cannot be read \(Expecting", listing)
+    assert main(["runs", "--dir", str(tmp_path), "show", "abc"]) == 0
+    assert f"run:         {good.name}" in capsys.readouterr().out
+    assert main(["runs", "--dir", str(tmp_path), "show", "badeval"]) == 0
+    shown = capsys.readouterr().out
+    assert f"run:         {broken.name}" in shown and "test metrics: eval.json cannot be read (Expecting" in shown
+
+
 def test_unknown_key_is_a_clear_error(capsys):
     assert main(["train", "train.epoch=2"]) == 2
     err = capsys.readouterr().err

@@ -313,8 +313,9 @@ def cmd_runs_list(root: str | None) -> int:
                 metric += f" (base {base:.4f})"
         elif text := validation_text(r):  # no test metrics: stopped, or still running
             metric = text
-        if r.get("status") in ("unknown", "failed") and r.get("error"):
-            error = re.sub(r"^/\S*/", "", str(r["error"]))  # a data file's name without its folders
+        problem = r.get("error") if r.get("status") in ("unknown", "failed") else r.get("eval_error")
+        if problem:  # a failed run's error, or a finished run's unreadable eval.json, instead of a metric
+            error = re.sub(r"^/\S*/", "", str(problem))  # a data file's name without its folders
             metric = error if len(error) <= 60 else error[:59] + "…"
         table.append((r["id"], str(r.get("task", "")), _short(str(r.get("model", ""))), str(r.get("status", "")),
                       metric, _age(r.get("created_at"))))
@@ -328,9 +329,11 @@ def _short(model: str) -> str:
     return model if len(model) <= 40 else "…" + model[-39:]
 
 
-def _age(iso: str | None) -> str:
+def _age(iso: object) -> str:
     if not iso:
         return ""
+    if not isinstance(iso, str):  # a hand-edited run.json
+        return str(iso)
     try:
         t = _dt.datetime.fromisoformat(iso)
     except ValueError:
@@ -356,6 +359,8 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
     print("\nconfig:")
     print("  " + rd.read_config_text().strip().replace("\n", "\n  "))
     ev = rd.read_eval()
+    if rd.eval_problem():
+        print(f"\ntest metrics: {rd.eval_problem()}")
     if ev:
         print(f"\ntest metrics ({test_size_text(ev)}) vs baseline "
               f"({ev.get('baseline_method') or 'none'}):")

@@ -219,11 +219,14 @@ class RunDir:
 
     def _read_recorded(self) -> dict:
         try:
-            return json.loads(self.run_json.read_text(encoding="utf-8"))
+            info = json.loads(self.run_json.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunError(f"{self.path} is not a run directory (no run.json).") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise RunError(f"corrupt run.json ({e}); the directory is {self.path}.") from None
+        if not isinstance(info, dict):
+            raise RunError(f"corrupt run.json (it is not a JSON object); the directory is {self.path}.")
+        return info
 
     def update_info(self, **changes: Any) -> dict:
         if self.gone():  # deleted by its user: writing would bring back a folder with a stub run.json
@@ -297,10 +300,22 @@ class RunDir:
         return validation_value(reversed(records[1:] if start else records), main)  # a cut first line is dropped
 
     def read_eval(self) -> dict | None:
+        """eval.json's object; None where there is none yet or it cannot be read (``eval_problem`` says why)."""
+        ev = self._eval_and_problem()[0]
+        return ev if isinstance(ev, dict) else None
+
+    def eval_problem(self) -> str | None:
+        """Why eval.json cannot be read as the run's test metrics; None where it reads or is not written yet."""
+        return self._eval_and_problem()[1]
+
+    def _eval_and_problem(self) -> tuple[Any, str | None]:
         try:
-            return json.loads(self.eval_json.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+            ev = json.loads(self.eval_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None, None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return None, f"eval.json cannot be read ({e})"
+        return ev, None if isinstance(ev, dict) else "eval.json is not a JSON object"
 
     def read_config_text(self) -> str:
         try:
@@ -330,9 +345,9 @@ class RunDir:
                   "error", "main_metric", "progress", "resumed_from"):
             if k in info:
                 row[k] = info[k]
-        ev = self.read_eval()
-        if ev is not None and not isinstance(ev, dict):
-            row["eval_error"], ev = "eval.json is not a JSON object", None
+        ev, problem = self._eval_and_problem()
+        if problem:
+            row["eval_error"], ev = problem, None
         if ev:
             # a hand-edited or half-written eval.json loses its figures here, not the run its row
             main = ev.get("main_metric") if isinstance(ev.get("main_metric"), str) else info.get("main_metric")
@@ -463,5 +478,6 @@ def list_runs(root: Path | str | None = None, validation: bool = False) -> list[
     that show it)."""
     root = Path(root) if root is not None else default_runs_dir()
     rows = [RunDir(d).summary_with_validation() if validation else RunDir(d).summary() for d in iter_run_dirs(root)]
-    rows.sort(key=lambda r: (r.get("created_at") or "", r["id"]), reverse=True)
+    # a hand-edited created_at (a number) sorts as text rather than stopping every listing
+    rows.sort(key=lambda r: (str(r.get("created_at") or ""), r["id"]), reverse=True)
     return rows
