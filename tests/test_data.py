@@ -341,3 +341,27 @@ def test_too_few_texts_for_both_splits_counts_all_of_them_and_names_both_setting
     small.write_text("text,label\nfirst text,a\nsecond text,b\n")
     with pytest.raises(DataError, match=r"small.csv: only 2 distinct texts; too few to split off a test set"):
         load(str(small))
+
+
+def test_unquoted_separators_in_texts_are_refused_with_their_lines(tmp_path):
+    rows = ["text,label"] + [f"text number {i} about goals,sport" for i in range(30)]
+    rows[3] = "shares fell, then rose,business"  # line 4
+    rows[12] = "a late goal, a win, a cup,sport"  # line 13
+    p = tmp_path / "commas.csv"
+    p.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"commas.csv, lines 4, 13: more fields than the header's 2 \(text, label\), "
+                                        r"so a comma inside a text splits it. Put quotes around such texts"):
+        load_frame(str(p))
+    every = tmp_path / "every.csv"
+    every.write_text("text,label\n" + "".join(f"goal {i}, then another,sport\n" for i in range(20)))
+    with pytest.raises(DataError, match=r"every.csv, lines 2, 3, 4, 5, 6, 7, 8, 9 and 12 more: more fields"):
+        load_frame(str(every))  # each text would have lost its start to a pandas index
+    rows[3], rows[12] = '"shares fell, then rose",business', '"a late goal,\na win",sport'  # quoted: fine
+    p.write_text("\n".join(rows) + "\n")
+    got = load_frame(str(p))
+    assert got["text"].iloc[2] == "shares fell, then rose" and got["text"].iloc[11] == "a late goal,\na win"
+    tsv = tmp_path / "tabs.tsv"
+    tsv.write_text("text\tlabel\nfine\tsport\nnot\tfine\tsport\n")
+    with pytest.raises(DataError, match=r"tabs.tsv, line 3: more fields than the header's 2 \(text, label\), so a "
+                                        r"tab inside a text splits it"):
+        load_frame(str(tsv))

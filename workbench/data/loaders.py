@@ -162,20 +162,78 @@ def _first_bad_byte(path: Path) -> str:
     return ""
 
 
+def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+    """A CSV/TSV file whose lines have at most the header's fields. A line with more (a text with an
+    unquoted comma) is refused with its line numbers: pandas would read the extra fields of every line
+    as an index and cut each text at its first comma, or, told not to (``index_col=False``), drop them
+    with a warning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], index_col=False)
+        except pd.errors.ParserError:  # "Expected 2 fields in line 40, saw 3": the first such line only
+            _refuse_extra_fields(path, sep, list(pd.read_csv(path, sep=sep, nrows=0).columns))
+            raise
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _refuse_extra_fields(path, sep, list(frame.columns))
+    return frame
+
+
+def _refuse_extra_fields(path: Path, sep: str, columns: list) -> None:
+    lines = _lines_with_extra_fields(path, sep, len(columns))
+    if not lines:
+        return
+    shown = ", ".join(map(str, lines[:8])) + (f" and {len(lines) - 8} more" if len(lines) > 8 else "")
+    name = {",": "comma", "\t": "tab"}.get(sep, repr(sep))
+    raise DataError(f"{path}, line{'s' if len(lines) > 1 else ''} {shown}: more fields than the header's "
+                    f"{len(columns)} ({', '.join(map(str, columns))}), so a {name} inside a text splits it. Put "
+                    "quotes around such texts (\"a, b\"; spreadsheet programs and pandas' to_csv do), or use "
+                    "another separator. Nothing was read.",
+                    [{"kind": "extra_fields", "file": str(path), "lines": lines[:100]}])
+
+
+def _csv_separator(path: Path) -> str:
+    """"," or, for a header line without a comma that holds ; tab or |, that one: Excel in many European
+    locales writes ";" between columns (the comma is their decimal point)."""
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        header = f.readline()
+    if "," in header:
+        return ","
+    return next((c for c in (";", "\t", "|") if c in header), ",")
+
+
+def _lines_with_extra_fields(path: Path, sep: str, n_columns: int) -> list[int]:
+    """The line numbers (the first line of a quoted multi-line record) of records with more than
+    ``n_columns`` fields."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    found = []
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter=sep)
+        start = 1
+        for record in reader:
+            if len(record) > n_columns:
+                found.append(start)
+            start = reader.line_num + 1
+    return found
+
+
 def read_file(path: Path) -> pd.DataFrame:
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     offset, word = 1, "row"
     try:
         if suffix in (".csv", ".csv.gz"):
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            frame = _read_delimited(path, _csv_separator(path))
             offset, word = 2, "line"
-            # Excel in many European locales writes ";" between columns (the comma is their decimal
-            # point): one column whose header holds the separator is such a file
-            sep = next((c for c in (";", "\t", "|") if frame.shape[1] == 1 and c in str(frame.columns[0])), None)
-            if sep:
-                frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""])
         elif suffix in (".tsv", ".tsv.gz", ".tab"):
-            frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+            frame = _read_delimited(path, "\t")
             offset, word = 2, "line"
         elif suffix in (".jsonl", ".ndjson"):
             frame = _read_jsonl(path)
