@@ -42,6 +42,11 @@ def test_unknown_key_suggests_the_nearest():
     ("lora.r=0", "lora.r: 0 is out of range; it must be at least 1"),
     ("lora.dropout=1.5", "lora.dropout: 1.5 is out of range; it must be from 0 up to"),
     ("data.augment_copies=0", "data.augment_copies: 0 is out of range; it must be from 1 to 20"),
+    ("data.max_train_samples=-5", r"data.max_train_samples: -5 must be at least 1 \(or null\)"),
+    ("data.max_train_samples=0", r"data.max_train_samples: 0 must be at least 1 \(or null\)"),
+    ("data.max_eval_samples=-1", r"data.max_eval_samples: -1 must be at least 1 \(or null\)"),
+    ("train.eval_batch_size=0", r"train.eval_batch_size: 0 must be at least 1 \(or null\)"),
+    ("train.logging_steps=0", "train.logging_steps: 0 is out of range; it must be at least 1"),
 ])
 def test_bad_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):

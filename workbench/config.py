@@ -591,6 +591,7 @@ def _check(cfg: RunConfig) -> None:
         ("train.max_length", t.max_length, t.max_length >= 8, "at least 8"),
         ("train.gradient_accumulation_steps", t.gradient_accumulation_steps, t.gradient_accumulation_steps >= 1,
          "at least 1"),
+        ("train.logging_steps", t.logging_steps, t.logging_steps >= 1, "at least 1"),
         ("train.warmup_ratio", t.warmup_ratio, 0 <= t.warmup_ratio < 1, "from 0 up to (not including) 1"),
         ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, "0 or more"),
         ("data.validation_size", cfg.data.validation_size, 0 < cfg.data.validation_size < 1, "between 0 and 1"),
@@ -603,8 +604,13 @@ def _check(cfg: RunConfig) -> None:
     ):
         if not ok:
             raise ConfigError(f"{key}: {value!r} is out of range; it must be {allowed}.")
-    if t.max_steps is not None and t.max_steps < 1:
-        raise ConfigError(f"train.max_steps: {t.max_steps!r} must be at least 1 (or null).")
+    # counts that may be left unset; 0 is no way to say "all" or "none" here, so it is refused as well
+    for key, value in (("train.max_steps", t.max_steps), ("train.eval_batch_size", t.eval_batch_size),
+                       ("train.eval_steps", t.eval_steps), ("train.early_stopping_patience", t.early_stopping_patience),
+                       ("data.max_train_samples", cfg.data.max_train_samples),
+                       ("data.max_eval_samples", cfg.data.max_eval_samples)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{key}: {value!r} must be at least 1 (or null).")
     if t.freeze is not None:
         f = t.freeze
         if not (f in ("embeddings", "all-but-head") or (f.startswith("layers:") and f[7:].isdigit())):
@@ -620,8 +626,6 @@ def _check(cfg: RunConfig) -> None:
     if cfg.data.augment != "none" and cfg.task != "text-classification":
         raise ConfigError(f"data.augment: {cfg.data.augment} applies to text-classification; a {cfg.task} run "
                           "takes augment: none (word swaps would break tag alignment or the text itself).")
-    if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
-        raise ConfigError(f"train.early_stopping_patience: {t.early_stopping_patience!r} must be at least 1 (or null).")
     if t.early_stopping_patience and (t.eval_strategy == "no" or not t.save_checkpoints):
         raise ConfigError("train.early_stopping_patience needs evaluations to compare and the best checkpoint to "
                           "return to: set train.eval_strategy to epoch or steps and train.save_checkpoints: true "
