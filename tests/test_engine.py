@@ -349,6 +349,8 @@ def test_a_run_without_evaluations_still_keeps_a_checkpoint_to_resume_from(tiny_
     cfg["train"].update(epochs=2, resume_from=first.id)
     again = finetune(cfg, progress=False)
     assert again.status == "completed" and again.info["resumed_from"]["checkpoint"] == str(ckpt)
+    (resuming,) = [r for r in again.history() if r.get("event") == "phase" and r.get("name") == "resuming"]
+    assert resuming["detail"] == f"{ckpt} (that run had completed; training goes on past its end)"
 
 
 def test_resume_from_latest_continues_the_newest_earlier_run_and_records_which(tiny_bert, clf_csv, tmp_path):

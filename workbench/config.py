@@ -93,7 +93,7 @@ class TrainConfig:
                                 "without evaluations the last two (one per epoch).")
     resume_from: str | None = _f(None, "Continue an interrupted run: a checkpoint folder, or a run directory or id "
                                  "(its latest complete checkpoint), or 'latest' (the newest stopped run of this "
-                                 "task and model). Use the same settings as that run.")
+                                 "task and model, else the newest completed one). Use the same settings as that run.")
     freeze: str | None = _f(None, "Freeze parameters: 'embeddings', 'layers:N' (embeddings and the first N "
                              "layers), or 'all-but-head'.")
     torch_compile: bool = _f(False, "Compile the model with torch.compile: pays off only on long GPU runs, "

@@ -324,7 +324,10 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     # 5. train
     t_train = time.monotonic()
     if resume:
-        emit(Phase("resuming", str(resume)))
+        source = read_json_object(resume.parent.parent / "run.json") or {}
+        ended = " (that run had completed; training goes on past its end)" if source.get("status") == "completed" \
+            else ""
+        emit(Phase("resuming", f"{resume}{ended}", notice=bool(ended)))
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except Exception:
