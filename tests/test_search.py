@@ -59,7 +59,7 @@ def test_each_trial_is_a_run_ranked_by_its_best_validation_value(tiny_bert, clf_
         run_dir = tmp_path / "runs" / t["run_id"]
         info = json.loads((run_dir / "run.json").read_text())
         assert info["status"] == "completed" and info["name"] == f"tune-trial-{t['number']}"
-        assert info["search"] == {"study": "tune", "trial": t["number"], "params": t["params"],
+        assert info["search"] == {"study": "tune", "trial": t["number"], "params": t["params"], "unused": [],
                                   "metric": "accuracy", "value": t["value"]}
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         val = [r["metrics"]["accuracy"] for r in records if r["event"] == "eval" and r["split"] == "validation"]
@@ -113,6 +113,36 @@ def test_a_space_over_a_setting_the_runs_do_not_use_is_refused(tiny_bert, clf_cs
     # where the space also decides it, the trials that enable it use it
     result = search(base, {"lora.r": [4, 16], "lora.enabled": [True, False]}, trials=1, progress=False)
     assert result.trials[0]["status"] == "completed"
+
+
+def test_trials_whose_settings_in_effect_repeat_an_earlier_one_take_its_result_and_mark_unused_values(
+        tiny_bert, clf_csv, tmp_path, capsys):
+    base = _base(tiny_bert, clf_csv, tmp_path / "runs")
+    result = search(base, {"lora.enabled": [True, False], "lora.r": [4, 16]}, trials=6)
+    err = capsys.readouterr().err
+    distinct = {(t["params"]["lora.enabled"], None if "lora.r" in t["unused"] else t["params"]["lora.r"])
+                for t in result.trials}
+    # at most three settings take effect (LoRA off, r 4, r 16): six trials train at most three runs
+    assert len(list((tmp_path / "runs").iterdir())) == len(distinct) <= 3
+    repeats = [t for t in result.trials if t["status"].startswith("same as trial ")]
+    assert len(repeats) == 6 - len(distinct)
+    for t in repeats:
+        first = next(o for o in result.trials if o["number"] == int(t["status"].rsplit(" ", 1)[1]))
+        assert t["value"] == first["value"] and t["run_id"] == first["run_id"]
+        assert f"trial {t['number']}: the settings that take effect are trial {first['number']}'s" in err
+    for t in result.trials:
+        assert ("lora.r" in t["unused"]) == (t["params"]["lora.enabled"] is False)
+    table = result.table_rows()
+    column = table[0].index("lora.r")
+    assert {row[column] for row in table[1:] if row[table[0].index("lora.enabled")] == "False"} <= {"not used"}
+
+
+def test_a_tasks_own_options_can_be_searched(tiny_bert, clf_csv, tmp_path):
+    check_space({"task_options.problem": ["single-label", "multi-label"]})
+    base = _base(tiny_bert, clf_csv, tmp_path / "runs")
+    with pytest.raises(ConfigError, match="task_options"):
+        search(base, {"task_options.no_such_option": [1, 2]}, trials=1, progress=False)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_the_package_exports_the_search_function():

@@ -249,7 +249,7 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .config import resolve
-    from .tuning import parse_space_item, search
+    from .tuning import parse_space_item, search, used_params
 
     file, overrides = _split_items(args.items)
     space = dict(parse_space_item(item) for item in args.space)
@@ -266,7 +266,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             print("No trial reached a validation evaluation; the table above and `workbench runs list` show "
                   "why.", file=sys.stderr)
         return 130 if result.interrupted else 1
-    settings = " ".join(f"{k}={v}" for k, v in best["params"].items())
+    settings = " ".join(f"{k}={v}" for k, v in used_params(best).items())
     print(f"Best: trial {best['number']}, validation {result.metric} {best['value']:.4f} ({settings})")
     print(f"Run directory: {best['run_dir']}")
     return 130 if result.interrupted else 0

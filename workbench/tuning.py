@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -61,7 +62,8 @@ def check_space(space: dict) -> dict:
                           "'high': 1e-3, 'log': True}}.")
     keys = _all_keys()
     for key, spec in space.items():
-        if key not in keys:
+        # a task's own options are checked by the task, with each value the space can take (in search)
+        if key not in keys and not (isinstance(key, str) and key.startswith("task_options.") and len(key) > 13):
             raise ConfigError(f"search space: unknown config key '{key}'.{_suggest(key, keys)}")
         if isinstance(spec, dict):
             low, high = spec.get("low"), spec.get("high")
@@ -121,7 +123,8 @@ def best_validation(run: Any, metric: str | None) -> tuple[str, float | None]:
 class SearchResult:
     """The trials of one search, best first, and the best run."""
     metric: str
-    trials: list[dict] = field(default_factory=list)  # number, params, value, run_id, status
+    # number, params, unused (the searched keys its run ignores), value, run_id, status
+    trials: list[dict] = field(default_factory=list)
     interrupted: bool = False  # stopped by Ctrl-C / KeyboardInterrupt: the trials that ended are kept
 
     @property
@@ -155,7 +158,7 @@ class SearchResult:
         ordered = sorted(self.trials, key=lambda t: (t["value"] is None,
                                                      -(t["value"] or 0) if self.greater_is_better else t["value"] or 0))
         for t in ordered:
-            rows.append((str(t["number"]), *(_fmt(t["params"].get(k)) for k in keys),
+            rows.append((str(t["number"]), *(_param_text(t, k) for k in keys),
                          "" if t["value"] is None else f"{t['value']:.4f}", t["run_id"],
                          "best" if t is best else ("" if t["status"] == "completed" else t["status"])))
         return rows
@@ -182,8 +185,8 @@ class _SearchView:
         self._shown = 0.0
         self.handle = display(HTML(self.html()), display_id=True)
 
-    def add(self, number: int, params: dict) -> "_TrialRow":
-        row = _TrialRow(self, number, params)
+    def add(self, number: int, params: dict, unused: list[str]) -> "_TrialRow":
+        row = _TrialRow(self, number, params, unused)
         self.rows.append(row)
         self.render()
         return row
@@ -203,7 +206,7 @@ class _SearchView:
         keys = sorted({k for r in self.rows for k in r.params})
         metric = self.metric or next((r.metric for r in self.rows if r.metric), None) or "metric"
         done = sum(r.status != "running" for r in self.rows)
-        rows = [[str(r.number), *(_fmt(r.params.get(k)) for k in keys), r.progress(),
+        rows = [[str(r.number), *("not used" if k in r.unused else _fmt(r.params.get(k)) for k in keys), r.progress(),
                  "" if r.best is None else f"{r.best:.4f}", r.status] for r in self.rows]
         return (f"<div><b>Search</b> <span style='color:{MUTED}'>{done} of {self.trials} trials ended</span></div>"
                 + table_html(["trial", *keys, "progress", f"best val {metric}", "status"], rows))
@@ -212,8 +215,8 @@ class _SearchView:
 class _TrialRow:
     """One trial of a _SearchView, fed by its run's events."""
 
-    def __init__(self, view: _SearchView, number: int, params: dict):
-        self.view, self.number, self.params = view, number, params
+    def __init__(self, view: _SearchView, number: int, params: dict, unused: list[str]):
+        self.view, self.number, self.params, self.unused = view, number, params, unused
         self.step = self.total = 0
         self.metric: str | None = view.metric
         self.greater = True
@@ -244,6 +247,11 @@ class _TrialRow:
             self.status = event.status
         elif isinstance(event, RunFailed):
             self.status = f"{event.status}: {event.error}"
+        self.view.render()
+
+    def repeats(self, earlier: dict) -> None:
+        """Not trained: the settings that take effect are ``earlier``'s (a trial's record)."""
+        self.best, self.status = earlier["value"], f"same as trial {earlier['number']}"
         self.view.render()
 
     def failed(self, error: str) -> None:
@@ -292,6 +300,17 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _param_text(trial: dict, key: str) -> str:
+    """A trial's value of a searched setting, or "not used" where the trial's run ignores it (lora.r
+    in a trial with LoRA off)."""
+    return "not used" if key in trial.get("unused", ()) else _fmt(trial["params"].get(key))
+
+
+def used_params(trial: dict) -> dict:
+    """The searched settings that took effect in a trial."""
+    return {k: v for k, v in trial["params"].items() if k not in trial.get("unused", ())}
+
+
 def search(config: Any = None, space: dict | None = None, trials: int = 8, *, metric: str | None = None,
            progress: bool | None = None, sinks: list[Callable] | None = None, **overrides: Any) -> SearchResult:
     """Run ``trials`` fine-tuning runs with settings from ``space`` chosen by optuna; returns the
@@ -330,6 +349,8 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
     # in a notebook cell, one table of the trials updated in place rather than a console log per trial
     view = _SearchView(trials, metric) if (progress is None or progress) and in_notebook_cell() else None
 
+    trained: dict[str, dict] = {}  # the trials trained, by the settings that took effect in them
+
     def objective(trial: Any) -> float:
         params = {key: _suggest_value(trial, key, spec) for key, spec in space.items()}
         # the ranking metric also picks each trial's best checkpoint, and a name the task does not
@@ -339,9 +360,24 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                               "baseline": False})
         # recorded as the run uses them ('1e-3' from a command line is the number 0.001 in its config)
         params = {key: value_at(cfg, key) for key in params}
+        ignored = unused_settings(cfg)
+        unused = sorted(k for k in params if k in ignored)  # lora.r in a trial with LoRA off
+        effective = json.dumps({k: v for k, v in params.items() if k not in unused}, sort_keys=True, default=str)
         shown = progress is None or progress
+        row = view.add(trial.number, params, unused) if view is not None else None
+        earlier = trained.get(effective)
+        if earlier is not None and earlier["value"] is not None:
+            # the settings that take effect are an earlier trial's, and so are seed and data: training
+            # again would repeat that run, so the trial takes its result
+            result.trials.append({**earlier, "number": trial.number, "params": params, "unused": unused,
+                                  "status": f"same as trial {earlier['number']}"})
+            if row:
+                row.repeats(earlier)
+            elif shown:
+                print(f"trial {trial.number}: the settings that take effect are trial {earlier['number']}'s; "
+                      "not trained again", file=sys.stderr)
+            return earlier["value"] if result.greater_is_better else -earlier["value"]
         console = _TrialConsole() if shown and view is None else None
-        row = view.add(trial.number, params) if view is not None else None
         try:
             run = finetune(cfg, progress=False, sinks=[*(sinks or []), *([console] if console else []),
                                                        *([row] if row else [])])
@@ -359,7 +395,7 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
 
             # the failed trial's run directory (a failure before training leaves one, marked failed)
             mine = [r for r in list_runs(Path(cfg.runs_dir)) if r.get("name") == cfg.name]
-            result.trials.append({"number": trial.number, "params": params, "value": None,
+            result.trials.append({"number": trial.number, "params": params, "unused": unused, "value": None,
                                   "run_id": mine[0]["id"] if mine else "", "run_dir": mine[0]["path"] if mine else None,
                                   "status": f"failed: {e}"})
             raise optuna.TrialPruned(str(e)) from None
@@ -372,10 +408,11 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
         used, value = best_validation(run, metric)
         if not result.metric:
             result.metric = used
-        run.run_dir.update_info(search={"study": name, "trial": trial.number, "params": params,
+        run.run_dir.update_info(search={"study": name, "trial": trial.number, "params": params, "unused": unused,
                                         "metric": used, "value": value})
-        result.trials.append({"number": trial.number, "params": params, "value": value, "run_id": run.id,
-                              "run_dir": str(run.dir), "status": run.status})
+        result.trials.append({"number": trial.number, "params": params, "unused": unused, "value": value,
+                              "run_id": run.id, "run_dir": str(run.dir), "status": run.status})
+        trained[effective] = result.trials[-1]
         if value is None:
             raise optuna.TrialPruned("no validation evaluation")
         return value if result.greater_is_better else -value
