@@ -421,10 +421,17 @@ def test_predict_fills_masks_of_a_masked_lm_run_and_needs_a_mask(tiny_bert, clf_
     # more candidates than the vocabulary lists them all, with a warning rather than a traceback
     code, out, err = _predict(capsys, "latest", "--dir", str(tmp_path), "the [MASK] bank", "--top-k", "100000",
                               "--json")
-    vocab = json.loads((tmp_path / Run.load("latest", tmp_path).id / "model" / "config.json").read_text())["vocab_size"]
+    run = Run.load("latest", tmp_path)
+    vocab = json.loads((run.dir / "model" / "config.json").read_text())["vocab_size"]
+    from transformers import AutoTokenizer
+
+    specials = AutoTokenizer.from_pretrained(str(run.dir / "model")).all_special_tokens
+    words = vocab - len(specials)
     assert code == 0, err
-    assert f"warning: top_k 100000 is more than the model's {vocab} tokens; each mask lists all {vocab}." in err
+    assert (f"warning: top_k 100000 is more than the model's {words} tokens that are no special tokens; each mask "
+            f"lists all {words}.") in err
     (mask,) = json.loads(out)["prediction"]
-    assert len(mask) == vocab and abs(sum(c["score"] for c in mask) - 1) < 1e-3
+    assert len(mask) == words and abs(sum(c["score"] for c in mask) - 1) < 1e-3
+    assert not {c["token"] for c in mask} & set(specials)  # [CLS], [SEP], [MASK] are no answers
     with pytest.raises(DataError, match="predict: top_k 0: give a whole number of 1 or more"):
         Run.load("latest", tmp_path).predict(text, top_k=0)

@@ -241,7 +241,8 @@ class MaskedLM(Task):
     @classmethod
     def predict(cls, model, tokenizer, inputs: list, info: dict, max_length: int = 256, top_k: int = 5,
                 **kw) -> list[list[list[dict]]]:
-        """Fill each mask token: per text, one list of ``top_k`` {token, score} per mask."""
+        """Fill each mask token: per text, one list of ``top_k`` {token, score} per mask, special tokens
+        ([CLS], [SEP], [MASK]...) left out."""
         import torch
 
         from ..errors import DataError
@@ -257,11 +258,16 @@ class MaskedLM(Task):
                 if not positions:
                     raise DataError(f"predict: {text[:80]!r} has no {tokenizer.mask_token}; write "
                                     f"{tokenizer.mask_token} where a word should be filled in.")
-                probs = model(**enc).logits[0, positions].float().softmax(-1)
-                if top_k > probs.shape[-1]:
-                    warnings.warn(f"top_k {top_k} is more than the model's {probs.shape[-1]} tokens; each mask "
-                                  f"lists all {probs.shape[-1]}.", stacklevel=2)
-                    top_k = probs.shape[-1]
+                logits = model(**enc).logits[0, positions].float()
+                # [CLS], [SEP], [PAD], [MASK] are no words to fill in: scores are over the other tokens
+                special = [i for i in tokenizer.all_special_ids if 0 <= i < logits.shape[-1]]
+                logits[:, special] = float("-inf")
+                probs = logits.softmax(-1)
+                words = logits.shape[-1] - len(set(special))
+                if top_k > words:
+                    warnings.warn(f"top_k {top_k} is more than the model's {words} tokens that are no special "
+                                  f"tokens; each mask lists all {words}.", stacklevel=2)
+                    top_k = words
                 top = probs.topk(top_k, dim=-1)
                 results.append([[{"token": tokenizer.decode([int(i)]).strip(), "score": float(p)}
                                  for p, i in zip(ps, ids)] for ps, ids in zip(top.values, top.indices)])
