@@ -47,6 +47,7 @@ def test_unknown_key_suggests_the_nearest():
     ("data.max_eval_samples=-1", r"data.max_eval_samples: -1 must be at least 1 \(or null\)"),
     ("train.eval_batch_size=0", r"train.eval_batch_size: 0 must be at least 1 \(or null\)"),
     ("train.logging_steps=0", "train.logging_steps: 0 is out of range; it must be at least 1"),
+    ("runs_dir=\"\"", "runs_dir: empty. Give the folder for run directories"),
 ])
 def test_bad_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -582,6 +582,9 @@ def _check(cfg: RunConfig) -> None:
     lo = cfg.lora
     if not isinstance(cfg.model, str) or not cfg.model.strip():
         raise ConfigError("model: empty. Give a bundled alias (minilm), a local model folder, or a hub id.")
+    if not str(cfg.runs_dir).strip():  # Path("") is the working folder: runs would land among its files
+        raise ConfigError("runs_dir: empty. Give the folder for run directories (the default is runs), or leave "
+                          "runs_dir out.")
     if isinstance(cfg.data.train, str) and not cfg.data.train.strip():
         raise ConfigError("data.train: empty. Give a file, a folder, bbc-news, or $name of a DataFrame in the notebook.")
     for key, value, ok, allowed in (
