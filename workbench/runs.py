@@ -315,6 +315,8 @@ class RunDir:
             return None, None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return None, f"eval.json cannot be read ({e})"
+        except OSError as e:  # a folder in its place, no permission
+            return None, f"eval.json cannot be read ({e.strerror or type(e).__name__})"
         return ev, None if isinstance(ev, dict) else "eval.json is not a JSON object"
 
     def read_config_text(self) -> str:

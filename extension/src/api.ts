@@ -113,7 +113,9 @@ export interface ITemplate {
 
 export interface IInfo {
   version: string;
-  runs_dir: string;
+  /** The runs folder relative to the Jupyter root; null where it lies outside the root. */
+  runs_dir: string | null;
+  runs_dir_outside_root?: boolean;
   runs_dir_exists: boolean;
   max_limit?: number;
 }

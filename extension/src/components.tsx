@@ -468,6 +468,7 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
           {run.error}
         </div>
       )}
+      {run.eval_error && <div className="jp-wb-error jp-wb-eval-error">Test metrics: {run.eval_error}</div>}
       {active && (
         <div className="jp-wb-detail-progress">
           <ProgressBar fraction={progressFraction(run.progress)} />

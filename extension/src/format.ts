@@ -1,7 +1,7 @@
 /**
  * Pure formatting helpers shared by the sidebar and the detail view (no DOM, no JupyterLab).
  */
-import { IProgress, IRunSummary, RunStatus } from './api';
+import { IInfo, IProgress, IRunSummary, RunStatus } from './api';
 
 export const ACTIVE_STATUSES: ReadonlyArray<RunStatus> = ['pending', 'running'];
 
@@ -191,4 +191,15 @@ export function toFinetuneCell(configYaml: string): string {
 /** A display name: the run's name, else its id. */
 export function displayName(run: IRunSummary): string {
   return run.name || run.id;
+}
+
+/**
+ * The runs folder as the sidebar names it: its path from the Jupyter root with a trailing slash, or
+ * words where it lies outside the root (the server names no path of its own file system).
+ */
+export function runsFolderLabel(info: Pick<IInfo, 'runs_dir' | 'runs_dir_outside_root'>): string {
+  if (info.runs_dir === null || info.runs_dir === undefined || info.runs_dir_outside_root) {
+    return 'the runs folder (outside the Jupyter root)';
+  }
+  return info.runs_dir.endsWith('/') ? info.runs_dir : `${info.runs_dir}/`;
 }

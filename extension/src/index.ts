@@ -23,7 +23,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { IFrame } from '@jupyterlab/ui-components';
 
 import { ITemplate, WorkbenchAPI } from './api';
-import { displayName, toFinetuneCell } from './format';
+import { displayName, runsFolderLabel, toFinetuneCell } from './format';
 import { finetuneIcon } from './icons';
 import { highlightFinetuneCells } from './magic';
 import { RunDetailModel, RunsListModel } from './model';
@@ -49,7 +49,7 @@ function runsPlugin(
   api
     .info()
     .then(info => {
-      runsDir = info.runs_dir.endsWith('/') ? info.runs_dir : `${info.runs_dir}/`;
+      runsDir = runsFolderLabel(info);
       if (listModel.visible) {
         void listModel.refresh();
       }

@@ -294,8 +294,11 @@ export class RunDetailModel extends PollingModel {
           this._series.clear();
         }
         this._series.add(chunk.records);
+        const advanced = chunk.offset !== this._offset || chunk.reset;
         this._offset = chunk.offset;
-        if (!chunk.more) {
+        // `more` is the server's word that a size cap cut the reply short; a reply that moved
+        // nothing (an older server counting a half-written last line as more) is not asked again
+        if (!chunk.more || !advanced) {
           break;
         }
       }

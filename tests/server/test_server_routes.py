@@ -347,6 +347,54 @@ async def test_no_runs_directory_is_an_empty_list(jp_fetch):
     assert info["runs_dir"] == "runs" and info["runs_dir_exists"] is False
 
 
+class TestRunsFolderOutsideTheRoot:
+    @pytest.fixture
+    def elsewhere(self, tmp_path: Path) -> Path:
+        return tmp_path / "elsewhere" / "runs"
+
+    @pytest.fixture
+    def jp_server_config(self, templates_root: Path, elsewhere: Path):
+        return {
+            "ServerApp": {"jpserver_extensions": {"workbench.server": True, "jupyter_server_terminals": False},
+                          "allow_unauthenticated_access": False},
+            "WorkbenchServer": {"templates_dir": str(templates_root), "runs_dir": str(elsewhere)},
+        }
+
+    async def test_info_names_no_server_path(self, elsewhere, jp_fetch, jp_root_dir):
+        seed_runs(elsewhere)
+        r, info = await fetch_json(jp_fetch, "info")
+        assert info["runs_dir"] is None and info["runs_dir_outside_root"] is True
+        assert info["runs_dir_exists"] is True and info["max_limit"] == 1000
+        assert str(elsewhere) not in r.body.decode() and "elsewhere" not in r.body.decode()
+        _, page = await fetch_json(jp_fetch, "runs")  # the runs are listed all the same
+        assert page["total"] == 5 and all(row["lab_path"] is None for row in page["runs"])
+
+
+async def test_info_names_the_runs_folder_from_the_root(jp_fetch, jp_root_dir):
+    (jp_root_dir / "runs").mkdir()
+    r, info = await fetch_json(jp_fetch, "info")
+    assert info["runs_dir"] == "runs" and info["runs_dir_outside_root"] is False
+    assert info["runs_dir_exists"] is True and str(jp_root_dir) not in r.body.decode()
+
+
+async def test_corrupt_eval_json_gets_an_eval_error_not_a_silent_null(seeded, jp_fetch, jp_root_dir):
+    """Reported as a corrupt run.json is: an error field in the run's row, beside what could be read."""
+    seeded["completed"].eval_json.write_text("{broken", encoding="utf-8")
+    r, detail = await fetch_json(jp_fetch, "runs", RUN)
+    assert detail["eval"] is None and detail["greater_is_better"] == {}
+    assert detail["run"]["status"] == "completed" and detail["info"]["model"] == "minilm"
+    assert detail["run"]["eval_error"].startswith("eval.json cannot be read (Expecting property name")
+    assert str(jp_root_dir) not in r.body.decode()
+    _, page = await fetch_json(jp_fetch, "runs")
+    row = next(row for row in page["runs"] if row["id"] == RUN)
+    assert row["status"] == "completed" and row["eval_error"] == detail["run"]["eval_error"]
+    seeded["completed"].eval_json.unlink()
+    seeded["completed"].eval_json.mkdir()
+    r, detail = await fetch_json(jp_fetch, "runs", RUN)
+    assert detail["eval"] is None and detail["run"]["eval_error"] == "eval.json cannot be read (Is a directory)"
+    assert str(jp_root_dir) not in r.body.decode()
+
+
 async def test_one_run(seeded, jp_fetch):
     _, detail = await fetch_json(jp_fetch, "runs", RUN)
     assert detail["run"]["id"] == RUN
@@ -380,6 +428,25 @@ async def test_metrics_are_incremental(seeded, jp_fetch):
     assert [r["step"] for r in third["records"]] == [63] and third["reset"] is False
 
 
+@pytest.mark.parametrize("which", ["completed", "running"])
+async def test_a_half_written_last_line_is_not_more_to_read(seeded, jp_fetch, which):
+    """A last line without its newline (being written, or left by a killed writer) is not "more":
+    a client that follows "more" stops after one request, and gets the line once it is complete."""
+    run = seeded[which]
+    complete = run.metrics_jsonl.stat().st_size
+    with open(run.metrics_jsonl, "a", encoding="utf-8") as f:
+        f.write('{"event": "step", "step": 500, "lo')
+    _, chunk = await fetch_json(jp_fetch, "runs", run.id, "metrics")
+    assert chunk["more"] is False and chunk["offset"] == complete
+    assert chunk["size"] > complete and chunk["records"][-1].get("step") != 500
+    _, again = await fetch_json(jp_fetch, "runs", run.id, "metrics", params={"offset": str(chunk["offset"])})
+    assert again == {**again, "records": [], "offset": complete, "more": False, "reset": False}
+    with open(run.metrics_jsonl, "a", encoding="utf-8") as f:
+        f.write('ss": 0.25}\n')
+    _, done = await fetch_json(jp_fetch, "runs", run.id, "metrics", params={"offset": str(complete)})
+    assert [r["step"] for r in done["records"]] == [500] and done["more"] is False
+
+
 async def test_metrics_offset_past_the_end_restarts(seeded, jp_fetch):
     _, chunk = await fetch_json(jp_fetch, "runs", RUN, "metrics", params={"offset": str(10**9)})
     assert chunk["reset"] is True and chunk["records"][0]["event"] == "started"
@@ -402,7 +469,8 @@ async def test_unreadable_metrics_are_a_409_that_names_the_file(seeded, jp_fetch
         await jp_fetch("workbench", "api", "runs", RUNNING, "metrics")
     assert e.value.code == 409
     message = json.loads(e.value.response.body)["message"]
-    assert message.startswith("metrics.jsonl of this run cannot be read (Is a directory)") and str(run.metrics_jsonl) in message
+    assert message.startswith("metrics.jsonl of this run cannot be read (Is a directory): ")
+    assert message.endswith(f"{RUNNING}/metrics.jsonl") and str(run.metrics_jsonl) not in message  # no server path
     _, detail = await fetch_json(jp_fetch, "runs", RUNNING)  # the rest of the run still reads
     assert detail["run"]["id"] == RUNNING
 

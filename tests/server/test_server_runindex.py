@@ -132,3 +132,48 @@ def test_a_malformed_eval_json_loses_its_figures_not_the_runs_row(tmp_path):
     done.eval_json.write_text("[1, 2]")
     row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[done.id]
     assert row["status"] == "completed" and row["eval_error"] == "eval.json is not a JSON object"
+
+
+def test_a_half_written_last_line_is_not_more_to_read(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    lines = "".join(json.dumps({"event": "step", "step": i, "loss": 1.0}) + "\n" for i in range(40))
+    run.metrics_jsonl.write_text(lines + '{"event": "step", "st', encoding="utf-8")
+    complete = len(lines.encode())
+    chunk = read_metrics_chunk(run, 0)
+    assert len(chunk["records"]) == 40 and chunk["offset"] == complete and chunk["more"] is False
+    again = read_metrics_chunk(run, chunk["offset"])
+    assert again["records"] == [] and again["offset"] == complete and again["more"] is False
+    # cut by the cap: more until every complete line was returned, and never for the partial one
+    offset, calls, seen = 0, 0, []
+    while True:
+        part = read_metrics_chunk(run, offset, max_bytes=256)
+        calls += 1
+        seen += part["records"]
+        assert part["offset"] > offset or not part["more"]
+        offset = part["offset"]
+        if not part["more"]:
+            break
+    assert offset == complete and [r["step"] for r in seen] == list(range(40))
+    assert calls <= complete // 256 + 2
+    with open(run.metrics_jsonl, "a", encoding="utf-8") as f:
+        f.write('ep": 40, "loss": 0.5}\n')
+    done = read_metrics_chunk(run, offset)
+    assert [r["step"] for r in done["records"]] == [40] and done["more"] is False
+
+
+def test_an_unreadable_eval_json_says_why_in_the_row(tmp_path):
+    runs = seed_runs(tmp_path / "runs")
+    done = runs["completed"]
+    done.eval_json.write_text("{broken", encoding="utf-8")
+    row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[done.id]
+    assert row["status"] == "completed" and row.get("value") is None
+    assert row["eval_error"].startswith("eval.json cannot be read (Expecting property name")
+    done.eval_json.unlink()
+    done.eval_json.mkdir()  # RunDir raises on this one rather than naming it
+    row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[done.id]
+    assert row["eval_error"] == "eval.json cannot be read (Is a directory)"
+    assert str(tmp_path) not in json.dumps(row)
+    done.eval_json.rmdir()
+    row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[done.id]
+    assert row["status"] == "completed" and "eval_error" not in row  # no eval.json (yet) is no error

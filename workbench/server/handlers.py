@@ -7,7 +7,7 @@ XSRF and origin checks for cookie-authenticated requests. Responses are strict J
   GET  info                      version, the runs directory shown and the largest page of runs
   GET  runs?offset=&limit=       one page of run summaries, newest first (ETag: unchanged pages are a 304)
   GET  runs/<id>                 one run: summary, run.json, config.yaml text, eval.json, metric directions
-  GET  runs/<id>/metrics?offset= metrics.jsonl records from a byte offset (incremental)
+  GET  runs/<id>/metrics?offset= complete metrics.jsonl records from a byte offset (incremental)
   POST runs/<id>/stop            write the run's STOP file
   GET  runs/<id>/report          report.html, sandboxed by its Content-Security-Policy
   GET  templates                 the template notebooks
@@ -34,7 +34,8 @@ from .. import _onednn
 from .._version import __version__
 from ..paths import templates_dir as default_templates_dir
 from ..runs import ACTIVE, RunDir, default_runs_dir, dumps_strict
-from .runindex import RunIndex, confined_file, lab_path, metric_directions, read_metrics_chunk, resolve_run
+from .runindex import (RunIndex, confined_file, lab_path, metric_directions, read_eval, read_metrics_chunk,
+                       resolve_run)
 from .templates import TemplateError, describe, instantiate, read_notebook
 
 AUTH_RESOURCE = "workbench"
@@ -94,11 +95,18 @@ class _Base(APIHandler):
 
 
 class InfoHandler(_Base):
+    """``runs_dir`` is the runs folder relative to the Jupyter root, as Lab's file browser names it.
+
+    A runs folder outside the root has no such name: ``runs_dir`` is then null and
+    ``runs_dir_outside_root`` true, rather than the server's absolute path.
+    """
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
         wb = self.wb
-        self.reply({"version": __version__, "runs_dir": lab_path(wb.runs_root, wb.root_dir) or str(wb.runs_root),
+        shown = lab_path(wb.runs_root, wb.root_dir)
+        self.reply({"version": __version__, "runs_dir": shown, "runs_dir_outside_root": shown is None,
                     "runs_dir_exists": wb.runs_root.is_dir(), "max_limit": wb.settings.max_page_size})
 
 
@@ -126,11 +134,9 @@ def _run_detail(index: RunIndex, run: RunDir) -> dict:
         detail["config"] = run.read_config_text()
     except (OSError, UnicodeDecodeError):
         detail["config"] = ""
-    try:
-        ev = run.read_eval()
-        detail["eval"] = ev if isinstance(ev, dict) else None
-    except (OSError, UnicodeDecodeError):
-        detail["eval"] = None
+    detail["eval"], problem = read_eval(run)
+    if problem:  # as a corrupt run.json is reported: in the summary row, beside what could be read
+        detail["run"]["eval_error"] = problem
     detail["greater_is_better"] = metric_directions(detail["eval"])
     return detail
 
@@ -144,6 +150,14 @@ class RunHandler(_Base):
 
 
 class MetricsHandler(_Base):
+    """Complete records of metrics.jsonl from byte ``offset`` on (see ``read_metrics_chunk``).
+
+    A client keeps the returned ``offset`` and asks from it next time. ``more`` true means the
+    size cap cut this reply short: ask again at once. ``more`` false means every complete record
+    written so far was returned; a half-written last line is left for a later request, so a
+    client of a live run waits for its next poll, and one of a finished run stops.
+    """
+
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
@@ -152,8 +166,9 @@ class MetricsHandler(_Base):
         try:
             chunk = await asyncio.to_thread(read_metrics_chunk, run, offset)
         except OSError as e:  # a folder in its place, no permission on a shared disk: say which file, and why
+            where = lab_path(run.metrics_jsonl, self.wb.root_dir) or f"the folder of run {run.id}"
             raise tornado.web.HTTPError(409, f"{run.metrics_jsonl.name} of this run cannot be read "
-                                             f"({e.strerror or type(e).__name__}): {run.metrics_jsonl}") from None
+                                             f"({e.strerror or type(e).__name__}): {where}") from None
         self.reply(chunk)
 
 

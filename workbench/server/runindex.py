@@ -69,9 +69,12 @@ def lab_path(path: Path, contents_root: Path | None) -> str | None:
 def read_metrics_chunk(run: RunDir, offset: int, max_bytes: int = METRICS_CHUNK_BYTES) -> dict:
     """Complete metrics records from byte ``offset``, at most about ``max_bytes`` of them.
 
-    Returns ``records``, the ``offset`` to continue from, ``size`` of the file and ``more`` when
-    whole records remain. An offset past the end (the file was replaced) restarts from 0 with
-    ``reset`` set, so a client drops what it had.
+    Returns ``records``, the ``offset`` to continue from, ``size`` of the file and ``more``.
+    ``more`` is true only when ``max_bytes`` cut the read short, so records may follow at once;
+    it is false once every complete line up to now was returned. A last line without its newline
+    (a writer mid-append, or one killed there) is not a record yet: ``offset`` stops at its start,
+    it is not ``more``, and a later call returns it once it is complete. An offset past the end
+    (the file was replaced) restarts from 0 with ``reset`` set, so a client drops what it had.
     """
     path = run.metrics_jsonl
     try:
@@ -113,7 +116,22 @@ def read_metrics_chunk(run: RunDir, offset: int, max_bytes: int = METRICS_CHUNK_
         except (json.JSONDecodeError, UnicodeDecodeError):
             records.append({"event": "corrupt_line"})
     new_offset = offset + end + 1
-    return {"records": records, "offset": new_offset, "size": size, "more": new_offset < size, "reset": reset}
+    # a read shorter than the cap reached the end: what follows its last newline is a partial line
+    more = len(chunk) == max_bytes and new_offset < size
+    return {"records": records, "offset": new_offset, "size": size, "more": more, "reset": reset}
+
+
+def read_eval(run: RunDir) -> tuple[dict | None, str | None]:
+    """eval.json's object and, when the file is there but cannot be used, why (else None).
+
+    A missing eval.json is no error (the run has not finished, or has no test split). ``RunDir``
+    names a corrupt one; a folder in its place or a file without permission raises there instead,
+    and is named here the same way, so a run's figures are never silently absent.
+    """
+    try:
+        return run.read_eval(), run.eval_problem()
+    except OSError as e:
+        return None, f"eval.json cannot be read ({e.strerror or type(e).__name__})"
 
 
 @dataclass
@@ -223,6 +241,10 @@ class RunIndex:
             except Exception as e:  # a run directory we cannot make sense of still gets a row
                 row = {"id": run.id, "status": "unknown", "error": f"unreadable run directory: {type(e).__name__}"}
         row.pop("path", None)
+        if not row.get("eval_error"):
+            problem = read_eval(run)[1]  # one summary() raises on rather than names (a folder for eval.json)
+            if problem:
+                row["eval_error"] = problem
         if row.get("error") is not None and not isinstance(row["error"], str):
             row["error"] = str(row["error"])
         if row.get("status") == "unknown" and row.get("error"):

@@ -323,6 +323,17 @@ describe('RunDetailView', () => {
     expect(container.querySelector('.jp-wb-run-failure')!.className).toContain('jp-wb-error');
   });
 
+  it('says why a finished run shows no test metrics', () => {
+    renderDetail({
+      detail: { ...detail, eval: null, run: { ...detail.run, eval_error: 'eval.json cannot be read (Expecting value)' } }
+    });
+    expect(container.querySelector('.jp-wb-eval-error')!.textContent).toBe(
+      'Test metrics: eval.json cannot be read (Expecting value)'
+    );
+    renderDetail({ detail });
+    expect(container.querySelector('.jp-wb-eval-error')).toBeNull();
+  });
+
   it('names the run a resumed run continues', () => {
     renderDetail({
       detail: { ...detail, run: { ...detail.run, resumed_from: { run: '20261124-150200-live2-c3d4', step: 326 } } }

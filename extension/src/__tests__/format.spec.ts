@@ -11,6 +11,7 @@ import {
   metricVsBaseline,
   progressFraction,
   runSeconds,
+  runsFolderLabel,
   toFinetuneCell
 } from '../format';
 
@@ -140,6 +141,16 @@ describe('toFinetuneCell', () => {
   it('puts the magic line above the config and ends with one newline', () => {
     expect(toFinetuneCell('task: text-classification\nmodel: minilm\n\n')).toBe(
       '%%finetune\ntask: text-classification\nmodel: minilm\n'
+    );
+  });
+});
+
+describe('runsFolderLabel', () => {
+  it('names the folder from the root, or says it is outside the root', () => {
+    expect(runsFolderLabel({ runs_dir: 'runs' })).toBe('runs/');
+    expect(runsFolderLabel({ runs_dir: 'work/runs/' })).toBe('work/runs/');
+    expect(runsFolderLabel({ runs_dir: null, runs_dir_outside_root: true })).toBe(
+      'the runs folder (outside the Jupyter root)'
     );
   });
 });

@@ -200,6 +200,34 @@ describe('RunDetailModel', () => {
     model.dispose();
   });
 
+  it('asks once per load when the server says nothing complete is left to read', async () => {
+    const api = new FakeAPI();
+    api.details = [detail('completed')];
+    // the server's answer for a metrics.jsonl that ends in a half-written line: all complete records, no more
+    api.chunks = [{ records: [{ event: 'step', step: 1, loss: 2 }], offset: 40, size: 55, more: false, reset: false }];
+    const model = new RunDetailModel(api, 'r1', { autoStart: false });
+    await model.refresh();
+    expect(api.metricOffsets).toEqual([0]);
+    expect(model.offset).toBe(40);
+    model.dispose();
+  });
+
+  it('stops asking when a reply says more but moves nothing', async () => {
+    const api = new FakeAPI();
+    api.details = [detail('running')];
+    const stuck: IMetricsChunk = { records: [], offset: 40, size: 55, more: true, reset: false };
+    api.chunks = [
+      { records: [{ event: 'step', step: 1, loss: 2 }], offset: 40, size: 55, more: true, reset: false },
+      ...Array.from({ length: 60 }, () => ({ ...stuck }))
+    ];
+    const model = new RunDetailModel(api, 'r1', { autoStart: false });
+    await model.refresh();
+    expect(api.metricOffsets).toEqual([0, 40]);
+    expect(model.series.loss).toEqual([[1, 2]]);
+    expect(model.metricsError).toBeNull();
+    model.dispose();
+  });
+
   it('shows the run when only its metrics cannot be read, and says why beside the curves', async () => {
     const api = new FakeAPI();
     api.details = [detail('completed')];
