@@ -13,7 +13,7 @@ import pytest
 from workbench.config import resolve, schema
 from workbench.events import Step
 from workbench.magics import build_config, parse_line
-from workbench.runs import COMPLETE_MARKER
+from workbench.runs import COMPLETE_MARKER, default_runs_dir
 from workbench.ui.panel import MAIN_FIELDS, Panel
 
 from builders import make_texts
@@ -257,3 +257,103 @@ def test_the_comparison_follows_new_runs_until_runs_are_picked_by_hand(completed
     shutil.copytree(done, root / "20280101-000000-newer-0003")
     view.refresh()
     assert view.select.value == (str(root / "20260101-000000-old-0001"),)
+
+
+def test_a_run_stopped_before_training_is_not_offered_for_resuming(completed, tiny_bert, frame):
+    """A second panel's run waits while the first trains (one run per kernel at a time); stopped while it
+    waits, it has no checkpoint, so the panel must not tell the user to resume it."""
+    runs = completed[0].job.dir.parent
+    first, second = filled(tiny_bert, runs, frame), filled(tiny_bert, runs, frame)
+    gate = Gate(at=1)
+    first.start(sinks=[gate])
+    try:
+        assert gate.reached.wait(120)
+        second.start()
+        deadline = time.monotonic() + 60
+        while not any(w.startswith("waiting") for w in second.view.state.warnings) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(w.startswith("waiting") for w in second.view.state.warnings), second.view.state.warnings
+        second.stop_button.click()
+        assert "before training begins" in second.status.value
+        waited = second.wait(timeout=60)
+        assert not waited.running and waited.status == "interrupted"
+        assert waited.run_dir.complete_checkpoints() == []
+        assert "train.resume_from" not in second.status.value
+        assert "stopped before training began, so there is nothing to resume; start it again." in second.status.value
+    finally:
+        first.stop()
+        gate.release.set()
+        first.wait(timeout=120)
+    assert first.job.run_dir.complete_checkpoints()  # stopped while training: it keeps one, and says so
+    assert f"continue it with train.resume_from={first.job.id}." in first.status.value
+
+
+def test_the_comparison_lists_the_runs_dir_the_form_names_now(completed, tmp_path):
+    import shutil
+
+    done = completed[0].job.run_dir.path
+    other = tmp_path / "other-runs"
+    other.mkdir()
+    shutil.copytree(done, other / done.name)
+    panel = Panel(runs_dir=tmp_path / "first-runs", namespace={})
+    assert panel.comparison.select.options == ()
+    panel.fields["runs_dir"].widget.value = str(other)  # typed into the form after the panel opened
+    panel.comparison.refresh_button.click()
+    assert panel.comparison.runs_dir == other
+    assert [path for _, path in panel.comparison.select.options] == [str(other / done.name)]
+    assert panel.comparison.select.value == (str(other / done.name),) and "wb-compare" in panel.comparison.table.value
+
+
+def test_the_picker_tells_apart_runs_that_share_a_name(completed, tmp_path):
+    import shutil
+
+    from workbench.runs import RunDir
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    done = root / "20200101-000000-done-0001"
+    shutil.copytree(completed[0].job.run_dir.path, done)
+    stopped = [RunDir.create(root, "pstop", "text-classification") for _ in range(2)]
+    for rd in stopped:
+        rd.update_info(name="pstop", status="interrupted", error="stopped on request")
+    RunDir.create(root, "solo", "text-classification").update_info(name="solo", status="interrupted")
+    panel = Panel(runs_dir=root, namespace={})
+    texts = {path: text for text, path in panel.comparison.select.options}
+    assert len(set(texts.values())) == len(texts) == 4
+    for rd in stopped:  # named by id, as the comparison's columns and curves name runs that share a name
+        assert texts[str(rd.path)] == f"{rd.id} · interrupted"
+    assert any(text.startswith("solo · ") for text in texts.values())  # a name of its own stays
+    assert panel.comparison.select.value == (str(done),)
+    panel.comparison.select.value = (str(stopped[0].path), str(done))  # picked by hand
+    panel.comparison.refresh()
+    assert set(panel.comparison.select.value) == {str(stopped[0].path), str(done)}
+    assert [t for t, _ in panel.comparison.select.options] == [texts[p] for _, p in panel.comparison.select.options]
+
+
+def test_list_fields_take_commas_or_a_yaml_list(tmp_path):
+    panel = Panel(runs_dir=tmp_path, namespace={})
+    field = panel.fields["lora.target_modules"]
+    for text in ("query, value", "[query, value]", "  [ query, 'value' ] "):
+        field.widget.value = text
+        assert panel.config().lora.target_modules == ["query", "value"], text
+    for text in ("[query, value", "[1, 2]", "[query, [value]]"):
+        field.widget.value = text
+        panel.status.value = ""
+        panel.magic_button.click()
+        assert "lora.target_modules: expected a list of names, as a, b or [a, b]" in panel.status.value, text
+        assert "<br" not in panel.status.value and "Traceback" not in panel.status.value
+
+
+def test_an_empty_runs_dir_field_is_refused_by_name_not_the_working_folder(tiny_bert, frame, tmp_path, monkeypatch):
+    """As an emptied model or data field: a red line naming the field, and no run folder among the
+    working folder's files."""
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("WORKBENCH_RUNS_DIR", raising=False)
+    panel = filled(tiny_bert, tmp_path / "runs", frame)
+    panel.fields["runs_dir"].widget.value = "  "
+    panel.start_button.click()
+    assert "runs_dir: empty" in panel.status.value and panel.job is None
+    assert list(work.iterdir()) == []
+    assert panel.comparison.runs_dir == default_runs_dir()  # the comparison lists the default folder meanwhile

@@ -170,10 +170,12 @@ class RunComparison:
         rows = list_runs(self.runs_dir)
         keep = set(self.select.value)
         options = []
-        for r in rows:
+        names = [r.get("name") or r["id"] for r in rows]
+        for r, name in zip(rows, names):
             value = r.get("value")
             metric = f" · {r.get('main_metric')} {value:.4f}" if isinstance(value, (int, float)) else ""
-            options.append((f"{r.get('name') or r['id']} · {r.get('status')}{metric}", r["path"]))
+            label = name if names.count(name) == 1 else r["id"]  # as _labels names the columns and curves
+            options.append((f"{label} · {r.get('status')}{metric}", r["path"]))
         if selected or not keep or not self._chosen:  # not chosen by hand: the newest runs with results
             with_results = [r["path"] for r in rows if r.get("status") == "completed"]
             keep = set(with_results[:selected or self.selected])

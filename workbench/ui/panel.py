@@ -18,13 +18,15 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from ..config import RunConfig, flatten, resolve, schema
-from ..errors import WorkbenchError
+from ..errors import ConfigError, WorkbenchError
 from ..render import MUTED
+from ..runs import RunDir, default_runs_dir
+from .compare import RunComparison
 from .live import esc
 
 MAIN_FIELDS = ("task", "model", "data.train", "data.text_column", "data.label_column", "name", "train.epochs",
@@ -122,18 +124,34 @@ class Field:
                                  f"{type(value).__name__}; put the object in a variable and write $name.")
 
     def get(self) -> Any:
-        """The field's value as the config takes it (text fields: empty is none, numbers parsed)."""
+        """The field's value as the config takes it (text fields: empty is none, numbers parsed, a list
+        as ``a, b`` or in YAML as ``[a, b]``)."""
         if self.mode == "value":
             return self.widget.value
         text = self.widget.value.strip()
         if not text:
             return None if self.optional else ({} if self.kind == "dict" else "")
+        if self.kind == "list":
+            return self._list(text)
         if self.kind in ("int", "float", "dict"):
             try:
                 return yaml.safe_load(text)
             except yaml.YAMLError:
                 return text  # resolve() names the field and what it expected
         return text
+
+    def _list(self, text: str) -> Any:
+        """``a, b`` as written (resolve() splits it at the commas), or ``[a, b]`` read as YAML, as a
+        config file writes a list."""
+        if not text.startswith("["):
+            return text
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self.key}: expected a list of names, as a, b or [a, b]; got {text!r}.")
+        return value
 
 
 def data_variables(namespace: dict) -> list[str]:
@@ -176,8 +194,6 @@ class Panel:
     def __init__(self, config: Any = None, runs_dir: str | Path | None = None, namespace: dict | None = None):
         import ipywidgets as w
 
-        from .compare import RunComparison
-
         self.namespace = namespace if namespace is not None else _notebook_namespace()
         self.fields: dict[str, Field] = {s["key"]: Field(s, self.namespace) for s in schema()}
         if config is not None:
@@ -212,7 +228,7 @@ class Panel:
         self.status = w.HTML()
         self.code = w.Textarea(layout=w.Layout(width="100%", display="none"), rows=6)
         self.live = w.VBox()
-        self.comparison = RunComparison(self.fields["runs_dir"].get() or None)
+        self.comparison = PanelComparison(self.runs_dir)
         self.past = w.Accordion(children=[self.comparison.box], titles=("Compare past runs",), selected_index=None)
 
         self.start_button.on_click(lambda _: self._guard(self.start))
@@ -221,6 +237,7 @@ class Panel:
         self.cli_button.on_click(lambda _: self._guard(lambda: self._show_code(self.copy_cli())))
         self.fields["data.train"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
         self.fields["task"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
+        self.fields["runs_dir"].widget.observe(lambda _: self._guard(self._follow_runs_dir), names="value")
 
         title = w.HTML(f"<b style='font-size:115%'>Fine-tune</b> <span style='color:{MUTED}'>· settings below go "
                        "through the same config as %%finetune and the CLI</span>")
@@ -252,6 +269,11 @@ class Panel:
     def config(self, objects: bool = True) -> RunConfig:
         """The RunConfig the form describes, built by ``resolve()``; ``objects`` resolves $variables."""
         return resolve(overrides=self.values(), objects=self.namespace if objects else None)
+
+    def runs_dir(self) -> Path:
+        """The runs folder the form names, which the comparison lists (the default one while the field is
+        empty, which Start refuses by name as it refuses an empty model)."""
+        return Path(self.fields["runs_dir"].get() or default_runs_dir())
 
     def copy_magic(self) -> str:
         self.config()  # check it first: copying a broken config helps nobody
@@ -294,8 +316,13 @@ class Panel:
         if self.job is not None and self.job.running:
             self.job.stop()
             self.stop_button.disabled = True
-            self.status.value = ("<span style='color:#d97706'>Stopping at the next step (a resumable checkpoint is "
-                                 "kept)…</span>")
+            if self.view is not None and self.view.state.status == "pending":
+                # still loading or waiting for another run of this kernel: it ends before its first step
+                self.status.value = ("<span style='color:#d97706'>Stopping before training begins (there will be "
+                                     "no checkpoint to resume from)…</span>")
+            else:
+                self.status.value = ("<span style='color:#d97706'>Stopping at the next step (a resumable "
+                                     "checkpoint is kept)…</span>")
 
     def wait(self, timeout: float | None = None) -> Any:
         if self.job is not None:
@@ -309,11 +336,24 @@ class Panel:
         self.start_button.disabled = False
         self.stop_button.disabled = True
         st = self.view.state
-        msg = {"completed": "finished", "interrupted": "stopped; continue it with train.resume_from=" + (st.run_id or ""),
+        msg = {"completed": "finished", "interrupted": self._stopped_text(st),
                "failed": "failed: " + (st.error or "")}.get(st.status, st.status)
         end = "" if msg.endswith((".", "!", "?")) else "."  # error messages end with their own full stop
         self.status.value = f"<span>Run <b>{esc(st.run_id or self.job.id)}</b> {esc(msg)}{end}</span>"
         self.comparison.refresh()
+
+    def _stopped_text(self, st: Any) -> str:
+        """How a stopped run goes on: train.resume_from where it kept a complete checkpoint (what resume
+        needs); a run stopped before that has nothing to resume."""
+        run_dir = RunDir(Path(st.run_dir)) if st.run_dir else self.job.run_dir
+        if run_dir.complete_checkpoints():
+            return "stopped; continue it with train.resume_from=" + (st.run_id or run_dir.id)
+        when = "before training began" if not st.step else "before its first checkpoint"
+        return f"stopped {when}, so there is nothing to resume; start it again"
+
+    def _follow_runs_dir(self) -> None:
+        if self.runs_dir() != self.comparison.runs_dir:
+            self.comparison.refresh()
 
     def fill_columns(self) -> None:
         """Offer the data's columns in the column pickers, and pick likely ones where the current value is absent."""
@@ -349,6 +389,22 @@ class Panel:
         from IPython.display import display
 
         display(self.widget)
+
+
+class PanelComparison(RunComparison):
+    """The panel's "Compare past runs": at each refresh it lists the folder that ``where()`` (the form's
+    runs_dir) names now."""
+
+    def __init__(self, where: Callable[[], Path], selected: int = 3):
+        self.where = where
+        super().__init__(where(), selected)
+
+    def refresh(self, selected: int | None = None) -> None:
+        where = self.where()
+        if where != self.runs_dir:
+            # another folder: its newest runs, not the runs picked by hand in the last one
+            self.runs_dir, self._chosen = where, False
+        super().refresh(selected)
 
 
 def _notebook_namespace() -> dict:
