@@ -131,6 +131,25 @@ def test_curves_png_one_run_overlay_and_empty():
     assert one != two != empty
 
 
+def test_many_runs_with_long_names_share_one_legend_inside_the_figure():
+    """Ten runs named as experiments are: a legend inside the loss axes covered the curves and ran off
+    the figure's left edge. One legend below the panels names each run once, cut in the middle."""
+    names = [f"customer-support-ticket-routing-experiment-{i}-lr-sweep-with-a-long-name" for i in range(10)]
+    fig = plots.curves_figure({n: records() for n in names})
+    fig.canvas.draw()
+    assert not any(ax.get_legend() for ax in fig.axes)
+    (legend,) = fig.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[-2:] == ["train", "validation"] and len(texts) == 12
+    assert all(len(t) <= 46 and "…" in t for t in texts[:10]) and len(set(texts[:10])) == 10
+    box, page = legend.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0
+    assert all(box.y1 <= ax.get_window_extent().y0 for ax in fig.axes)  # below the panels, over no curve
+    one = plots.curves_figure({"run": records()})
+    assert not one.legends and [t.get_text() for t in one.axes[0].get_legend().get_texts()] == ["train",
+                                                                                               "validation"]
+
+
 def test_runs_with_different_main_metrics_get_a_panel_each(monkeypatch):
     """A classifier's accuracy (0.6) and a language model's perplexity (70) on one axis would draw
     the accuracy as a flat line at zero: each metric gets its own panel and its own runs."""

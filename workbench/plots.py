@@ -82,6 +82,11 @@ def curve_series(records: list[dict], metric: str | None = None) -> dict[str, tu
 
 
 def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: float = 8.0) -> bytes:
+    """``curves_figure`` as PNG bytes."""
+    return _png(curves_figure(records_by_run, width), dpi)
+
+
+def curves_figure(records_by_run: dict[str, list[dict]], width: float = 8.0) -> Any:
     """Loss (train solid, validation dashed) and the validation main metric against steps, one colour per run.
 
     One run gives a training chart; several give an overlay for comparison. Runs whose main metrics
@@ -92,18 +97,60 @@ def curves_png(records_by_run: dict[str, list[dict]], dpi: int = 96, width: floa
     metrics = list(dict.fromkeys(m for m in (main_metric_of(r) for r in records_by_run.values())
                                  if m and m != "loss")) or [None]
     panels = 1 + len(metrics)
+    # Several runs share one legend below the panels (a colour per run, named once; the line style
+    # says train or validation): inside the axes, long run names covered the curves and ran off the
+    # figure. Its rows add to the figure's height, so the panels keep theirs.
+    names = list(records_by_run)
+    columns = max(1, min(len(names), int(panels * 2)))
+    rows = -(-len(names) // columns) if len(names) > 1 else 0
+    legend_in = 0.22 * (rows + 1) if rows else 0.0
+    height = 3.0 + legend_in
     # Fixed margins instead of a constrained layout, and fixed legend places: those two searches were
     # most of the drawing time.
-    fig, _ = _figure(width * panels / 2, 3.0, layout=None)
-    fig.subplots_adjust(left=0.14 / panels, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
+    fig, _ = _figure(width * panels / 2, height, layout=None)
+    fig.subplots_adjust(left=0.14 / panels, right=0.98, bottom=(0.48 + legend_in) / height, top=1 - 0.3 / height,
+                        wspace=0.22)
     ax_loss, *ax_metrics = fig.subplots(1, panels)
     _draw_curves(ax_loss, dict(zip(metrics, ax_metrics)), records_by_run)
-    return _png(fig, dpi)
+    if rows:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=COLORS[i % len(COLORS)], linewidth=2) for i in range(len(names))]
+        handles += [Line2D([], [], color="#666", linewidth=1.4),
+                    Line2D([], [], color="#666", linewidth=1.4, linestyle="--", marker="o", markersize=3)]
+        labels = _short_names(names, 46 if columns <= 2 else 30) + ["train", "validation"]
+        fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, fontsize=7,
+                   bbox_to_anchor=(0.5, 0.02), handlelength=1.8, columnspacing=1.4)
+    return fig
+
+
+def _short_names(names: list[str], limit: int) -> list[str]:
+    """Run names of at most ``limit`` characters that still differ. A long name is cut in the middle;
+    where that makes names alike (runs of one experiment share a long start and end, such as
+    "ticket-routing-lr-3e-5-final"), those names lose their shared start and end instead."""
+    import os
+
+    def cut(text: str) -> str:
+        return text if len(text) <= limit else text[:limit // 2 - 1] + "…" + text[-(limit - limit // 2):]
+
+    out = [cut(n) for n in names]
+    for text in set(out):
+        group = [i for i, o in enumerate(out) if o == text]
+        alike = [names[i] for i in group]
+        if len(set(alike)) < 2:
+            continue
+        prefix = os.path.commonprefix(alike)
+        suffix = os.path.commonprefix([n[len(prefix):][::-1] for n in alike])[::-1]
+        head = prefix if len(prefix) <= 12 else prefix[:10] + "…"
+        tail = suffix if len(suffix) <= 8 else "…" + suffix[-6:]
+        for i, n in zip(group, alike):
+            out[i] = cut(head + n[len(prefix):len(n) - len(suffix)] + tail)
+    return out
 
 
 def _draw_curves(ax_loss: Any, metric_axes: dict[str | None, Any], records_by_run: dict[str, list[dict]]) -> None:
     """``metric_axes``: an axis per validation metric (one, keyed None, when no run has a metric yet)."""
-    several = len(records_by_run) > 1
+    several = len(records_by_run) > 1  # then the figure has one legend of its own (curves_figure)
     for i, (name, records) in enumerate(records_by_run.items()):
         color = COLORS[i % len(COLORS)]
         label = name if several else None
@@ -122,7 +169,7 @@ def _draw_curves(ax_loss: Any, metric_axes: dict[str | None, Any], records_by_ru
     for ax, place in [(ax_loss, "upper right")] + [(ax, "best") for ax in metric_axes.values()]:
         _style(ax)
         ax.set_xlabel("step", fontsize=8)
-        if any(not str(line.get_label()).startswith("_") for line in ax.lines):
+        if not several and any(not str(line.get_label()).startswith("_") for line in ax.lines):
             ax.legend(frameon=False, fontsize=7, loc=place)
         if not ax.lines:
             ax.text(0.5, 0.5, "no values yet", transform=ax.transAxes, ha="center", va="center", color="#888",
