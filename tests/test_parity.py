@@ -96,7 +96,7 @@ def test_panel_magic_cli_and_api_build_identical_configs(captured, runs_dir):
 
 
 def test_copied_code_runs_the_same_config(captured, runs_dir):
-    """What "Copy as %%finetune" and "Copy as CLI" print starts the run the form describes."""
+    """What "Show as %%finetune" and "Show as CLI" print starts the run the form describes."""
     from IPython.testing.globalipapp import get_ipython
 
     panel = via_panel()

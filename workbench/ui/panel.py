@@ -3,7 +3,7 @@
 ``Panel()`` (also ``workbench.panel()``) shows the main settings (task, model, data and its
 columns, the main hyperparameters) and folds every other config field away under "Advanced
 options"; each field's help text is its tooltip. The form's values go through the same
-``resolve()`` as the magic and the CLI, so "Copy as %%finetune" and "Copy as CLI" print a run that
+``resolve()`` as the magic and the CLI, so "Show as %%finetune" and "Show as CLI" print a run that
 is identical to the one Start trains.
 
 Start trains on a thread (``BackgroundRun``): the notebook stays responsive, Stop ends the run at
@@ -221,9 +221,11 @@ class Panel:
                                      tooltip="train with these settings (on a thread: the notebook stays usable)")
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
                                     tooltip="end the run at the next step; it keeps a resumable checkpoint")
-        self.magic_button = w.Button(description="Copy as %%finetune", icon="copy",
+        # "Show", not "Copy": a widget's Python side cannot reach the browser's clipboard, so the text is
+        # shown, selected for the user to copy
+        self.magic_button = w.Button(description="Show as %%finetune", icon="code",
                                      tooltip="show this run as a %%finetune cell", layout=w.Layout(width="auto"))
-        self.cli_button = w.Button(description="Copy as CLI", icon="terminal",
+        self.cli_button = w.Button(description="Show as CLI", icon="terminal",
                                    tooltip="show this run as a workbench command line", layout=w.Layout(width="auto"))
         self.status = w.HTML()
         self.code = w.Textarea(layout=w.Layout(width="100%", display="none"), rows=6)
@@ -383,7 +385,8 @@ class Panel:
         self.code.value = text.rstrip() + "\n"
         self.code.rows = min(24, text.count("\n") + 2)
         self.code.layout.display = ""
-        self.status.value = f"<span style='color:{MUTED}'>Select the text below and copy it.</span>"
+        self.status.value = (f"<span style='color:{MUTED}'>Select the text below and copy it (Ctrl+A, Ctrl+C in "
+                             "the box).</span>")
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
