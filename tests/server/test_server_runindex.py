@@ -177,3 +177,32 @@ def test_an_unreadable_eval_json_says_why_in_the_row(tmp_path):
     done.eval_json.rmdir()
     row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[done.id]
     assert row["status"] == "completed" and "eval_error" not in row  # no eval.json (yet) is no error
+
+
+def test_a_run_started_from_a_notebook_leads_back_to_it(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from workbench.engine.run import _notebook
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert _notebook() == {}  # not under Jupyter Server
+    nb = tmp_path / "work" / "tickets.ipynb"
+    nb.parent.mkdir()
+    nb.write_text("{}")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert _notebook() == {"notebook": str(nb)}  # as Jupyter Server names it to the kernel
+
+    runs = seed_runs(tmp_path / "runs")
+    done, failed, other = runs["completed"], runs["failed"], runs["interrupted"]
+    (done.path / "report.ipynb").unlink(missing_ok=True)  # a report's own notebook comes first
+    done.update_info(notebook=str(nb))
+    failed.update_info(notebook="work/tickets.ipynb")  # a path from the server's root
+    other.update_info(notebook=str(tmp_path.parent / "elsewhere.ipynb"))  # outside the root: no link
+    rows = {r["id"]: r for r in RunIndex(tmp_path / "runs", contents_root=tmp_path).rows()}
+    assert rows[done.id]["notebook"] == rows[failed.id]["notebook"] == "work/tickets.ipynb"
+    assert rows[other.id]["notebook"] is None
+    nb.unlink()  # moved or deleted since
+    rows = {r["id"]: r for r in RunIndex(tmp_path / "runs", contents_root=tmp_path).rows()}
+    assert rows[done.id]["notebook"] is None

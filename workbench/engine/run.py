@@ -49,7 +49,8 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     run_dir.pin()  # from here on, a folder at its path without this config.yaml is not this run's
     run_dir.update_info(id=run_dir.id, name=cfg.name or run_dir.id, task=cfg.task, model=cfg.model,
                         status="pending", created_at=now_iso(), pid=os.getpid(), host=socket.gethostname(),
-                        config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit())
+                        config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit(),
+                        **_notebook())
     try:
         with _one_run_at_a_time(run_dir, emit, stop_event) as started:
             if started:
@@ -184,6 +185,18 @@ def truncation_notices(reports: dict, max_length: int) -> list[str]:
         else:
             notices.append(f"{head}: its metrics score only what fits; raise train.max_length to score more")
     return notices
+
+
+def _notebook() -> dict:
+    """``{"notebook": path}`` for a run started from a notebook's kernel under Jupyter Server, which
+    names the notebook to its kernels (JPY_SESSION_NAME: an absolute path, or one from the server's
+    root); the sidebar's "Open notebook" leads back to it. {} elsewhere."""
+    import sys
+
+    path = os.environ.get("JPY_SESSION_NAME")
+    if not path or not path.endswith(".ipynb") or "ipykernel" not in sys.modules:
+        return {}
+    return {"notebook": path}
 
 
 def preflight(cfg: RunConfig) -> RunConfig:

@@ -252,8 +252,18 @@ class RunIndex:
         row["lab_path"] = lab_path(run.path, self.contents_root)
         row["has_report"] = confined_file(run, "report.html") is not None
         notebook = confined_file(run, "report.ipynb")
-        row["notebook"] = lab_path(notebook, self.contents_root) if notebook else None
+        row["notebook"] = lab_path(notebook, self.contents_root) if notebook else \
+            self._started_from(info.get("notebook") if isinstance(info, dict) else None)
         return row
+
+    def _started_from(self, recorded: Any) -> str | None:
+        """The notebook whose kernel started the run (run.json's ``notebook``), from the contents root,
+        where it is still a file under the root."""
+        if not isinstance(recorded, str) or not recorded or self.contents_root is None:
+            return None
+        path = Path(recorded) if os.path.isabs(recorded) else self.contents_root / recorded
+        shown = lab_path(path, self.contents_root)
+        return shown if shown is not None and path.is_file() else None
 
     def _sparkline(self, run: RunDir) -> list[float]:
         sketch = self._sketches.get(run.id)
