@@ -300,6 +300,8 @@ def test_rerunning_a_background_cell_shows_its_run_still_training_instead_of_a_s
         assert again is first
         shown = " ".join(str(o.data.get("text/html", "")) for o in cap.outputs)
         assert f"This cell's run {first.id} is still training" in shown
+        # the cell's result is drawn once and stays on screen after the run ends: no state in it
+        assert "was started in the background" in first._repr_html_() and "is training" not in first._repr_html_()
         assert [d.name for d in runs_dir.iterdir()] == [first.id]  # no second run was started
         Kernel.cell = "cell-2"  # another cell may start a second run: it waits for the first
         with capture_output():

@@ -69,6 +69,9 @@ class BackgroundRun(Run):
         if self.running:
             from .live import esc
 
-            return (f"<div>Run <b>{esc(self.id)}</b> is training in the background. Use <code>.stop()</code> to end "
-                    "it early (it keeps a resumable checkpoint) and <code>.wait()</code> to block until it ends.</div>")
+            # drawn once, when the cell ends, and never redrawn: it says what was started, not a state
+            # that the run's end would make wrong (the live view above it shows the state)
+            return (f"<div>Run <b>{esc(self.id)}</b> was started in the background; the view above follows it. "
+                    "<code>.stop()</code> ends it early (with a resumable checkpoint once it trains) and "
+                    "<code>.wait()</code> blocks until it ends.</div>")
         return super()._repr_html_()
