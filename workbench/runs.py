@@ -215,6 +215,14 @@ class RunDir:
                     "error": f"its process ended without recording why (pid {info['pid']} on {info['host']}, "
                              f"while {info['status']}): it was killed (out of memory, a kernel restart or "
                              "shutdown, kill -9) or crashed."}
+            # run.json's progress is written every few seconds; the last line of metrics.jsonl is when
+            # the run was last seen at work, so its duration is not cut short
+            try:
+                seen = _dt.datetime.fromtimestamp(self.metrics_jsonl.stat().st_mtime, _dt.timezone.utc)
+            except OSError:
+                seen = None
+            if seen is not None and str(info.get("updated_at") or "") < seen.isoformat(timespec="seconds"):
+                info["updated_at"] = seen.isoformat(timespec="seconds")
         return info
 
     def _read_recorded(self) -> dict:
@@ -344,7 +352,7 @@ class RunDir:
             row.update(status="unknown", error=str(e))
             return row
         for k in ("name", "task", "model", "status", "created_at", "started_at", "finished_at", "updated_at",
-                  "error", "main_metric", "progress", "resumed_from"):
+                  "error", "main_metric", "progress", "resumed_from", "process_ended"):
             if k in info:
                 row[k] = info[k]
         ev, problem = self._eval_and_problem()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from runs_seed import seed_runs
 from workbench.runs import RunDir
 from workbench.server.runindex import SKETCH_BUCKETS, LossSketch, RunIndex, read_metrics_chunk, resolve_run
@@ -119,6 +121,29 @@ def test_a_running_rows_step_is_never_behind_its_logged_steps(tmp_path):
     assert running["progress"]["step"] >= running["validation"]["step"] == 60
     assert running["progress"]["total_steps"] == 200
     assert rows[runs["interrupted"].id]["progress"]["step"] == 1  # a finished run's record stays as written
+
+
+def test_a_killed_run_reads_as_far_as_it_got(tmp_path):
+    """A run killed between two writes of run.json's progress: its row has the last logged step, and
+    its last sign of work is when metrics.jsonl was last written (the detail tab's duration)."""
+    import socket
+    import subprocess
+    import sys
+
+    runs = seed_runs(tmp_path / "runs")
+    killed = runs["running"]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    killed.update_info(pid=gone.pid, host=socket.gethostname(), updated_at="2000-01-01T00:00:00+00:00",
+                       progress={"step": 1, "total_steps": 200, "epoch": 0.01})
+    row = {r["id"]: r for r in RunIndex(tmp_path / "runs").rows()}[killed.id]
+    assert row["status"] == "failed" and row["process_ended"] is True
+    logged = max(r["step"] for r in killed.read_metrics(0)[0] if isinstance(r.get("step"), int))
+    assert logged > 1 and row["progress"]["step"] == logged  # the last step metrics.jsonl logged, not 1
+    mtime = os.stat(killed.metrics_jsonl).st_mtime
+    assert row["updated_at"] == killed.read_info()["updated_at"] > "2000-01-01"
+    import datetime as dt
+    assert dt.datetime.fromisoformat(row["updated_at"]).timestamp() == pytest.approx(mtime, abs=1)
 
 
 def test_a_malformed_eval_json_loses_its_figures_not_the_runs_row(tmp_path):

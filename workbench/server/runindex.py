@@ -316,9 +316,9 @@ class RunIndex:
                 if found:
                     row["validation"] = found
             progress = row.get("progress")
-            if row.get("status") in ACTIVE and isinstance(progress, dict) and sketch and \
+            if (row.get("status") in ACTIVE or row.get("process_ended")) and isinstance(progress, dict) and sketch and \
                     isinstance(progress.get("step"), int) and sketch.last_step > progress["step"]:
-                # never behind the validation value shown beside it
+                # never behind the validation value shown beside it, nor behind where a killed run got to
                 row["progress"] = {**progress, "step": sketch.last_step}
         return row
 
