@@ -17,10 +17,13 @@ import {
   formatTick,
   isActive,
   metricVsBaseline,
+  modelLabel,
   progressFraction,
-  runSeconds
+  resumeCheckpoint,
+  runSeconds,
+  stoppedAt
 } from './format';
-import { extent, linePath, Point, RunSeries, sparklinePath, ticks } from './series';
+import { extent, linePath, Point, RunSeries, sparklinePath, stepTicks, ticks } from './series';
 
 export function StatusBadge(props: { status: string }): JSX.Element {
   return (
@@ -89,7 +92,9 @@ export function RunRow(props: IRunRowProps): JSX.Element {
   const { run, now } = props;
   const metric = metricVsBaseline(run);
   const active = isActive(run.status);
-  const subtitle = [run.task, run.model].filter(Boolean).join(' · ');
+  // a local model folder shows by its name: its full path, cut to fit, would read "/tm…"
+  const subtitle = [run.task, modelLabel(run.model)].filter(Boolean).join(' · ');
+  const fullSubtitle = [run.task, run.model].filter(Boolean).join(' · ');
   return (
     <li
       className={`jp-wb-run${props.selected ? ' jp-mod-selected' : ''}`}
@@ -120,7 +125,9 @@ export function RunRow(props: IRunRowProps): JSX.Element {
         <StatusBadge status={run.status} />
       </div>
       <div className="jp-wb-run-sub">
-        <span className="jp-wb-run-what">{subtitle}</span>
+        <span className="jp-wb-run-what" title={fullSubtitle}>
+          {subtitle}
+        </span>
         <span className="jp-wb-run-age" title={run.created_at || ''}>
           {formatAge(run.created_at, now)}
         </span>
@@ -245,21 +252,22 @@ export interface IChartProps {
   height?: number;
 }
 
-/** A small line chart with axis ticks; several series share one scale. */
-/** Ticks for a step axis: whole steps only (a short run's "1.5" is no step). */
-function stepTicks(x0: number, x1: number): number[] {
-  const whole = ticks(x0, x1).filter(t => Number.isInteger(t));
-  return whole.length ? whole : [x0, x1].filter(t => Number.isInteger(t));
-}
-
+/** A small line chart over training steps, with axis ticks; several series share one scale. */
 export function LineChart(props: IChartProps): JSX.Element | null {
   const width = props.width ?? 420;
-  const height = props.height ?? 170;
-  const m = { left: 48, right: 10, top: 8, bottom: 22 };
+  const height = props.height ?? 182;
+  const m = { left: 48, right: 10, top: 8, bottom: 34 };
   const all = props.series.flatMap(s => s.points);
   const scale = extent(all);
   if (!scale) {
     return null;
+  }
+  // the steps logged, not the scale: a single step is padded on either side, and those are no steps
+  let first = Infinity;
+  let last = -Infinity;
+  for (const [px] of all) {
+    first = Math.min(first, px);
+    last = Math.max(last, px);
   }
   const w = width - m.left - m.right;
   const h = height - m.top - m.bottom;
@@ -277,11 +285,17 @@ export function LineChart(props: IChartProps): JSX.Element | null {
             </text>
           </g>
         ))}
-        {stepTicks(scale.x0, scale.x1).map(t => (
-          <text key={`x${t}`} className="jp-wb-tick" x={x(t)} y={height - 6} textAnchor="middle">
-            {formatTick(t)}
+        {stepTicks(first, last).map(t => (
+          // steps print whole: 4 significant digits would make step 12345 "12350"
+          <text key={`x${t}`} className="jp-wb-tick" x={x(t)} y={m.top + h + 13} textAnchor="middle">
+            {String(t)}
           </text>
         ))}
+        <g className="jp-wb-tick jp-wb-axis-label">
+          <text x={m.left + w / 2} y={height - 3} textAnchor="middle">
+            step
+          </text>
+        </g>
         <g transform={`translate(${m.left},${m.top})`}>
           {props.series.map((s, i) =>
             s.points.length > 1 ? (
@@ -401,14 +415,21 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
   const active = isActive(run.status);
   const duration = formatDuration(runSeconds(run, props.now));
   const resumed = run.resumed_from;
-  const facts = [
+  const model = run.model ? (
+    <span className="jp-wb-model" title={run.model}>
+      {modelLabel(run.model)}
+    </span>
+  ) : null;
+  const facts: React.ReactNode[] = [
     run.task,
-    run.model,
+    model,
     resumed?.run &&
       `resumed from ${resumed.run}${typeof resumed.step === 'number' ? ` at step ${resumed.step}` : ''}`,
     run.created_at && `started ${formatAge(run.created_at, props.now)}`,
     duration && (active ? `running for ${duration}` : `took ${duration}`)
   ].filter(Boolean);
+  const stopped = active ? '' : stoppedAt(run);
+  const checkpoint = resumeCheckpoint(detail);
   const main = detail.eval?.main_metric || run.main_metric || '';
   const evalCurves = Array.from(series.evals.entries())
     .filter(([key]) => key.endsWith(`/${main}`))
@@ -419,7 +440,14 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
         <h1>{displayName(run)}</h1>
         <StatusBadge status={run.status} />
       </header>
-      <div className="jp-wb-facts">{facts.join(' · ')}</div>
+      <div className="jp-wb-facts">
+        {facts.map((fact, i) => (
+          <React.Fragment key={i}>
+            {i > 0 && ' · '}
+            {fact}
+          </React.Fragment>
+        ))}
+      </div>
       <div className="jp-wb-id">{run.id}</div>
       <div className="jp-wb-actions">
         <button
@@ -466,6 +494,19 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
       {run.error && (
         <div className={run.status === 'interrupted' ? 'jp-wb-note jp-wb-run-failure' : 'jp-wb-error jp-wb-run-failure'}>
           {run.error}
+        </div>
+      )}
+      {stopped && (
+        <div className="jp-wb-detail-progress jp-wb-stopped-at">
+          <ProgressBar fraction={progressFraction(run.progress)} />
+          <span>{stopped}</span>
+        </div>
+      )}
+      {checkpoint && (
+        // the line the CLI and the notebook print, to paste into a new run's config or magic line
+        <div className="jp-wb-resume">
+          Continue with{' '}
+          <code style={{ userSelect: 'all', overflowWrap: 'anywhere' }}>train.resume_from={checkpoint}</code>
         </div>
       )}
       {run.eval_error && <div className="jp-wb-error jp-wb-eval-error">Test metrics: {run.eval_error}</div>}

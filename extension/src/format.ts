@@ -1,7 +1,7 @@
 /**
  * Pure formatting helpers shared by the sidebar and the detail view (no DOM, no JupyterLab).
  */
-import { IInfo, IProgress, IRunSummary, RunStatus } from './api';
+import { IInfo, IProgress, IRunDetail, IRunSummary, RunStatus } from './api';
 
 export const ACTIVE_STATUSES: ReadonlyArray<RunStatus> = ['pending', 'running'];
 
@@ -182,10 +182,66 @@ export function formatProgress(progress: IProgress | undefined): string {
   return `step ${progress.step}/${progress.total_steps} (${Math.round(f * 100)} %)`;
 }
 
+/**
+ * Where a run that is over got to, from its last progress: "Stopped at step 117 of 270" for one that
+ * ended before its last step (stopped, failed, or early-stopped), "Stopped after the last training
+ * step (270 of 270)" for one that failed after training; empty for a completed run that trained every step and
+ * for a run with no step recorded (it ended before training).
+ */
+export function stoppedAt(run: Pick<IRunSummary, 'status' | 'progress'>): string {
+  const p = run.progress;
+  if (isActive(run.status) || !p || typeof p.step !== 'number' || !isFinite(p.step)) {
+    return '';
+  }
+  const total = typeof p.total_steps === 'number' && p.total_steps > 0 ? p.total_steps : null;
+  if (total === null) {
+    return run.status === 'completed' ? '' : `Stopped at step ${p.step}`;
+  }
+  if (p.step < total) {
+    return `Stopped at step ${p.step} of ${total}`;
+  }
+  return run.status === 'completed' ? '' : `Stopped after the last training step (${p.step} of ${total})`;
+}
+
+/**
+ * The checkpoint a stopped or failed run can be continued from: run.json's `resume_from` (the run
+ * records it when it ends with a complete checkpoint); null where none is recorded.
+ */
+export function resumeCheckpoint(detail: Pick<IRunDetail, 'run' | 'info'>): string | null {
+  if (detail.run.status !== 'interrupted' && detail.run.status !== 'failed') {
+    return null;
+  }
+  const value = detail.info?.resume_from;
+  return typeof value === 'string' && value.trim() ? value : null;
+}
+
 /** The resolved config as a notebook cell that reproduces the run. */
 export function toFinetuneCell(configYaml: string): string {
   const body = configYaml.replace(/\s+$/, '');
   return `%%finetune\n${body}\n`;
+}
+
+/**
+ * Whether a run's `model` names a local folder rather than a hub id ("org/name") or an alias
+ * ("minilm"): an absolute, home or dot-relative path, or one with a Windows drive ("C:\models").
+ */
+export function isModelPath(model: string): boolean {
+  return /^(?:[\\/~]|\.\.?[\\/])/.test(model) || /(?:^|[^A-Za-z])[A-Za-z]:[\\/]/.test(model);
+}
+
+/**
+ * A model as a narrow line shows it: a local folder by its last path component (its full path is
+ * long and would be cut to "/tm…"), any other name as it is.
+ */
+export function modelLabel(model: string | null | undefined): string {
+  if (!model) {
+    return '';
+  }
+  if (!isModelPath(model)) {
+    return model;
+  }
+  const parts = model.split(/[\\/]+/).filter(p => p && p !== '.' && !/^[A-Za-z]:$/.test(p));
+  return parts.length ? parts[parts.length - 1] : model;
 }
 
 /** A display name: the run's name, else its id. */

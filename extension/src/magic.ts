@@ -2,7 +2,8 @@
  * `%%finetune` cells are YAML after the magic line: show them with the YAML mode.
  *
  * The notebook sets every code cell's mimetype from the kernel language; a watched cell whose
- * source starts with `%%finetune` is switched to YAML (and back when the line goes away).
+ * source starts with `%%finetune` (after any blank lines) is switched to YAML (and back when the
+ * line goes away).
  */
 import { ICellModel } from '@jupyterlab/cells';
 import { INotebookTracker, Notebook } from '@jupyterlab/notebook';
@@ -10,9 +11,13 @@ import { IObservableList } from '@jupyterlab/observables';
 
 export const YAML_MIME = 'text/x-yaml';
 
-/** True when `source` is a `%%finetune` cell (the magic must open the cell, as IPython requires). */
+/**
+ * True when `source` is a `%%finetune` cell. The magic must open the cell, as IPython requires, but
+ * IPython first drops leading lines that are empty or hold only whitespace (a fresh cell often
+ * starts with an Enter), so those may come before it. An indented magic line is no cell magic.
+ */
 export function isFinetuneCell(source: string): boolean {
-  return /^%%finetune(?=[ \t]|\r?\n|$)/.test(source);
+  return /^(?:[^\S\r\n]*\r?\n)*%%finetune(?=[ \t]|\r?\n|$)/.test(source);
 }
 
 /** The mimetype a code cell should have: YAML for `%%finetune` cells, else the notebook's. */

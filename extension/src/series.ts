@@ -131,3 +131,27 @@ export function ticks(lo: number, hi: number, count = 4): number[] {
   }
   return out;
 }
+
+/**
+ * Ticks for a step axis running from the `first` to the `last` step logged: both ends, so the axis
+ * says where training started and where it got to, and the round whole steps between them that
+ * keep `minGap` (a fraction of the range) from either end, so labels do not run into each other.
+ * Round ticks alone can leave one label (steps 1 to 95 round to 50 only), and a short run's "1.5"
+ * is no step.
+ */
+export function stepTicks(first: number, last: number, minGap = 0.1): number[] {
+  if (!isFinite(first) || !isFinite(last)) {
+    return [];
+  }
+  const lo = Math.ceil(Math.min(first, last));
+  const hi = Math.floor(Math.max(first, last));
+  if (hi < lo) {
+    return [];
+  }
+  if (hi === lo) {
+    return [lo];
+  }
+  const room = (hi - lo) * minGap;
+  const between = ticks(lo, hi).filter(t => Number.isInteger(t) && t - lo >= room && hi - t >= room);
+  return [lo, ...between, hi];
+}

@@ -165,6 +165,16 @@ describe('RunsList', () => {
     expect(container.querySelector('.jp-wb-run-name')!.getAttribute('title')).toBe(long);
   });
 
+  it('shows a local model by its folder name, with the full path as a tooltip', () => {
+    const local = { ...runs[0], model: '/tmp/ut8/root/tiny-bert' };
+    const hub = { ...runs[0], id: 'r-hub', model: 'sentence-transformers/all-MiniLM-L6-v2' };
+    renderList({ runs: [local, hub], total: 2 });
+    const [first, second] = Array.from(container.querySelectorAll('.jp-wb-run-what'));
+    expect(first.textContent).toBe('text-classification · tiny-bert');
+    expect(first.getAttribute('title')).toBe('text-classification · /tmp/ut8/root/tiny-bert');
+    expect(second.textContent).toBe('text-classification · sentence-transformers/all-MiniLM-L6-v2');
+  });
+
   it('colours a delta by whether the metric improved', () => {
     const row = (id: string, main_metric: string, value: number, baseline: number, greater: boolean): IRunSummary => ({
       id,
@@ -321,6 +331,74 @@ describe('RunDetailView', () => {
     expect(container.querySelector('pre.jp-wb-config')!.textContent).toBe('task: text-classification\n');
     renderDetail({ detail: { ...detail, run: { ...detail.run, status: 'failed', error: 'DataError: bad' } } });
     expect(container.querySelector('.jp-wb-run-failure')!.className).toContain('jp-wb-error');
+  });
+
+  it('says where an interrupted run stopped and how to continue it', () => {
+    const checkpoint = '/work/runs/r-stop/checkpoints/checkpoint-117';
+    renderDetail({
+      detail: {
+        ...detail,
+        eval: null,
+        info: { status: 'interrupted', resume_from: checkpoint },
+        run: {
+          ...detail.run,
+          status: 'interrupted',
+          error: 'stopped on request',
+          progress: { step: 117, total_steps: 270 }
+        }
+      }
+    });
+    const stopped = container.querySelector('.jp-wb-stopped-at')!;
+    expect(stopped.textContent).toBe('Stopped at step 117 of 270');
+    const fill = stopped.querySelector('.jp-wb-progress-fill') as HTMLElement;
+    expect(fill.style.width).toBe('43%');
+    const resume = container.querySelector('.jp-wb-resume')!;
+    expect(resume.textContent).toBe(`Continue with train.resume_from=${checkpoint}`);
+    expect(resume.querySelector('code')!.textContent).toBe(`train.resume_from=${checkpoint}`);
+  });
+
+  it('says where a failed run stopped without claiming a checkpoint it did not record', () => {
+    renderDetail({
+      detail: {
+        ...detail,
+        eval: null,
+        info: { status: 'failed', resume_from: null },
+        run: { ...detail.run, status: 'failed', error: 'CUDA out of memory', progress: { step: 40, total_steps: 540 } }
+      }
+    });
+    expect(container.querySelector('.jp-wb-stopped-at')!.textContent).toBe('Stopped at step 40 of 540');
+    expect(container.querySelector('.jp-wb-resume')).toBeNull();
+    expect(container.textContent).not.toContain('resume_from');
+    // a live run shows its progress, not where it stopped
+    renderDetail({
+      detail: { ...detail, eval: null, run: { ...detail.run, status: 'running', progress: { step: 40, total_steps: 540 } } }
+    });
+    expect(container.querySelector('.jp-wb-stopped-at')).toBeNull();
+    expect(container.querySelector('.jp-wb-detail-progress')!.textContent).toBe('step 40/540 (7 %)');
+    // a completed run that trained every step says nothing of stopping
+    renderDetail({ detail: { ...detail, run: { ...detail.run, progress: { step: 270, total_steps: 270 } } } });
+    expect(container.querySelector('.jp-wb-stopped-at')).toBeNull();
+  });
+
+  it('shows a local model by its folder name in the facts, with the full path as a tooltip', () => {
+    renderDetail({
+      detail: { ...detail, run: { ...detail.run, task: 'text-classification', model: '/tmp/ut8/root/tiny-bert' } }
+    });
+    const facts = container.querySelector('.jp-wb-facts')!;
+    expect(facts.textContent).toBe('text-classification · tiny-bert · started 5 h ago');
+    expect(facts.querySelector('.jp-wb-model')!.getAttribute('title')).toBe('/tmp/ut8/root/tiny-bert');
+  });
+
+  it('labels the step axis and its first and last step', () => {
+    const series = new RunSeries();
+    series.add(
+      Array.from({ length: 95 }, (_, i) => ({ event: 'step', step: i + 1, loss: 1 / (i + 1), learning_rate: 3e-3 }))
+    );
+    renderDetail({ series });
+    const loss = container.querySelector('figure')!;
+    const stepTicks = Array.from(loss.querySelectorAll('svg > text.jp-wb-tick')).map(t => t.textContent);
+    expect(stepTicks).toEqual(['1', '50', '95']);
+    expect(loss.querySelector('.jp-wb-axis-label')!.textContent).toBe('step');
   });
 
   it('says why a finished run shows no test metrics', () => {

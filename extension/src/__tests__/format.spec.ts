@@ -8,10 +8,14 @@ import {
   formatProgress,
   formatTick,
   isActive,
+  isModelPath,
   metricVsBaseline,
+  modelLabel,
   progressFraction,
+  resumeCheckpoint,
   runSeconds,
   runsFolderLabel,
+  stoppedAt,
   toFinetuneCell
 } from '../format';
 
@@ -152,5 +156,73 @@ describe('runsFolderLabel', () => {
     expect(runsFolderLabel({ runs_dir: null, runs_dir_outside_root: true })).toBe(
       'the runs folder (outside the Jupyter root)'
     );
+  });
+});
+
+describe('modelLabel', () => {
+  it.each([
+    ['/tmp/ut8/root/tiny-bert', 'tiny-bert'],
+    ['/models/tiny-bert/', 'tiny-bert'],
+    ['./models/minilm-local', 'minilm-local'],
+    ['../shared/bert', 'bert'],
+    ['~/models/distilbert', 'distilbert'],
+    ['C:\\Users\\me\\models\\bert-base', 'bert-base'],
+    ['D:/models/bert-base', 'bert-base'],
+    ['\\\\server\\share\\bert', 'bert']
+  ])('shows the path %s by its folder name, %s', (model, label) => {
+    expect(isModelPath(model)).toBe(true);
+    expect(modelLabel(model)).toBe(label);
+  });
+
+  it.each([
+    'minilm',
+    'distilbert-base-uncased',
+    'sentence-transformers/all-MiniLM-L6-v2',
+    'org/name'
+  ])('keeps the hub id or alias %s as it is', model => {
+    expect(isModelPath(model)).toBe(false);
+    expect(modelLabel(model)).toBe(model);
+  });
+
+  it('is empty without a model, and keeps a bare root as it is', () => {
+    expect(modelLabel(undefined)).toBe('');
+    expect(modelLabel('')).toBe('');
+    expect(modelLabel('/')).toBe('/');
+    expect(modelLabel('~')).toBe('~');
+  });
+});
+
+describe('stoppedAt and resumeCheckpoint', () => {
+  it('says where a run that is over stopped, from its progress', () => {
+    const progress = { step: 117, total_steps: 270 };
+    expect(stoppedAt({ status: 'interrupted', progress })).toBe('Stopped at step 117 of 270');
+    expect(stoppedAt({ status: 'failed', progress })).toBe('Stopped at step 117 of 270');
+    // early stopping: completed before the last step
+    expect(stoppedAt({ status: 'completed', progress })).toBe('Stopped at step 117 of 270');
+    expect(stoppedAt({ status: 'failed', progress: { step: 270, total_steps: 270 } })).toBe(
+      'Stopped after the last training step (270 of 270)'
+    );
+    expect(stoppedAt({ status: 'interrupted', progress: { step: 12 } })).toBe('Stopped at step 12');
+  });
+
+  it('says nothing for a live run, a run that trained every step, or one that never trained', () => {
+    expect(stoppedAt({ status: 'running', progress: { step: 117, total_steps: 270 } })).toBe('');
+    expect(stoppedAt({ status: 'pending', progress: { step: 0, total_steps: 270 } })).toBe('');
+    expect(stoppedAt({ status: 'completed', progress: { step: 270, total_steps: 270 } })).toBe('');
+    expect(stoppedAt({ status: 'failed' })).toBe('');
+    expect(stoppedAt({ status: 'failed', progress: {} })).toBe('');
+  });
+
+  it("reads the checkpoint run.json records, and claims none where it records none", () => {
+    const ckpt = '/runs/r-stop/checkpoints/checkpoint-117';
+    const run = { id: 'r-stop', status: 'interrupted' as const };
+    expect(resumeCheckpoint({ run, info: { resume_from: ckpt } })).toBe(ckpt);
+    expect(resumeCheckpoint({ run: { ...run, status: 'failed' }, info: { resume_from: ckpt } })).toBe(ckpt);
+    expect(resumeCheckpoint({ run, info: { resume_from: null } })).toBeNull();
+    expect(resumeCheckpoint({ run, info: { resume_from: '' } })).toBeNull();
+    expect(resumeCheckpoint({ run, info: {} })).toBeNull();
+    expect(resumeCheckpoint({ run, info: null })).toBeNull();
+    expect(resumeCheckpoint({ run: { ...run, status: 'running' }, info: { resume_from: ckpt } })).toBeNull();
+    expect(resumeCheckpoint({ run: { ...run, status: 'completed' }, info: { resume_from: ckpt } })).toBeNull();
   });
 });

@@ -12,7 +12,15 @@ describe('%%finetune detection', () => {
     [' %%finetune\n', false],
     ['# %%finetune\n', false],
     ['print("%%finetune")', false],
-    ['', false]
+    ['', false],
+    ['\n%%finetune\nmodel: minilm', true],
+    ['  \n\t\n%%finetune --name demo\n', true],
+    ['\r\n%%finetune\r\nmodel: minilm', true],
+    ['\n\n%%finetune', true],
+    ['\n %%finetune\n', false],
+    ['\nx = 1\n%%finetune\n', false],
+    ['\n%%finetuned\n', false],
+    ['\n\n', false]
   ])('%j -> %s', (source, expected) => {
     expect(isFinetuneCell(source)).toBe(expected);
   });
@@ -20,5 +28,11 @@ describe('%%finetune detection', () => {
   it('chooses YAML for magic cells and the notebook mimetype otherwise', () => {
     expect(cellMimeType('%%finetune\nmodel: minilm', 'text/x-ipython')).toBe(YAML_MIME);
     expect(cellMimeType('x = 1', 'text/x-ipython')).toBe('text/x-ipython');
+  });
+
+  it('treats a magic after blank lines as the magic, as IPython runs it', () => {
+    // a fresh cell where Enter was pressed before typing the magic
+    expect(cellMimeType('\n%%finetune\nmodel: minilm\n', 'text/x-ipython')).toBe(YAML_MIME);
+    expect(cellMimeType('   \n%%finetune\nmodel: minilm\n', 'text/x-ipython')).toBe(YAML_MIME);
   });
 });

@@ -1,4 +1,4 @@
-import { extent, linePath, RunSeries, sparklinePath, ticks } from '../series';
+import { extent, linePath, RunSeries, sparklinePath, stepTicks, ticks } from '../series';
 
 describe('RunSeries', () => {
   it('collects finite losses, learning rates and eval metrics across chunks', () => {
@@ -59,5 +59,26 @@ describe('paths', () => {
     expect(t[t.length - 1]).toBeLessThanOrEqual(1.62);
     expect(t.length).toBeGreaterThanOrEqual(3);
     expect(ticks(1, 1)).toEqual([]);
+  });
+});
+
+describe('stepTicks', () => {
+  it('labels the first and the last step, where round ticks alone give one', () => {
+    expect(ticks(1, 95).filter(Number.isInteger)).toEqual([50]);
+    expect(stepTicks(1, 95)).toEqual([1, 50, 95]);
+    expect(stepTicks(10, 270)).toEqual([10, 100, 200, 270]);
+    expect(stepTicks(1, 540)).toEqual([1, 200, 400, 540]);
+  });
+
+  it('keeps whole steps only, and no round tick crowding an end', () => {
+    expect(stepTicks(1, 3)).toEqual([1, 2, 3]);
+    expect(stepTicks(1, 2)).toEqual([1, 2]);
+    expect(stepTicks(190, 540)).toEqual([190, 300, 400, 500, 540]); // 200 sits on 190's label
+    expect(stepTicks(0, 1000)).toEqual([0, 500, 1000]);
+  });
+
+  it('gives one tick for one step and none without steps', () => {
+    expect(stepTicks(7, 7)).toEqual([7]);
+    expect(stepTicks(Infinity, -Infinity)).toEqual([]);
   });
 });
