@@ -802,3 +802,26 @@ def test_find_run_prefers_a_whole_run_name_to_ids_that_contain_it(tmp_path):
         find_run("bas", tmp_path)
     with pytest.raises(RunError, match=r"No run named 'exp 2' under .*, and it is not a run id"):
         find_run("exp 2", tmp_path)
+
+
+def test_a_keyboard_interrupt_after_a_checkpoint_records_it_to_resume_from(tiny_bert, clf_csv, tmp_path,
+                                                                            monkeypatch):
+    """Interrupt Kernel (KeyboardInterrupt) mid-training: the run is interrupted and says which
+    checkpoint continues it, as a stop on request does."""
+    from transformers import Trainer
+
+    from workbench.runs import COMPLETE_MARKER
+
+    original = Trainer.training_step
+
+    def interrupt_after_a_save(self, *args, **kwargs):
+        if any(Path(self.args.output_dir).glob(f"checkpoint-*/{COMPLETE_MARKER}")):
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "training_step", interrupt_after_a_save)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(tiny_config(tiny_bert, clf_csv, tmp_path / "runs", epochs=3), progress=False, baseline=False)
+    (run,) = [RunDir(d) for d in (tmp_path / "runs").iterdir()]
+    info = run.read_info()
+    assert info["status"] == "interrupted" and info["resume_from"] == str(run.complete_checkpoints()[-1])

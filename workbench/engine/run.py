@@ -66,7 +66,9 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
             shutil.rmtree(run_dir.path, ignore_errors=True)
         raise
     except KeyboardInterrupt:
-        run_dir.set_status("interrupted", error="interrupted by the user (KeyboardInterrupt or SIGTERM)")
+        ckpts = run_dir.complete_checkpoints()  # one saved before the interrupt continues the run
+        run_dir.set_status("interrupted", error="interrupted by the user (KeyboardInterrupt or SIGTERM)",
+                           resume_from=str(ckpts[-1]) if ckpts else None)
         emit(RunFailed(status="interrupted", error="interrupted by the user"))
         raise
     except WorkbenchError as e:
