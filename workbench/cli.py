@@ -206,13 +206,16 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     cfg = resolve(file=file, inline=base, overrides=overrides)
     if dry_run:
         return _dry_run(cfg)
+    from .engine.device import is_main_process
     from .engine.run import execute
     from .events import ConsoleProgress
     from .render import metrics_table_text, test_size_text
 
     stop = threading.Event()
     previous = _stop_on_signals(stop)
-    console = None if quiet else ConsoleProgress()
+    # a launch of several processes (torchrun) is one run: its main process reports it
+    main_process = is_main_process()
+    console = None if quiet or not main_process else ConsoleProgress()
     shown_failure = lambda: console is not None and console.shown_failure  # noqa: E731  (printed: not again)
     try:
         run_dir = execute(cfg, sinks=[console] if console else [], stop_event=stop)
@@ -225,6 +228,8 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
         return 130
     finally:
         _restore_signals(previous)
+    if not main_process:
+        return 0
     info = run_dir.read_info()
     ev = run_dir.read_eval()
     if info.get("status") == "completed" and ev:

@@ -73,3 +73,17 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def launched_processes() -> int:
+    """How many processes a launcher (torchrun, accelerate launch) started for this run: its
+    WORLD_SIZE, 1 for a run started on its own."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def is_main_process() -> bool:
+    """Whether this process reports a run: always, except the other processes of a multi-process launch."""
+    return launched_processes() == 1 or os.environ.get("RANK", "0") == "0"

@@ -30,7 +30,7 @@ from ..models import apply_freeze, check_freeze_layers, count_parameters, load_t
 from ..render import augmentation_text, test_size_text
 from ..runs import (ACTIVE, COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, list_runs, now_iso,
                     read_json_object)
-from .device import choose_device, choose_precision, hardware, versions
+from .device import choose_device, choose_precision, hardware, is_main_process, launched_processes, versions
 from .trainer import EventBridge, trainer_class, training_arguments
 
 
@@ -41,6 +41,11 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     Errors are recorded in run.json and re-raised; KeyboardInterrupt leaves status ``interrupted``.
     """
     cfg = local_paths_absolute(cfg)
+    launched = launched_processes()
+    if launched > 1:  # torchrun / accelerate launch: one run, its folder made by the main process
+        cfg, run_dir = _share_run(cfg, run_dir)
+        if isinstance(run_dir, FollowerRunDir):
+            return _follow(cfg, run_dir, stop_event)
     if run_dir is None:  # front ends that make the folder first (to show it) call preflight themselves
         cfg = preflight(cfg)
     run_dir = run_dir or RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
@@ -50,7 +55,7 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     run_dir.update_info(id=run_dir.id, name=cfg.name or run_dir.id, task=cfg.task, model=cfg.model,
                         status="pending", created_at=now_iso(), pid=os.getpid(), host=socket.gethostname(),
                         config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit(),
-                        **_notebook())
+                        **_notebook(), **({"processes": launched} if launched > 1 else {}))
     try:
         with _one_run_at_a_time(run_dir, emit, stop_event) as started:
             if started:
@@ -87,6 +92,57 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
     return run_dir
 
 
+# ---- runs launched as several processes (torchrun, accelerate launch) ----------------------------
+
+class FollowerRunDir(RunDir):
+    """The run folder as a process other than the main one sees it: every process trains, evaluates
+    and tests (Trainer spreads the batches and gathers the predictions), and the main process alone
+    writes run.json, metrics.jsonl, checkpoints' markers, eval.json and the model."""
+
+    def pin(self) -> None:
+        pass
+
+    def update_info(self, **changes: Any) -> dict:
+        return changes
+
+    def request_stop(self) -> None:
+        pass
+
+
+def _share_run(cfg: RunConfig, run_dir: RunDir | None) -> tuple[RunConfig, RunDir]:
+    """The main process checks the config and makes the run folder; the others get both from it
+    (the same resolved config, ``latest`` included), or its error, rather than waiting for it."""
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    PartialState()  # joins the launcher's process group, as Trainer would at its start
+    if not dist.is_initialized():
+        raise RunError(f"this process was launched as one of {launched_processes()} (WORLD_SIZE), but it could "
+                       "not join their process group; start it with torchrun or accelerate launch.")
+    if dist.get_rank() == 0:
+        try:
+            cfg = preflight(cfg) if run_dir is None else cfg
+            run_dir = run_dir or RunDir.create(cfg.runs_dir, cfg.name, cfg.task)
+        except BaseException as e:
+            dist.broadcast_object_list([("error", f"{type(e).__name__}: {e}")], src=0)
+            raise
+        dist.broadcast_object_list([(cfg, str(run_dir.path))], src=0)
+        return cfg, run_dir
+    box: list[Any] = [None]
+    dist.broadcast_object_list(box, src=0)
+    if box[0][0] == "error":
+        raise RunError(f"the main process of this launch stopped before the run began: {box[0][1]}")
+    return box[0][0], FollowerRunDir(Path(box[0][1]))
+
+
+def _follow(cfg: RunConfig, run_dir: FollowerRunDir, stop_event: threading.Event | None) -> RunDir:
+    """A process other than the main one: the same training, no events and no writes of its own."""
+    emit = Emitter([])
+    with quiet_libraries():
+        _train(cfg, run_dir, emit, stop_event)
+    return RunDir(run_dir.path)
+
+
 def local_paths_absolute(cfg: RunConfig) -> RunConfig:
     """``cfg`` with its local files and folders (model, data, resume_from, runs_dir) named by absolute
     path, so that the run's config.yaml, and a %%finetune cell copied from it, re-run from any folder
@@ -121,7 +177,8 @@ def _adjust(cfg: RunConfig, run_dir: RunDir, emit: Emitter, key: str, value: Any
     setattr(getattr(cfg, section), name, value)
     emit(Phase("adjusted", f"{key}: {asked} -> {value}: {why}", notice=True))
     adjusted = {**(run_dir.read_info().get("adjusted") or {}), key: {"asked": asked, "used": value, "why": why}}
-    atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
+    if not isinstance(run_dir, FollowerRunDir):
+        atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
     run_dir.update_info(adjusted=adjusted, config_hash=cfg.hash())
 
 
@@ -333,7 +390,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
                        parameters={"total": total, "trainable": trainable})
     emit(RunStarted(run_id=run_dir.id, run_dir=str(run_dir.path), task=cfg.task, model=cfg.model,
                     total_steps=_total_steps(args, len(datasets["train"])), num_train=len(datasets["train"]),
-                    device=device, precision=precision, main_metric=task.main_metric,
+                    device=device if launched_processes() == 1 else f"{device} × {launched_processes()} processes",
+                    precision=precision, main_metric=task.main_metric,
                     train_unit=_unit(task, "train")))
 
     # 5. train
@@ -397,6 +455,8 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         "baseline_method": baseline.get("baseline_method"),
         **result,
     }
+    if isinstance(run_dir, FollowerRunDir):  # the main process writes the results and the model
+        return
     atomic_write_json(run_dir.eval_json, evaluation)
 
     # 7. save the final model, its tokenizer and a model card
@@ -579,7 +639,9 @@ def _check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
 def _total_steps(args: Any, n_train: int) -> int:
     if args.max_steps and args.max_steps > 0:
         return int(args.max_steps)
-    per_epoch = -(-n_train // (args.per_device_train_batch_size * args.gradient_accumulation_steps))
+    # each process of a launch takes its own batches: a step trains on one from each
+    per_epoch = -(-n_train // (args.per_device_train_batch_size * args.gradient_accumulation_steps
+                               * launched_processes()))
     return int(max(1, math.ceil(per_epoch * args.num_train_epochs)))  # as Trainer counts them
 
 

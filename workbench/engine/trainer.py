@@ -20,6 +20,7 @@ from typing import Any, Callable
 from ..events import CheckpointSaved, Evaluation, Step
 from ..metrics import greater_is_better
 from ..runs import COMPLETE_MARKER, RunDir, atomic_write_text, now_iso
+from .device import is_main_process, launched_processes
 from .sparse import INDEX_KEY
 
 GPU_LOADER_WORKERS = 2
@@ -440,6 +441,18 @@ class StopRequested(Exception):
     pass
 
 
+def _any_process(flag: bool) -> bool:
+    """Whether ``flag`` holds in any process of the launch (one all-reduce; every process calls it at
+    the same step)."""
+    import torch
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    value = torch.tensor([int(flag)], device=PartialState().device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 class EventBridge:
     """A TrainerCallback that turns Trainer's hooks into workbench events and honours Stop.
 
@@ -488,6 +501,7 @@ class EventBridge:
         self.folder_deleted = False
         self.nonfinite_step: int | None = None
         self.saved_step: int | None = None  # the step of the last checkpoint written
+        self.processes, self.is_main = launched_processes(), is_main_process()
         self.last_loss: float | None = None
         self._last_progress_write = 0.0
 
@@ -496,8 +510,13 @@ class EventBridge:
         step = state.global_step
         if self._folder_deleted(control, check=step % 5 == 0):
             return control
-        if (self.stop_event is not None and self.stop_event.is_set()) or \
-                (step % 5 == 0 and self.run_dir.stop_file.exists()):
+        asked = (self.stop_event is not None and self.stop_event.is_set()) or \
+            (step % 5 == 0 and self.run_dir.stop_file.exists())
+        if self.processes > 1:
+            # the processes of a launch stop at one step together (one stopping alone would leave the
+            # others waiting in their next gradient exchange): they agree every few steps
+            asked = step % 5 == 0 and _any_process(asked)
+        if asked:
             self.stopped = True
             control.should_training_stop = True
             control.should_save = True  # leave a resumable checkpoint behind
@@ -529,7 +548,9 @@ class EventBridge:
         before each save or evaluation Trainer's flow callback asks for; a progress write in between
         finds it gone too (RunFolderDeleted)."""
         if not self.folder_deleted and (check or control.should_save or control.should_evaluate):
-            self.folder_deleted = self.run_dir.gone()
+            # every process looks at the same steps (Trainer's save and evaluation steps are theirs too)
+            gone = self.run_dir.gone()
+            self.folder_deleted = _any_process(gone) if self.processes > 1 else gone
         if self.folder_deleted:
             control.should_training_stop = True
             control.should_save = control.should_evaluate = control.should_log = False
@@ -558,8 +579,10 @@ class EventBridge:
         if self._folder_deleted(control, check=True):
             return control
         if path.is_dir():
-            # Trainer has finished writing this folder: mark it complete (readers ignore unmarked ones)
-            atomic_write_text(path / COMPLETE_MARKER, now_iso() + "\n")
+            # Trainer has finished writing this folder: mark it complete (readers ignore unmarked ones).
+            # In a launch of several processes the main one writes the weights, and marks them
+            if self.is_main:
+                atomic_write_text(path / COMPLETE_MARKER, now_iso() + "\n")
             self.saved_step = state.global_step
             self.emit(CheckpointSaved(step=state.global_step, path=str(path)))
         return control

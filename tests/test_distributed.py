@@ -1,0 +1,78 @@
+"""One run over several processes started by torchrun (gloo on the CPU, as NCCL on GPUs): one run
+folder written by the main process, batches spread over the processes, Stop honoured by all."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def torchrun(args, tmp_path, name, **popen):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    out = open(tmp_path / f"{name}.txt", "w")
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "workbench.cli", "train", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+                            text=True, **popen)
+
+
+def output(tmp_path, name):
+    return (tmp_path / f"{name}.txt").read_text()
+
+
+def test_a_torchrun_launch_is_one_run_with_its_batches_spread_over_the_processes(tiny_bert, clf_csv, tmp_path):
+    runs = tmp_path / "runs"
+    proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.epochs=2",
+                     "train.learning_rate=3e-3", "train.batch_size=16", "baseline=false"], tmp_path, "two")
+    assert proc.wait(timeout=300) == 0, output(tmp_path, "two")[-3000:]
+    (run,) = runs.iterdir()  # one folder, made by the main process
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and info["processes"] == 2
+    n_train = json.loads((run / "run.json").read_text())["data"]["sizes"]["train"]
+    steps_per_epoch = -(-n_train // (16 * 2))  # each step takes a batch in each process
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    started = next(r for r in records if r["event"] == "started")
+    assert started["total_steps"] == 2 * steps_per_epoch and "× 2 processes" in started["device"]
+    assert max(r["step"] for r in records if r["event"] == "step") == 2 * steps_per_epoch
+    losses = [r["metrics"]["loss"] for r in records if r["event"] == "eval"]
+    assert len(losses) == 2 and losses[-1] < losses[0]  # the processes trained one model together
+    assert all((c / "COMPLETE").exists() for c in (run / "checkpoints").iterdir())
+    assert (run / "model" / "model.safetensors").exists() and (run / "eval.json").exists()
+    shown = output(tmp_path, "two")
+    assert shown.count("Run directory: ") == 1 and shown.count("Test metrics on ") == 1  # reported once
+
+
+def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_csv, tmp_path):
+    from workbench.runs import RunDir
+
+    runs = tmp_path / "runs"
+    args = [f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.learning_rate=3e-3",
+            "baseline=false"]
+    proc = torchrun([*args, "train.epochs=500"], tmp_path, "long")
+    try:
+        deadline, info = time.time() + 240, {}
+        while time.time() < deadline and not (info.get("progress") or {}).get("step"):
+            found = list(runs.glob("*/run.json"))
+            info = json.loads(found[0].read_text()) if found else {}
+            time.sleep(0.5)
+        RunDir(found[0].parent).request_stop()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code != 0  # the main process ends with 130 (interrupted), as the CLI does on its own
+    (run,) = [RunDir(d) for d in runs.iterdir()]
+    info = run.read_info()
+    assert info["status"] == "interrupted" and info["error"] == "stopped on request", output(tmp_path, "long")[-3000:]
+    assert info["resume_from"] == str(run.complete_checkpoints()[-1])
+    stopped_at = int(info["resume_from"].rsplit("-", 1)[1])
+    proc = torchrun([*args, f"train.max_steps={stopped_at + 4}", "train.resume_from=latest"], tmp_path, "resumed")
+    assert proc.wait(timeout=300) == 0, output(tmp_path, "resumed")[-3000:]
+    (again,) = [RunDir(d) for d in runs.iterdir() if d.name != run.id]
+    assert again.read_info()["status"] == "completed"
+    assert again.read_info()["resumed_from"]["run"] == run.id
+
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, as the CI machine runs it")
