@@ -295,3 +295,18 @@ def test_integer_tag_ids_are_named_by_task_options_tags(ner_bert, tmp_path):
     with pytest.raises(DataError, match=r"ids.jsonl, lines 3, .*: tag ids without a name in column 'ner_tags': 5; "
                                         r"task_options.tags names 5 tags"):
         task_for({**cfg, "task_options": {"tags": HF_TAGS[:5]}})[0].load_data()
+
+
+def test_a_task_option_is_a_search_key(ner_bert, conll, tmp_path, capsys):
+    from workbench.cli import main
+
+    code = main(["search", "task=token-classification", f"model={ner_bert}", f"data.train={conll}",
+                 f"runs_dir={tmp_path}", "train.max_steps=4", "train.eval_strategy=steps", "train.eval_steps=2",
+                 "train.learning_rate=3e-3", "--space", "task_options.label_subtokens=first,all", "--trials", "2",
+                 "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "task_options.label_subtokens" in out and "Best: trial " in out
+    recorded = {json.loads((d / "run.json").read_text())["search"]["params"]["task_options.label_subtokens"]
+                for d in tmp_path.iterdir()}
+    assert recorded <= {"first", "all"} and recorded

@@ -537,10 +537,11 @@ def _substitute_objects(merged: dict, objects: dict, where: str = "") -> dict:
 
 
 def value_at(cfg: RunConfig, key: str) -> Any:
-    """The value of a dotted key (``train.learning_rate``) of a resolved config."""
+    """The value of a dotted key (``train.learning_rate``, ``task_options.tags``) of a resolved config;
+    a task option that is not set reads as None (the task's default applies)."""
     value: Any = cfg
     for part in key.split("."):
-        value = getattr(value, part)
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part)
     return value
 
 

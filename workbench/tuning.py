@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import _all_keys, _suggest, parse_override, resolve, unused_settings, value_at
+from .config import _all_keys, _suggest, ignored_keys, parse_override, resolve, unused_settings, value_at
 from .errors import ConfigError, RunError, UnknownMetric, WorkbenchError
 from .events import ConsoleProgress, RunFailed
 from .render import table_html
@@ -360,7 +360,7 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
                                               "baseline": False})
         # recorded as the run uses them ('1e-3' from a command line is the number 0.001 in its config)
         params = {key: value_at(cfg, key) for key in params}
-        ignored = unused_settings(cfg)
+        ignored = ignored_keys(cfg)  # whatever the value: lora.r at its default is as unused with LoRA off
         unused = sorted(k for k in params if k in ignored)  # lora.r in a trial with LoRA off
         effective = json.dumps({k: v for k, v in params.items() if k not in unused}, sort_keys=True, default=str)
         shown = progress is None or progress
