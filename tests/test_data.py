@@ -204,6 +204,8 @@ def test_train_test_overlap_is_an_error_by_default():
                                         r"index 0, 1, 2") as e:
         load(df, test=test, validation=val)
     assert e.value.problems[0]["kind"] == "overlap"
+    with pytest.raises(DataError, match=r"^1 test text also appears in train \(DataFrame given as data.test, index 0\)"):
+        load(df, test=df.iloc[:1].copy(), validation=val)
     _, s = load(df, validation=val, overlap="drop",
                 test=pd.concat([test, frame(9, seed=5).assign(text=lambda d: d.text + " z")]))
     assert len(s.test) == 9 and s.report["dropped"]["test_overlap"] == 6

@@ -167,6 +167,19 @@ def test_new_copies_a_template_with_parameters(tmp_path, capsys, monkeypatch):
     assert json.loads(target.read_text())["cells"]
 
 
+def test_new_names_a_data_file_from_the_notebooks_folder(tmp_path, monkeypatch):
+    """Jupyter runs a notebook in its own folder: `workbench new ... notebooks/x.ipynb -p data
+    tickets.csv` from the project folder must still find tickets.csv there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tickets.csv").write_text("text,label\na,b\n")
+    assert cli.main(["new", "text_classification", "notebooks/tickets.ipynb", "-p", "data", "tickets.csv",
+                     "-p", "name", "tickets"]) == 0
+    nb = nbformat.read(str(tmp_path / "notebooks" / "tickets.ipynb"), as_version=4)
+    (injected,) = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "data = '../tickets.csv'" in injected.source and "name = 'tickets'" in injected.source
+    assert (tmp_path / "notebooks" / "../tickets.csv").is_file()
+
+
 def _fake_run(root, name, config_text, accuracy):
     from workbench.runs import RunDir, atomic_write_json, atomic_write_text
 

@@ -380,6 +380,11 @@ def new_notebook(template: str | Path, path: str | Path, parameters: dict | None
     parameters = dict(parameters or {})
     check_values(parameters, parameter_spec(template), template_path(template).stem)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Jupyter runs a notebook in its own folder: a file named from here is named from there instead
+    for name, value in parameters.items():
+        if isinstance(value, str) and value and not os.path.isabs(value) and os.path.exists(value) \
+                and not (target.parent / value).exists():
+            parameters[name] = os.path.relpath(os.path.abspath(value), os.path.abspath(target.parent))
     with tempfile.TemporaryDirectory(prefix="workbench-new-") as tmp:
         source = Path(tmp) / "input.ipynb"
         nbformat.write(nbformat.from_dict(prepared_notebook(template, parameters)), str(source))

@@ -365,8 +365,9 @@ def _tag_sequence_notes(report: dict) -> list[str]:
     """The warnings of the token-classification task about sentences whose tags break the scheme (one
     per split, counted in ``invalid_tag_sequences``)."""
     found = report.get("invalid_tag_sequences") or {}
-    heads = tuple(f"{name} split: {n.get('sentences')} sentences have tag sequences that are invalid"
-                  for name, n in found.items() if isinstance(n, dict))
+    from .tasks.token_classification import invalid_sequences_head
+
+    heads = tuple(invalid_sequences_head(name, n.get("sentences")) for name, n in found.items() if isinstance(n, dict))
     return [w for w in report.get("warnings") or [] if heads and str(w).startswith(heads)]
 
 

@@ -270,7 +270,8 @@ def _overlap(splits: Splits, key: str, policy: str) -> None:
         if not n:
             continue
         rows = [int(i) for i in np.flatnonzero(hit)]
-        msg = f"{n} {name} texts also appear in {where_seen} ({where(frame, rows, 3)})"
+        msg = (f"{n} {name} text{' also appears' if n == 1 else 's also appear'} in {where_seen} "
+               f"({where(frame, rows, 3)})")
         why = "scores on them would be inflated" if where_seen == "train" else \
             "they would help choose the checkpoint the test is meant to judge"
         if policy == "error":

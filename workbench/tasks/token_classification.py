@@ -84,6 +84,13 @@ def _ends_sentence(text: str, chunks: list[tuple[int, int]], n: int, lead: int, 
     return mark != "." or (len(word) > 1 and word.lower() not in ABBREVIATIONS)
 
 
+def invalid_sequences_head(split: str, n: int) -> str:
+    """The start of the warning about a split's sentences whose tags break the scheme (reports find
+    the warning by it)."""
+    return (f"{split} split: 1 sentence has a tag sequence that is invalid" if n == 1 else
+            f"{split} split: {n} sentences have tag sequences that are invalid")
+
+
 def split_words(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of the words of ``text``, split as CoNLL-style data is.
 
@@ -313,7 +320,7 @@ class TokenClassification(Task):
             pos = invalid_transitions(first, self.scheme)[0]
             context = " ".join(first[max(0, pos - 1):pos + 1])
             hint = hint or self._scheme_hint(splits)
-            msg = (f"{name} split: {len(rows)} sentences have tag sequences that are invalid in {self.scheme} "
+            msg = (f"{invalid_sequences_head(name, len(rows))} in {self.scheme} "
                    f"({where(frame, rows, 3)}; e.g. '{context}'). seqeval still reads them"
                    f"{' (an I- tag opens an entity)' if self.scheme == 'IOB2' else ''}; {hint}.")
             found[name] = {"sentences": len(rows), "rows": rows[:100]}
