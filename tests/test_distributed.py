@@ -44,6 +44,15 @@ def test_a_torchrun_launch_is_one_run_with_its_batches_spread_over_the_processes
     assert shown.count("Run directory: ") == 1 and shown.count("Test metrics on ") == 1  # reported once
 
 
+def test_a_mistake_is_said_once_by_the_main_process(tiny_bert, clf_csv, tmp_path):
+    proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={tmp_path / 'runs'}",
+                     "train.freeze=layers:9"], tmp_path, "bad")
+    assert proc.wait(timeout=300) != 0
+    shown = output(tmp_path, "bad")
+    assert shown.count("train.freeze: layers:9 but model") == 1, shown[-3000:]
+    assert not (tmp_path / "runs").exists()  # refused before a run folder, as without a launcher
+
+
 def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_csv, tmp_path):
     from workbench.runs import RunDir
 

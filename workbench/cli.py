@@ -220,8 +220,8 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     try:
         run_dir = execute(cfg, sinks=[console] if console else [], stop_event=stop)
     except WorkbenchError:
-        if shown_failure():
-            return 2  # the progress output has just printed the error
+        if shown_failure() or not main_process:
+            return 2  # the progress output has just printed the error (the main process's, in a launch)
         raise
     except KeyboardInterrupt:
         print("\ninterrupted; the run is marked 'interrupted'.", file=sys.stderr)
