@@ -20,7 +20,7 @@ from typing import Any
 from .config import is_stand_in
 from .errors import ConfigError
 from .paths import list_templates, templates_dir
-from .render import (fmt, fmt_delta, fmt_parameters, fmt_seconds, metric_rows, metrics_table_html, table_html,
+from .render import (fmt_delta, fmt_parameters, fmt_seconds, metric_rows, metrics_table_html, table_html,
                      test_size_text)
 from .runs import RunDir
 

@@ -30,7 +30,7 @@ from ..models import apply_freeze, check_freeze_layers, count_parameters, load_t
 from ..render import augmentation_text, test_size_text
 from ..runs import (ACTIVE, COMPLETE_MARKER, RunDir, atomic_write_json, atomic_write_text, find_run, list_runs, now_iso,
                     read_json_object)
-from .device import choose_device, choose_precision, hardware, is_main_process, launched_processes, versions
+from .device import choose_device, choose_precision, hardware, launched_processes, versions
 from .trainer import EventBridge, trainer_class, training_arguments
 
 
