@@ -205,6 +205,11 @@ def test_sigterm_or_ctrl_c_marks_the_run_interrupted_with_a_checkpoint(signame, 
     assert info["status"] == "interrupted" and info["resume_from"]  # stopped at a step, with a checkpoint
     shown = (tmp_path / "stdout.txt").read_text() + (tmp_path / "stderr.txt").read_text()
     assert shown.count("stopped on request") == 1 and "Resume with: workbench train " in shown, shown[-1500:]
+    if signame == "SIGTERM":  # runs show says where it stopped and how it goes on
+        listed = subprocess.run([sys.executable, "-m", "workbench.cli", "runs", "show", "latest", "--dir",
+                                 str(tmp_path)], capture_output=True, text=True).stdout
+        assert f"stopped at:  step {info['progress']['step']} of {info['progress']['total_steps']}" in listed
+        assert f"resume with: train.resume_from={info['resume_from']}" in listed
 
 
 def test_metrics_table_keeps_wide_numbers_apart():

@@ -270,6 +270,10 @@ def test_a_semicolon_separated_csv_from_excel_is_read_by_its_separator(tmp_path)
     frame = load_frame(str(p))
     assert list(frame.columns) == ["text", "label"]
     assert frame["text"].tolist() == ["Shares fell, then rose", "A late goal"]
+    decimal = tmp_path / "scores.csv"  # the numbers of such files have a decimal comma
+    decimal.write_text("text;score\nShares fell, then rose;1,5\nA late goal;-2\n", encoding="utf-8")
+    scores = load_frame(str(decimal))
+    assert scores["score"].tolist() == [1.5, -2.0] and scores["text"].tolist()[0] == "Shares fell, then rose"
     plain = tmp_path / "one.csv"  # a one-column file stays one column
     plain.write_text("text\nhello there\n", encoding="utf-8")
     assert list(load_frame(str(plain)).columns) == ["text"]

@@ -51,6 +51,12 @@ def test_a_mistake_is_said_once_by_the_main_process(tiny_bert, clf_csv, tmp_path
     shown = output(tmp_path, "bad")
     assert shown.count("train.freeze: layers:9 but model") == 1, shown[-3000:]
     assert not (tmp_path / "runs").exists()  # refused before a run folder, as without a launcher
+    proc = torchrun([f"data.train={clf_csv}", "train.epoch=1"], tmp_path, "typo")
+    assert proc.wait(timeout=300) != 0
+    assert output(tmp_path, "typo").count("Unknown config key 'train.epoch'") == 1
+    proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", "--dry-run"], tmp_path, "dry")
+    assert proc.wait(timeout=300) == 0
+    assert output(tmp_path, "dry").count("labels (train):") == 1
 
 
 def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_csv, tmp_path):
@@ -85,3 +91,21 @@ def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_
 
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, as the CI machine runs it")
+
+
+def test_resuming_with_another_number_of_processes_says_so(tmp_path, monkeypatch):
+    from workbench.config import resolve
+    from workbench.engine.run import resume_differences
+    from workbench.runs import RunDir, atomic_write_text
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    run = RunDir(tmp_path / "two")
+    (run.path / "checkpoints" / "checkpoint-6").mkdir(parents=True)
+    cfg = resolve(inline={"data": {"train": "bbc-news"}})
+    atomic_write_text(run.config_yaml, cfg.to_yaml())
+    run.update_info(processes=2)
+    changed = resume_differences(cfg, run.path / "checkpoints" / "checkpoint-6")
+    assert changed == ["processes: 2 -> 1 (a step takes a batch in each process, so an epoch is another number of "
+                       "steps)"]
+    run.update_info(processes=None)
+    assert resume_differences(cfg, run.path / "checkpoints" / "checkpoint-6") == []

@@ -786,12 +786,12 @@ def test_find_run_prefers_a_whole_run_name_to_ids_that_contain_it(tmp_path):
     import time
 
     from workbench.errors import RunError
-    from workbench.runs import find_run
+    from workbench.runs import find_run, now_iso
 
     made = {}
     for name in ("base", "base-lora", "base", "exp 1"):
         rd = RunDir.create(tmp_path, name, "text-classification")
-        rd.update_info(name=name)
+        rd.update_info(name=name, created_at=now_iso())
         made.setdefault(name, []).append(rd.id)
         time.sleep(1.1)  # ids start with the second they were made
     assert find_run("base", tmp_path).id == made["base"][-1]  # the newest of that name, not base-lora
@@ -802,6 +802,11 @@ def test_find_run_prefers_a_whole_run_name_to_ids_that_contain_it(tmp_path):
         find_run("bas", tmp_path)
     with pytest.raises(RunError, match=r"No run named 'exp 2' under .*, and it is not a run id"):
         find_run("exp 2", tmp_path)
+    # a hand-made folder whose run.json says only the name does not pass for the newest run of it
+    odd = tmp_path / "odd-nostatus"
+    odd.mkdir()
+    (odd / "run.json").write_text('{"name": "base"}')
+    assert find_run("base", tmp_path).id == made["base"][-1]
 
 
 def test_a_keyboard_interrupt_after_a_checkpoint_records_it_to_resume_from(tiny_bert, clf_csv, tmp_path,

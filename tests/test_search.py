@@ -141,6 +141,10 @@ def test_trials_whose_settings_in_effect_repeat_an_earlier_one_take_its_result_a
 def test_a_tasks_own_options_can_be_searched(tiny_bert, clf_csv, tmp_path):
     check_space({"task_options.problem": ["single-label", "multi-label"]})
     base = _base(tiny_bert, clf_csv, tmp_path / "runs")
+    # single-label runs report accuracy, multi-label ones f1_micro: no ranking across the two
+    with pytest.raises(ConfigError, match=r"ranked on different metrics \(accuracy \(task_options.problem=single-"
+                                          r"label\); f1_micro \(task_options.problem=multi-label\)\)"):
+        search(base, {"task_options.problem": ["single-label", "multi-label"]}, trials=2, progress=False)
     with pytest.raises(ConfigError, match="task_options"):
         search(base, {"task_options.no_such_option": [1, 2]}, trials=1, progress=False)
     assert not (tmp_path / "runs").exists()

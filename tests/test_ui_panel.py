@@ -90,7 +90,7 @@ def test_column_pickers_are_filled_from_the_data(tiny_bert, frame, clf_csv, tmp_
     assert "file not found" in panel.status.value and "missing.csv" in panel.status.value
 
 
-def test_copy_as_magic_and_cli_describe_the_same_run(tiny_bert, frame, clf_csv, tmp_path):
+def test_show_as_magic_and_cli_describe_the_same_run(tiny_bert, frame, clf_csv, tmp_path):
     panel = filled(tiny_bert, tmp_path, frame)
     panel.magic_button.click()
     magic = panel.code.value
@@ -100,6 +100,7 @@ def test_copy_as_magic_and_cli_describe_the_same_run(tiny_bert, frame, clf_csv, 
         panel.config().to_dict()
     panel.cli_button.click()
     assert "cannot" in panel.status.value and "to_csv" in panel.status.value  # a DataFrame has no CLI form
+    assert panel.code.value == "" and panel.code.layout.display == "none"  # not the cell shown before
     panel.fields["data.train"].widget.value = str(clf_csv)
     panel.cli_button.click()
     assert panel.code.value.startswith("workbench train ") and f"data.train={clf_csv}" in panel.code.value

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from ._version import __version__
+from .engine.device import is_main_process
 from .errors import WorkbenchError
 
 DEMO_CONFIG = """\
@@ -38,7 +39,7 @@ def _stop_on_signals(stop) -> dict:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        if signum == signal.SIGINT:
+        if signum == signal.SIGINT and is_main_process():  # a launcher passes the signal to every process
             print("\nstopping at the end of this step, with a checkpoint to resume from; "
                   "Ctrl-C again stops at once", file=sys.stderr, flush=True)
 
@@ -206,7 +207,6 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
     cfg = resolve(file=file, inline=base, overrides=overrides)
     if dry_run:
         return _dry_run(cfg)
-    from .engine.device import is_main_process
     from .engine.run import execute
     from .events import ConsoleProgress
     from .render import metrics_table_text, test_size_text
@@ -224,7 +224,8 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
             return 2  # the progress output has just printed the error (the main process's, in a launch)
         raise
     except KeyboardInterrupt:
-        print("\ninterrupted; the run is marked 'interrupted'.", file=sys.stderr)
+        if main_process:
+            print("\ninterrupted; the run is marked 'interrupted'.", file=sys.stderr)
         return 130
     finally:
         _restore_signals(previous)
@@ -245,7 +246,9 @@ def cmd_train(file: str | None, overrides: list[str], quiet: bool, dry_run: bool
         if not shown_failure():
             print(f"\nRun {info.get('status')}: {info.get('error') or ''}")
         if info.get("resume_from"):
-            print(f"Resume with: workbench train {run_dir.config_yaml} train.resume_from={info['resume_from']}")
+            launcher = f" (launched as this run was, {info['processes']} processes)" if info.get("processes") else ""
+            print(f"Resume with: workbench train {run_dir.config_yaml} "
+                  f"train.resume_from={info['resume_from']}{launcher}")
     print(f"Run directory: {run_dir.path}")
     if info.get("status") == "interrupted":
         return 130
@@ -354,9 +357,14 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
     info = rd.read_info()
     print(f"{'run:':<13}{rd.id}")
     print(f"{'path:':<13}{rd.path}")
-    for k in ("task", "model", "status", "created_at", "finished_at", "device", "precision", "error"):
+    for k in ("task", "model", "status", "created_at", "finished_at", "device", "processes", "precision", "error"):
         if info.get(k):
             print(f"{k + ':':<13}{info[k]}")
+    progress = info.get("progress") if isinstance(info.get("progress"), dict) else {}
+    if info.get("status") in ("interrupted", "failed") and progress.get("step"):
+        print(f"{'stopped at:':<13}step {progress['step']} of {progress.get('total_steps', '?')}")
+    if info.get("status") in ("interrupted", "failed") and info.get("resume_from"):
+        print(f"{'resume with:':<13}train.resume_from={info['resume_from']}")
     if info.get("early_stopped"):
         es = info["early_stopped"]
         print(f"{'early stop:':<13}at step {es.get('step')} of {es.get('max_steps')} "
@@ -500,12 +508,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         setattr(args, items, list(getattr(args, items)) + extra)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main_process = is_main_process()
+    if not main_process:
+        # a launch of several processes (torchrun) is one command: its main process prints and reports;
+        # the others keep only their stderr, for a failure of their own
+        sys.stdout = open(os.devnull, "w")
     try:
         code = _run(parser, args)
         sys.stdout.flush()  # here, so a closed pipe is met inside the handlers below, not at exit
         return code
     except WorkbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if main_process:  # the same mistake stops every process of a launch: said once
+            print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # the reader went away (`workbench runs list | head`): stop quietly, as other Unix tools do

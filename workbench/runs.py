@@ -450,9 +450,9 @@ def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:
         return RunDir(exact[0])
     # a run's own name, whole: it wins over ids that merely contain it ("base" is not "base-lora"), and
     # of runs sharing a name the newest (ids start with their time) is the one meant, as with "latest"
-    named = sorted(d for d in dirs if _run_name(d) == str(ref))
+    named = sorted((_created(d), d.name, d) for d in dirs if _run_name(d) == str(ref))
     if named:
-        return RunDir(named[-1])
+        return RunDir(named[-1][2])
     if not is_valid_run_id(str(ref)):
         raise RunError(f"No run named '{ref}' under {root}, and it is not a run id. "
                        "`workbench runs list` shows the runs.")
@@ -471,6 +471,15 @@ def _run_name(d: Path) -> str | None:
     except RunError:
         return None
     return name if isinstance(name, str) else None
+
+
+def _created(d: Path) -> str:
+    """When a run was made, as text that sorts by time ("" for a run.json that does not say)."""
+    try:
+        created = RunDir(d).read_info().get("created_at")
+    except RunError:
+        return ""
+    return created if isinstance(created, str) else ""
 
 
 def iter_run_dirs(root: Path | str) -> Iterator[Path]:

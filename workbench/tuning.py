@@ -332,12 +332,22 @@ def search(config: Any = None, space: dict | None = None, trials: int = 8, *, me
     if base.train.eval_strategy == "no":
         raise ConfigError("search: trials are ranked by their validation metric; train.eval_strategy must be "
                           "epoch or steps.")
+    from . import tasks
+
+    mains: dict[str, list[str]] = {}  # the main metric of the runs each value makes, for the ranking
     for key, spec in space.items():  # every value the space can take must make a valid config
         for value in ([spec["low"], spec["high"]] if isinstance(spec, dict) else spec):
-            unused = unused_settings(resolve(inline=base, overrides={key: value})).get(key)
+            cfg = resolve(inline=base, overrides={key: value})
+            unused = unused_settings(cfg).get(key)
             if unused and unused[1] not in space:  # every trial would train alike, whatever its value
                 raise ConfigError(f"search space: {key} has no effect here: {unused[0]}. Set {unused[1]} so "
                                   f"that it does, or search other keys.")
+            mains.setdefault(tasks.get(cfg.task)(cfg).main_metric, []).append(f"{key}={value}")
+    if not metric and len(mains) > 1:  # task_options.problem: accuracy for one kind, f1_micro for another
+        kinds = "; ".join(f"{m} ({', '.join(v)})" for m, v in mains.items())
+        raise ConfigError(f"search space: its trials would be ranked on different metrics ({kinds}), which do not "
+                          "compare. Search one kind of run at a time, or rank on one metric every trial reports "
+                          "(--metric, or metric= in Python).")
     name = base.name or f"search-{base.task}"
     result = SearchResult(metric=metric or "")
     sampler = optuna.samplers.TPESampler(seed=base.train.seed)

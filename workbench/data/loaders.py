@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import glob
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,17 @@ def _refuse_extra_fields(path: Path, sep: str, columns: list) -> None:
                     [{"kind": "extra_fields", "file": str(path), "lines": lines[:100]}])
 
 
+def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of a ";"-separated file whose every value is a number written with a decimal comma
+    ("1,5", as the locales that separate with ";" write them) as numbers."""
+    number = re.compile(r"^\s*-?\d+(,\d+)?\s*$")
+    for col in frame.columns:
+        values = frame[col].dropna()
+        if len(values) and values.map(lambda v: isinstance(v, str) and bool(number.match(v))).all():
+            frame[col] = pd.to_numeric(frame[col].str.replace(",", ".", regex=False))
+    return frame
+
+
 def _csv_separator(path: Path) -> str:
     """"," or, for a header line without a comma that holds ; tab or |, that one: Excel in many European
     locales writes ";" between columns (the comma is their decimal point)."""
@@ -230,7 +242,10 @@ def read_file(path: Path) -> pd.DataFrame:
     offset, word = 1, "row"
     try:
         if suffix in (".csv", ".csv.gz"):
-            frame = _read_delimited(path, _csv_separator(path))
+            sep = _csv_separator(path)
+            frame = _read_delimited(path, sep)
+            if sep == ";":
+                frame = _decimal_commas(frame)
             offset, word = 2, "line"
         elif suffix in (".tsv", ".tsv.gz", ".tab"):
             frame = _read_delimited(path, "\t")

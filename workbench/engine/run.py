@@ -501,8 +501,14 @@ def resume_differences(cfg: RunConfig, checkpoint: Path) -> list[str]:
     except (OSError, WorkbenchError):
         return []
     now = flatten(cfg.to_dict())
-    return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in sorted(set(before) | set(now))
-            if k not in _RESUME_FREE and before.get(k) != now.get(k)]
+    changed = [f"{k}: {before.get(k)} -> {now.get(k)}" for k in sorted(set(before) | set(now))
+               if k not in _RESUME_FREE and before.get(k) != now.get(k)]
+    # a step takes a batch from each process: with another number of them, epochs count other steps
+    had = (read_json_object(checkpoint.parent.parent / "run.json") or {}).get("processes") or 1
+    if had != launched_processes():
+        changed.append(f"processes: {had} -> {launched_processes()} (a step takes a batch in each process, so an "
+                       "epoch is another number of steps)")
+    return changed
 
 
 def resume_checkpoint(cfg: RunConfig, this_run: RunDir | None = None) -> Path | None:

@@ -592,7 +592,8 @@ class EventBridge:
         elapsed = time.monotonic() - self.t0
         step = state.global_step
         epoch = state.epoch or 0.0
-        rate = (epoch - self.epoch0) / elapsed if elapsed > 0 else None
+        # epochs since the start (a run resumed in another number of processes counts them anew: none yet)
+        rate = (epoch - self.epoch0) / elapsed if elapsed > 0 and epoch > self.epoch0 else None
         eta = (elapsed / (step - self.step0)) * (self.total - step) if step > self.step0 else None
         return Step(step=step, total_steps=self.total, epoch=epoch,
                     loss=None if loss is None else float(loss),

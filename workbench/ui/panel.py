@@ -235,8 +235,8 @@ class Panel:
 
         self.start_button.on_click(lambda _: self._guard(self.start))
         self.stop_button.on_click(lambda _: self.stop())
-        self.magic_button.on_click(lambda _: self._guard(lambda: self._show_code(self.copy_magic())))
-        self.cli_button.on_click(lambda _: self._guard(lambda: self._show_code(self.copy_cli())))
+        self.magic_button.on_click(lambda _: self._guard(lambda: self._show_as(self.copy_magic)))
+        self.cli_button.on_click(lambda _: self._guard(lambda: self._show_as(self.copy_cli)))
         self.fields["data.train"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
         self.fields["task"].widget.observe(lambda _: self._guard(self.fill_columns), names="value")
         self.fields["runs_dir"].widget.observe(lambda _: self._guard(self._follow_runs_dir), names="value")
@@ -380,6 +380,13 @@ class Panel:
             action()
         except WorkbenchError as e:
             self.status.value = f"<span style='color:#c62828'>{esc(e)}</span>"
+
+    def _show_as(self, make: Callable[[], str]) -> None:
+        """The text ``make`` writes in the box to copy from; where it refuses (a run on a DataFrame has
+        no command line), the box is emptied, so no earlier text is copied in its place."""
+        self.code.layout.display = "none"
+        self.code.value = ""
+        self._show_code(make())
 
     def _show_code(self, text: str) -> None:
         self.code.value = text.rstrip() + "\n"
