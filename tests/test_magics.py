@@ -16,7 +16,7 @@ import yaml
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from workbench.magics import build_config, help_text, interactive, interrupt_stops, parse_line
+from workbench.magics import FinetuneError, build_config, help_text, interactive, interrupt_stops, parse_line
 from workbench.runs import list_runs
 
 from builders import make_texts, tiny_config
@@ -244,10 +244,14 @@ def test_runs_and_compare_magics_show_the_run(ip, magic_run):
     assert run.id in table and "completed" in table and f"accuracy <b>{run.metrics['accuracy']:.4f}</b>" in table
     with capture_output() as cap:
         ip.run_line_magic("finetune_runs", f"--runs-dir {runs}")  # as %finetune_compare takes it
-    assert cap.outputs[0].data["text/html"] == table
+        ip.run_line_magic("finetune_runs", f"--dir {runs}")  # as the command line names it
+    assert [o.data["text/html"] for o in cap.outputs] == [table, table]
+    for line, said in ((f"--dir {runs} --runs-dir {runs}", "once"), ("latest --dir", "needs a folder")):
+        with pytest.raises(FinetuneError, match=said):
+            ip.run_line_magic("finetune_compare", line)
     assert not run.running and run.wait() is run  # a blocking cell's run answers as a background one does
     with capture_output() as cap:
-        ip.run_line_magic("finetune_compare", f"{run.id} latest --runs-dir {runs}")
+        ip.run_line_magic("finetune_compare", f"{run.id} latest --dir {runs}")
     compare, curves = cap.outputs
     assert f"{run.metrics['accuracy']:.4f}" in compare.data["text/html"]
     assert "Same settings in every run" in compare.data["text/html"]

@@ -43,12 +43,16 @@ class FinetuneError(UsageError):
 
 
 def _take_runs_dir(words: list[str]) -> str | None:
-    """The folder after ``--runs-dir`` in a magic line's words, removed from them (None without one)."""
-    if "--runs-dir" not in words:
+    """The folder after ``--dir`` (as the command line names it) or ``--runs-dir`` in a magic line's words,
+    removed from them (None without one)."""
+    flags = [w for w in words if w in ("--dir", "--runs-dir")]
+    if not flags:
         return None
-    i = words.index("--runs-dir")
-    if i + 1 >= len(words):
-        raise FinetuneError("--runs-dir needs a folder.")
+    if len(flags) > 1:
+        raise FinetuneError(f"Give the runs folder once; the line has {' and '.join(flags)}.")
+    i = words.index(flags[0])
+    if i + 1 >= len(words) or words[i + 1].startswith("--"):
+        raise FinetuneError(f"{flags[0]} needs a folder: {flags[0]} runs")
     root = words[i + 1]
     del words[i:i + 2]
     return root
@@ -299,7 +303,7 @@ class WorkbenchMagics(Magics):
 
     @line_magic
     def finetune_runs(self, line: str) -> None:
-        """%finetune_runs [[--runs-dir] RUNS_DIR]: the runs with status and main test metric, newest first."""
+        """%finetune_runs [[--dir] RUNS_DIR]: the runs with status and main test metric, newest first."""
         import shlex
 
         from IPython.display import HTML, display
@@ -316,7 +320,7 @@ class WorkbenchMagics(Magics):
 
     @line_magic
     def finetune_compare(self, line: str) -> None:
-        """%finetune_compare RUN RUN ... [--runs-dir DIR]: test metrics side by side and overlaid curves."""
+        """%finetune_compare RUN RUN ... [--dir RUNS_DIR]: test metrics side by side and overlaid curves."""
         import shlex
 
         from IPython.display import HTML, display
