@@ -419,7 +419,7 @@ def test_the_terminal_command_names_files_of_the_notebooks_folder_by_absolute_pa
     def command(**inline):
         shown.clear()
         rs.show_config(resolve(inline=inline))
-        line = re.search(r"same run from a terminal:</p><pre>([^<]*)</pre>", shown[0]).group(1)
+        line = re.sub("<[^>]+>", "", re.search(r"same run from a terminal:</p><pre>(.*?)</pre>", shown[0]).group(1))
         return dict(p.split("=", 1) for p in shlex.split(html.unescape(line))[2:])
 
     got = command(task="token-classification", model="models/tinybert_ner",

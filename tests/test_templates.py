@@ -120,7 +120,7 @@ def test_a_template_run_by_plain_papermill_finds_runs_in_workbench_runs_dir(clas
     # its re-run command names the two runs it compared, not "the newest 2", which may be others later
     nb = nbformat.read(str(out), as_version=4)
     shown = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))
-    command = re.search(r"Re-run this report:</p><pre>([^<]*)</pre>", shown).group(1)
+    command = re.sub("<[^>]+>", "", re.search(r"Re-run this report:</p><pre>(.*?)</pre>", shown).group(1))
     assert "latest" not in command and "-p runs" in command
     assert all(str(d) in html.unescape(command) for d in classification_reports[-2:])
 
@@ -210,7 +210,8 @@ def test_token_classification_report(workdir, ner_model, capsys):
     assert "Per entity type" in page and ">PER</td>" in page and "seqeval" in page
     assert "Tag sequences invalid in IOB2" in page and "leakage found" not in page
     # the data file was named relative to the notebook's folder: the terminal command names it in full
-    command = html.unescape(re.search(r"same run from a terminal:</p>\s*<pre>([^<]*)</pre>", page).group(1))
+    command = html.unescape(re.sub("<[^>]+>", "", re.search(r"same run from a terminal:</p>\s*<pre>(.*?)</pre>",
+                                                            page).group(1)))
     assert f"data.train={data}" in command
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from workbench.report_sections import command_html
+
 
 def _lab_server():
     """tests/server/lab_server.py, loaded by path: that folder's conftest must not shadow ours."""
@@ -161,8 +163,9 @@ def test_a_saved_notebook_shows_the_live_chart_and_confusion_tables_untrusted(tm
     outputs = finished_run_outputs(RunDir.create(tmp_path / "runs", "saved", "text-classification"))
     control = {"output_type": "display_data", "metadata": {},
                "data": {"text/html": "<div class='inline-svg'><svg width='10' height='10'><circle r='5'/></svg></div>"}}
+    command = {"output_type": "display_data", "metadata": {}, "data": {"text/html": command_html(LONG_COMMAND)}}
     cell = {"cell_type": "code", "id": "run", "metadata": {}, "execution_count": 1, "source": "%%finetune ...",
-            "outputs": [*outputs, control]}
+            "outputs": [*outputs, control, command]}
     nb = {"cells": [cell], "nbformat": 4, "nbformat_minor": 5,
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
     (root / "saved.ipynb").write_text(json.dumps(nb), encoding="utf-8")
@@ -185,4 +188,52 @@ def test_a_saved_notebook_shows_the_live_chart_and_confusion_tables_untrusted(tm
             shade = tables.first.locator("td").first.evaluate("td => getComputedStyle(td).backgroundColor")
             assert shade not in ("rgba(0, 0, 0, 0)", "transparent", "rgb(255, 255, 255)")  # the styles survived
             page.screenshot(path=str(tmp_path / "saved.png"), full_page=True)
+            assert_wraps_between_words(area.locator("pre", has_text="workbench train"))
             assert not page.errors, page.errors
+
+
+# a command as the reports show it: long paths, in a column narrower than the line
+LONG_COMMAND = ("workbench train model=/home/analyst/projects/claims-triage/models/bert-base-claims-v3 "
+                "data.train=/home/analyst/projects/claims-triage/data/claims_2026_train.csv "
+                "data.text_column=description data.label_column=category train.epochs=3 train.learning_rate=5e-05")
+
+
+def assert_wraps_between_words(pre) -> None:
+    """The text of ``pre`` (a Playwright locator) spans several lines, each of which ends at a space:
+    JupyterLab's output style breaks a <pre> anywhere, which splits an option or a path on screen."""
+    breaks = pre.evaluate("""pre => {
+        const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT), range = document.createRange();
+        let text = "", top = null;
+        const out = [];
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (let i = 0; i < node.textContent.length; i++) {
+                range.setStart(node, i); range.setEnd(node, i + 1);
+                const rect = range.getClientRects()[0];
+                if (rect && top !== null && rect.top > top + 1) out.push(text.length);
+                if (rect) top = rect.top;
+                text += node.textContent[i];
+            }
+        }
+        return out.map(i => text.slice(Math.max(0, i - 12), i) + "|" + text.slice(i, i + 12));
+    }""")
+    assert breaks, "the command fits one line: the check needs a narrower column"
+    assert all(b.split("|")[0].endswith(" ") for b in breaks), breaks
+
+
+def test_a_reports_commands_wrap_between_words(tmp_path: Path):
+    """The exported report (JupyterLab's styles inside) shows a long command over lines that end at spaces."""
+    import nbformat
+
+    from workbench import report
+
+    if not os.path.exists(lab_server.CHROMIUM):
+        pytest.fail(f"{lab_server.CHROMIUM} is missing: `apt-get install -y chromium` (make test does it)")
+    cell = nbformat.v4.new_code_cell("show_config(cfg)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": command_html(LONG_COMMAND)})]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell]
+    page_file = tmp_path / "report.html"
+    page_file.write_text(report.export_html(nb, title="commands"), encoding="utf-8")
+    with lab_server.chromium_page(page_file.as_uri(), tmp_path, viewport={"width": 800, "height": 900}) as page:
+        assert_wraps_between_words(page.locator("pre", has_text="workbench train"))
+        assert not page.errors, page.errors

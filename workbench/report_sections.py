@@ -383,6 +383,17 @@ def _shared_with_train(splits: Any, column: str) -> int | None:
     return sum(int(f[column].map(key).isin(train).sum()) for f in (splits.validation, splits.test))
 
 
+def command_html(command: str) -> str:
+    """A shell command to copy, as a block whose lines break between its words. JupyterLab's output style
+    breaks a <pre> anywhere (``word-break: break-all``), and a browser's own rule breaks after any hyphen,
+    both of which split a path or an option on screen; each word is an inline block, so lines break at
+    the spaces, and only a word longer than the whole line wraps inside."""
+    import shlex
+
+    word = "<span style='display: inline-block; max-width: 100%; overflow-wrap: anywhere'>{}</span>"
+    return f"<pre>{' '.join(word.format(esc(shlex.quote(w))) for w in shlex.split(command))}</pre>"
+
+
 def show_config(cfg: Any) -> None:
     """What differs from the defaults, the whole resolved config (folded), and the same run as a CLI line."""
     changed = [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in cfg.diff().items()]
@@ -393,7 +404,7 @@ def show_config(cfg: Any) -> None:
     command = local_paths_absolute(cfg).to_cli() if not cfg.in_memory_data() else ""
     show_html("<p>Settings that differ from the defaults:</p>" + table_html(["config key", "value"], changed, left=True)
               + f"<details><summary>The whole resolved config</summary><pre>{esc(cfg.to_yaml())}</pre></details>"
-              + (f"<p>The same run from a terminal:</p><pre>{esc(command)}</pre>" if not cfg.in_memory_data()
+              + (f"<p>The same run from a terminal:</p>{command_html(command)}" if not cfg.in_memory_data()
                  else "<p>Its data are a table made in this notebook, so the run has no terminal equivalent; "
                       "the notebook is the recipe.</p>"))
 
@@ -570,10 +581,10 @@ def show_reproducibility(runs: dict[str, Any], template: str, params: dict) -> d
     show_html(table_html([""] + list(runs), rows, left=True)
               + "<p>Package versions: " + ", ".join(f"{esc(k)} {esc(v)}" for k, v in sorted(versions.items()))
               + f"</p><p>Template <code>{esc(path.name)}</code> (sha256 {esc(_file_sha256(path))}).</p>"
-              + f"<p>Re-run this report:</p><pre>{esc(cmds['workbench'])}</pre>"
-              + f"<p>or with papermill alone:</p><pre>{esc(cmds['papermill'])}</pre>"
+              + f"<p>Re-run this report:</p>{command_html(cmds['workbench'])}"
+              + f"<p>or with papermill alone:</p>{command_html(cmds['papermill'])}"
               + "<p>Re-train a run from its saved config:</p>"
-              + "".join(f"<pre>{esc(shlex.join(['workbench', 'train', str(run.dir / 'config.yaml')]))}</pre>"
+              + "".join(command_html(shlex.join(['workbench', 'train', str(run.dir / 'config.yaml')]))
                         if not _in_memory(run) else
                         f"<p>{esc(label)}: trained on data held in the notebook, so its config.yaml names no "
                         "file to train from again; re-run this report instead.</p>"
