@@ -161,6 +161,9 @@ def test_new_copies_a_template_with_parameters(tmp_path, capsys, monkeypatch):
     assert len(injected) == 1 and "epochs = 2.0" in injected[0].source
     assert "runs_dir" not in injected[0].source  # read where the notebook runs, not baked in from here
     assert nb.metadata.papermill and all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    from ipykernel.ipkernel import IPythonKernel  # as Jupyter writes it once the kernel starts: opens unchanged
+
+    assert nb.metadata.language_info == IPythonKernel.language_info
     assert cli.main(["new", "text_classification", str(target)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert cli.main(["new", "text_classification", str(target), "--force"]) == 0

@@ -154,6 +154,11 @@ def test_sidebar_detail_stop_and_launcher(lab, page, tmp_path: Path):
     expect(cells).to_have_count(3)
     expect(cells.nth(1)).to_have_attribute("data-language", "yaml")
     expect(cells.nth(2)).not_to_have_attribute("data-language", "yaml")
+    # the kernel starts and reports itself; the new notebook is still as saved (no "unsaved changes")
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=60_000)
+    page.wait_for_timeout(1000)
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
+    assert "jp-mod-dirty" not in tab.get_attribute("class")
     page.screenshot(path=str(tmp_path / "notebook.png"))
 
     # after a reload the run tab restored behind the notebook has its run's name, not its id

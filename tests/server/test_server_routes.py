@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -534,6 +535,13 @@ async def test_notebook_from_template_without_parameters_is_a_clean_copy(jp_fetc
     nb = json.loads((jp_root_dir / body["path"]).read_text())
     assert [c["cell_type"] for c in nb["cells"]] == ["markdown", "code", "code"]
     assert nb["cells"][2]["outputs"] == [] and nb["cells"][2]["execution_count"] is None
+    # the kernel as JupyterLab writes it once the kernel reports itself: opened, the notebook is unchanged
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    assert nb["metadata"]["kernelspec"] == {"display_name": KernelSpecManager().get_kernel_spec("python3").display_name,
+                                            "language": "python", "name": "python3"}
+    assert nb["metadata"]["language_info"] == IPythonKernel.language_info
     _, again = await fetch_json(jp_fetch, "notebooks", method="POST",
                                 body=json.dumps({"template": "text-classification"}))
     assert again["path"] == "text-classification-1.ipynb"
@@ -637,3 +645,13 @@ async def test_a_kernel_the_server_starts_gets_the_cache_only_by_importing_workb
     finally:
         client.stop_channels()
         await app.kernel_manager.shutdown_kernel(kernel_id, now=True)
+
+
+@pytest.mark.parametrize("argv, same", [(["python", "-m", "ipykernel_launcher"], True),
+                                        ([sys.executable, "-m", "ipykernel_launcher"], True),
+                                        (["/opt/other-env/bin/python", "-m", "ipykernel_launcher"], False),
+                                        ([], False)])
+def test_a_kernel_of_this_python_is_told_from_another(argv, same):
+    from workbench.server.templates import same_python
+
+    assert same_python(argv) is same

@@ -36,7 +36,7 @@ from ..paths import templates_dir as default_templates_dir
 from ..runs import ACTIVE, RunDir, default_runs_dir, dumps_strict
 from .runindex import (RunIndex, confined_file, lab_path, metric_directions, read_eval, read_metrics_chunk,
                        resolve_run)
-from .templates import TemplateError, describe, instantiate, read_notebook
+from .templates import TemplateError, describe, instantiate, kernel_metadata, read_notebook
 
 AUTH_RESOURCE = "workbench"
 
@@ -277,6 +277,17 @@ def _check_types(template: Path, parameters: Any) -> None:
 
 
 class NotebooksHandler(_Base):
+    async def _describe_kernel(self, nb: dict) -> None:
+        """The notebook's kernel as JupyterLab writes it once the kernel starts, so that the new
+        notebook opens saved rather than changed."""
+        meta = nb.setdefault("metadata", {})
+        name = (meta.get("kernelspec") or {}).get("name") or "python3"
+        try:
+            spec = await ensure_async(self.kernel_spec_manager.get_kernel_spec(name))
+        except Exception:  # no such kernel here: JupyterLab asks which one, and the notebook changes anyway
+            return
+        meta.update(kernel_metadata(name, spec))
+
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
@@ -293,6 +304,7 @@ class NotebooksHandler(_Base):
             _check_types(template, body.get("parameters"))
         except TemplateError as e:
             raise tornado.web.HTTPError(400, str(e)) from None
+        await self._describe_kernel(nb)
         name = await ensure_async(cm.increment_filename(f"{template.stem}.ipynb", directory, insert="-"))
         path = f"{directory}/{name}" if directory else name
         model = await ensure_async(cm.save({"type": "notebook", "format": "json", "content": nb}, path))

@@ -13,6 +13,7 @@ import copy
 import json
 import math
 import re
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,29 @@ def instantiate(nb: dict, parameters: dict | None) -> dict:
     index = parameters_cell_index(nb)
     nb["cells"].insert(0 if index is None else index + 1, cell)
     return nb
+
+
+def same_python(argv: list[str]) -> bool:
+    """Whether a kernel spec's command runs this process's Python (jupyter_client runs a bare
+    python, python3 or python3.X as sys.executable)."""
+    if not argv:
+        return False
+    bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    try:
+        return argv[0] in bare or Path(argv[0]).resolve() == Path(sys.executable).resolve()
+    except OSError:
+        return False
+
+
+def kernel_metadata(name: str, spec: Any) -> dict:
+    """A notebook's ``kernelspec`` and, for a kernel of this process's Python, ``language_info`` as
+    JupyterLab writes them once the kernel reports itself (ipykernel's own values): a notebook made
+    with them opens unchanged instead of asking to be saved."""
+    meta: dict = {"kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": name}}
+    if same_python(spec.argv):
+        try:
+            from ipykernel.ipkernel import IPythonKernel
+        except ImportError:  # a spec for a kernel this Python cannot run: Jupyter will say so
+            return meta
+        meta["language_info"] = dict(IPythonKernel.language_info)
+    return meta
