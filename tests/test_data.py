@@ -279,6 +279,16 @@ def test_a_semicolon_separated_csv_from_excel_is_read_by_its_separator(tmp_path)
     assert list(load_frame(str(plain)).columns) == ["text"]
 
 
+def test_a_separator_ending_every_line_adds_no_column(tmp_path):
+    p = tmp_path / "export.csv"
+    p.write_text("text,label,\nShares fell,business,\nA late goal,sport,\n", encoding="utf-8")
+    frame = load_frame(str(p))
+    assert list(frame.columns) == ["text", "label"] and frame["label"].tolist() == ["business", "sport"]
+    kept = tmp_path / "kept.csv"  # an unnamed column that holds values is data: kept
+    kept.write_text("text,label,\nShares fell,business,1\nA late goal,sport,\n", encoding="utf-8")
+    assert list(load_frame(str(kept)).columns) == ["text", "label", "Unnamed: 2"]
+
+
 @pytest.mark.parametrize("columns,missing,suggested", [
     (["review", "sentiment"], "text", "review"), (["review", "sentiment"], "label", "sentiment"),
     (["sentence", "labels"], "label", "labels"), (["prompt", "response"], "tokens", None),

@@ -179,7 +179,10 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
             raise
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         _refuse_extra_fields(path, sep, list(frame.columns))
-    return frame
+    # a separator at the end of every line (as some exports write) is an empty column pandas names
+    # "Unnamed: 2": not a column of the data, so not one to list among them
+    empty = [c for c in frame.columns if isinstance(c, str) and c.startswith("Unnamed: ") and frame[c].isna().all()]
+    return frame.drop(columns=empty)
 
 
 def _refuse_extra_fields(path: Path, sep: str, columns: list) -> None:
