@@ -10,22 +10,31 @@ import time
 import pytest
 
 
-def torchrun(args, tmp_path, name, **popen):
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    # as the README gives it for GPUs; accelerate starts the processes through torchrun, here on the CPU
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+}
+
+
+def torchrun(args, tmp_path, name, launcher="torchrun", **popen):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = open(tmp_path / f"{name}.txt", "w")
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "workbench.cli", "train", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
-                            text=True, **popen)
+    return subprocess.Popen([*LAUNCHERS[launcher], "-m", "workbench.cli", "train", *args], stdout=out,
+                            stderr=subprocess.STDOUT, env=env, text=True, **popen)
 
 
 def output(tmp_path, name):
     return (tmp_path / f"{name}.txt").read_text()
 
 
-def test_a_torchrun_launch_is_one_run_with_its_batches_spread_over_the_processes(tiny_bert, clf_csv, tmp_path):
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_a_launch_is_one_run_with_its_batches_spread_over_the_processes(tiny_bert, clf_csv, tmp_path, launcher):
     runs = tmp_path / "runs"
     proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.epochs=2",
-                     "train.learning_rate=3e-3", "train.batch_size=16", "baseline=false"], tmp_path, "two")
+                     "train.learning_rate=3e-3", "train.batch_size=16", "baseline=false"], tmp_path, "two",
+                    launcher=launcher)
     assert proc.wait(timeout=300) == 0, output(tmp_path, "two")[-3000:]
     (run,) = runs.iterdir()  # one folder, made by the main process
     info = json.loads((run / "run.json").read_text())
