@@ -99,6 +99,26 @@ def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_
     assert again.read_info()["resumed_from"]["run"] == run.id
 
 
+def test_a_launched_script_gets_the_finished_run_in_every_process(tiny_bert, clf_csv, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import os, time, workbench\n"
+        "import workbench.engine.run as core\n"
+        "if os.environ['RANK'] == '0':  # the main process saves slowly: the other one must wait for it\n"
+        "    save = core._save_model\n"
+        "    core._save_model = lambda *a, **k: (time.sleep(3), save(*a, **k))[1]\n"
+        f"run = workbench.finetune({{'model': {str(tiny_bert)!r}, 'data': {{'train': {str(clf_csv)!r}}},\n"
+        f"    'runs_dir': {str(tmp_path / 'runs')!r}, 'baseline': False, 'train': {{'epochs': 1}}}})\n"
+        "print('rank', os.environ['RANK'], run.id, run.status, sorted(run.metrics), flush=True)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([*LAUNCHERS["torchrun"], str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    said = sorted(line.split(" ", 2) for line in done.stdout.splitlines() if line.startswith("rank "))
+    (run,) = (tmp_path / "runs").iterdir()
+    assert [r[:2] for r in said] == [["rank", "0"], ["rank", "1"]]
+    assert said[0][2] == said[1][2] and said[0][2].startswith(f"{run.name} completed ['accuracy'")
+
+
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, as the CI machine runs it")
 
 

@@ -89,6 +89,8 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
         # a stop request is answered once the run has ended, however it ended (one asked for after the
         # last step has nothing left to stop); the record of it is the status
         run_dir.stop_file.unlink(missing_ok=True)
+    if launched > 1:
+        _results_written()
     return run_dir
 
 
@@ -140,7 +142,19 @@ def _follow(cfg: RunConfig, run_dir: FollowerRunDir, stop_event: threading.Event
     emit = Emitter([])
     with quiet_libraries():
         _train(cfg, run_dir, emit, stop_event)
+    _results_written()
     return RunDir(run_dir.path)
+
+
+def _results_written() -> None:
+    """Every process of a launch waits here for the main one to have written the results and the model,
+    so that each returns the finished run (a script reading ``run.metrics`` reads them in any process).
+    Only a run that ended without an error gets here; where the main process fails instead, it exits
+    and the launcher ends the others."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def local_paths_absolute(cfg: RunConfig) -> RunConfig:
