@@ -387,28 +387,25 @@ def new_notebook(template: str | Path, path: str | Path, parameters: dict | None
             parameters[name] = os.path.relpath(os.path.abspath(value), os.path.abspath(target.parent))
     with tempfile.TemporaryDirectory(prefix="workbench-new-") as tmp:
         source = Path(tmp) / "input.ipynb"
-        nbformat.write(nbformat.from_dict(prepared_notebook(template, parameters)), str(source))
+        nb = prepared_notebook(template, parameters)
+        nb.setdefault("metadata", {}).update(_kernel_as_jupyter_writes_it())  # papermill keeps it
+        nbformat.write(nbformat.from_dict(nb), str(source))
         papermill.execute_notebook(str(source), str(target), parameters=None, kernel_name=KERNEL,
                                    prepare_only=True, progress_bar=False)
-    _describe_kernel(target)
     return target
 
 
-def _describe_kernel(path: Path) -> None:
-    """The notebook's kernel metadata as Jupyter writes it when the kernel starts (so that it opens
-    unchanged); left as it is where no such kernel is installed."""
-    import nbformat
+def _kernel_as_jupyter_writes_it() -> dict:
+    """The notebook metadata of the kernel as Jupyter writes it when the kernel starts (so that a new
+    notebook opens unchanged); none where no such kernel is installed."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     from .server.templates import kernel_metadata
 
     try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+        return kernel_metadata(KERNEL, KernelSpecManager().get_kernel_spec(KERNEL))
     except NoSuchKernel:
-        return
-    nb = nbformat.read(str(path), as_version=4)
-    nb.metadata.update(kernel_metadata(KERNEL, spec))
-    nbformat.write(nb, str(path))
+        return {}
 
 
 # ---- listing -------------------------------------------------------------------------------------

@@ -449,9 +449,14 @@ def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:
     if exact:
         return RunDir(exact[0])
     # a run's own name, whole: it wins over ids that merely contain it ("base" is not "base-lora"), and
-    # of runs sharing a name the newest (ids start with their time) is the one meant, as with "latest"
-    named = sorted((_created(d), d.name, d) for d in dirs if _run_name(d) == str(ref))
+    # of runs sharing a name the newest (by created_at, then id) is the one meant, as with "latest"
+    named = []
+    for d in dirs:
+        name, created = _name_and_created(d)
+        if name == str(ref):
+            named.append((created, d.name, d))
     if named:
+        named.sort()
         return RunDir(named[-1][2])
     if not is_valid_run_id(str(ref)):
         raise RunError(f"No run named '{ref}' under {root}, and it is not a run id. "
@@ -465,21 +470,15 @@ def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:
     raise RunError(f"'{ref}' matches several runs ({names}); give more of the id.")
 
 
-def _run_name(d: Path) -> str | None:
+def _name_and_created(d: Path) -> tuple[str | None, str]:
+    """A run's name and when it was made, as text that sorts by time (None and "" where run.json does
+    not say)."""
     try:
-        name = RunDir(d).read_info().get("name")
+        info = RunDir(d).read_info()
     except RunError:
-        return None
-    return name if isinstance(name, str) else None
-
-
-def _created(d: Path) -> str:
-    """When a run was made, as text that sorts by time ("" for a run.json that does not say)."""
-    try:
-        created = RunDir(d).read_info().get("created_at")
-    except RunError:
-        return ""
-    return created if isinstance(created, str) else ""
+        return None, ""
+    name, created = info.get("name"), info.get("created_at")
+    return name if isinstance(name, str) else None, created if isinstance(created, str) else ""
 
 
 def iter_run_dirs(root: Path | str) -> Iterator[Path]:

@@ -519,9 +519,10 @@ def resume_differences(cfg: RunConfig, checkpoint: Path) -> list[str]:
                if k not in _RESUME_FREE and before.get(k) != now.get(k)]
     # a step takes a batch from each process: with another number of them, epochs count other steps
     had = (read_json_object(checkpoint.parent.parent / "run.json") or {}).get("processes") or 1
-    if had != launched_processes():
-        changed.append(f"processes: {had} -> {launched_processes()} (a step takes a batch in each process, so an "
-                       "epoch is another number of steps)")
+    now_processes = launched_processes()
+    if had != now_processes:
+        changed.append(f"processes: {had} -> {now_processes} (a step takes a batch in each process, so an epoch "
+                       "is another number of steps)")
     return changed
 
 
