@@ -29,6 +29,16 @@ def output(tmp_path, name):
     return (tmp_path / f"{name}.txt").read_text()
 
 
+def first_step(runs):
+    """The launched run's folder, once its first training step is done."""
+    deadline, info = time.time() + 240, {}
+    while time.time() < deadline and not (info.get("progress") or {}).get("step"):
+        found = list(runs.glob("*/run.json"))
+        info = json.loads(found[0].read_text()) if found else {}
+        time.sleep(0.5)
+    return found[0].parent
+
+
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_a_launch_is_one_run_with_its_batches_spread_over_the_processes(tiny_bert, clf_csv, tmp_path, launcher):
     runs = tmp_path / "runs"
@@ -51,6 +61,7 @@ def test_a_launch_is_one_run_with_its_batches_spread_over_the_processes(tiny_ber
     assert (run / "model" / "model.safetensors").exists() and (run / "eval.json").exists()
     shown = output(tmp_path, "two")
     assert shown.count("Run directory: ") == 1 and shown.count("Test metrics on ") == 1  # reported once
+    assert "find_unused_parameters=True was specified" not in shown  # no search for unused parameters per step
 
 
 def test_a_mistake_is_said_once_by_the_main_process(tiny_bert, clf_csv, tmp_path):
@@ -76,12 +87,7 @@ def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_
             "baseline=false"]
     proc = torchrun([*args, "train.epochs=500"], tmp_path, "long")
     try:
-        deadline, info = time.time() + 240, {}
-        while time.time() < deadline and not (info.get("progress") or {}).get("step"):
-            found = list(runs.glob("*/run.json"))
-            info = json.loads(found[0].read_text()) if found else {}
-            time.sleep(0.5)
-        RunDir(found[0].parent).request_stop()
+        RunDir(first_step(runs)).request_stop()
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -97,6 +103,57 @@ def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_
     (again,) = [RunDir(d) for d in runs.iterdir() if d.name != run.id]
     assert again.read_info()["status"] == "completed"
     assert again.read_info()["resumed_from"]["run"] == run.id
+
+
+def test_a_run_folder_deleted_during_a_launch_ends_every_process_and_stays_deleted(tiny_bert, clf_csv, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.epochs=500",
+                     "baseline=false"], tmp_path, "deleted")
+    try:
+        shutil.rmtree(first_step(runs))
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    shown = output(tmp_path, "deleted")
+    assert code != 0 and list(runs.iterdir()) == [], shown[-3000:]  # no checkpoint brought a folder back
+    assert shown.count("was deleted while the run was going on") == 1, shown[-3000:]
+    assert "Could not locate the best model" not in shown  # it went with the folder: not looked for
+
+
+def test_a_model_with_parameters_its_loss_does_not_use_is_named_and_trains_when_told(tiny_bert, clf_csv, tmp_path):
+    """Launches exchange gradients without looking for unused parameters at each step (Trainer's default
+    does look); a model that has such parameters gets their names and the setting that lets it train."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import os, sys, torch, transformers, workbench\n"
+        "load = transformers.AutoModelForSequenceClassification.from_pretrained\n"
+        "def spare(*a, **k):\n"
+        "    model = load(*a, **k)\n"
+        "    model.spare = torch.nn.Linear(4, 4)  # trainable, and never in the loss\n"
+        "    return model\n"
+        "transformers.AutoModelForSequenceClassification.from_pretrained = spare\n"
+        f"run = workbench.finetune({{'model': {str(tiny_bert)!r}, 'data': {{'train': {str(clf_csv)!r}}},\n"
+        f"    'runs_dir': {str(tmp_path / 'runs')!r}, 'baseline': False,\n"
+        "    'train': {'max_steps': 4, 'find_unused_parameters': sys.argv[1] == 'look'}})\n"
+        "print('rank', os.environ['RANK'], run.status, flush=True)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    failed = subprocess.run([*LAUNCHERS["torchrun"], str(script), "no"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert failed.returncode != 0
+    said = "the model has trainable parameters its loss does not use (spare.weight, spare.bias)"
+    # said once, by the main process's progress output (the script's own traceback follows in each process)
+    assert failed.stderr.count(f"run failed: {said}") == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
+    assert "Set train.find_unused_parameters=true" in failed.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    assert said in json.loads((run / "run.json").read_text())["error"]
+    done = subprocess.run([*LAUNCHERS["torchrun"], str(script), "look"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(line for line in done.stdout.splitlines() if line.startswith("rank ")) == \
+        ["rank 0 completed", "rank 1 completed"]
 
 
 def test_a_launched_script_gets_the_finished_run_in_every_process(tiny_bert, clf_csv, tmp_path):

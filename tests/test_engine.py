@@ -308,6 +308,42 @@ def test_nonfinite_loss_stops_before_a_checkpoint():
     assert bridge.nonfinite_step == 7 and control.should_training_stop and not control.should_save
 
 
+def test_the_processes_of_a_launch_agree_on_stop_and_a_deleted_folder_in_one_exchange(tmp_path, monkeypatch):
+    """Each exchange between processes reads a value back to the host (a wait for the GPU): the stop
+    request and the deleted-folder check go in one, every 5 steps and at Trainer's save steps."""
+    import shutil
+    from types import SimpleNamespace
+
+    import workbench.engine.trainer as trainer
+
+    exchanges = []
+
+    def any_process(*flags):
+        exchanges.append(flags)
+        return tuple(flags)
+
+    monkeypatch.setattr(trainer, "_any_process", any_process)
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.path.mkdir()
+    run_dir.pin()
+    bridge = trainer.EventBridge(lambda e: None, run_dir, None, 100, 10)
+    bridge.processes, bridge.total = 2, 20
+    for step in range(1, 13):
+        control = SimpleNamespace(should_training_stop=False, should_save=step == 7, should_evaluate=False,
+                                  should_log=False)
+        bridge.step_end(SimpleNamespace(global_step=step, epoch=step / 20, logging_steps=50), control)
+    assert exchanges == [(False, False)] * 3  # steps 5, 7 (a save) and 10
+    run_dir.request_stop()
+    control = SimpleNamespace(should_training_stop=False, should_save=False, should_evaluate=False, should_log=False)
+    bridge.step_end(SimpleNamespace(global_step=15, epoch=0.75, logging_steps=50), control)
+    assert exchanges[-1] == (False, True) and control.should_training_stop and control.should_save
+    shutil.rmtree(run_dir.path)
+    control = SimpleNamespace(should_training_stop=False, should_save=False, should_evaluate=False, should_log=False)
+    bridge.step_end(SimpleNamespace(global_step=20, epoch=1.0, logging_steps=50), control)
+    assert exchanges[-1] == (True, False) and len(exchanges) == 5
+    assert bridge.folder_deleted and control.should_training_stop and not control.should_save
+
+
 def test_freeze_all_but_head(tiny_bert, clf_csv, tmp_path):
     run = finetune(tiny_config(tiny_bert, clf_csv, tmp_path, epochs=1, freeze="all-but-head"), progress=False,
                    baseline=False)

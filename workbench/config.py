@@ -98,6 +98,9 @@ class TrainConfig:
                              "layers), or 'all-but-head'.")
     torch_compile: bool = _f(False, "Compile the model with torch.compile: pays off only on long GPU runs, "
                               "since batches of a new length compile again (see docs/benchmarks.md).")
+    find_unused_parameters: bool = _f(False, "Launches of several processes (torchrun, accelerate launch): look for "
+                                      "trainable parameters the loss did not use at every step. Only models with "
+                                      "such parameters need it; it costs a pass over the autograd graph per step.")
 
 
 @dataclass

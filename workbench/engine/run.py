@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -417,9 +418,15 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
         emit(Phase("resuming", f"{resume}{ended}", notice=bool(ended)))
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    except Exception:
+    except Exception as e:
         if run_dir.gone():
             raise RunFolderDeleted(run_dir.path) from None
+        unused = _unused_parameters(e, trainer.model)
+        if unused is not None:
+            raise RunError(f"the model has trainable parameters its loss does not use{unused}, and the processes of "
+                           "this launch wait for a gradient of every trainable parameter at each step. Set "
+                           "train.find_unused_parameters=true: each step then looks for the parameters left "
+                           "without one.") from e
         raise
     if bridge.folder_deleted:
         raise RunFolderDeleted(run_dir.path)
@@ -502,6 +509,23 @@ def check_best_metric(trainer: Any, validation: Any, name: str) -> None:
 
 # settings that may change on resume without changing what is trained or how
 _RESUME_FREE = ("name", "runs_dir", "baseline", "train.resume_from", "train.logging_steps", "train.save_checkpoints")
+
+
+def _unused_parameters(error: Exception, model) -> str | None:
+    """For DDP's error about parameters that got no gradient (find_unused_parameters off): the names of
+    those parameters as ``" (a, b)"`` ("" where torch did not list them); None for any other error."""
+    text = str(error)
+    if not isinstance(error, RuntimeError) or "find_unused_parameters=True" not in text:
+        return None
+    # "Parameter indices which did not receive grad for rank 0: 41 42", indices into the trainable
+    # parameters in the order DDP registers them (that of named_parameters)
+    found = re.search(r"did not receive grad for rank \d+: ([\d ]+)", text)
+    if not found:
+        return ""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    picked = [names[int(i)] for i in found.group(1).split() if int(i) < len(names)]
+    more = f" and {len(picked) - 5} more" if len(picked) > 5 else ""
+    return f" ({', '.join(picked[:5])}{more})" if picked else ""
 
 
 def resume_differences(cfg: RunConfig, checkpoint: Path) -> list[str]:

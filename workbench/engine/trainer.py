@@ -87,6 +87,11 @@ def training_arguments(cfg: Any, task: Any, run_dir: RunDir, device: str, precis
         # a task whose collator reads extra columns (word offsets for whole-word masking) keeps them
         remove_unused_columns=getattr(task, "remove_unused_columns", True),
         optim="adamw_torch_fused" if device == "cuda" or _fused_cpu_ok() else "adamw_torch",
+        # Trainer's default (True for a model without activation checkpointing) walks the autograd graph
+        # after every backward, looking for parameters that got no gradient; the task models here use
+        # all of theirs, and a model that does not fails at its second step with a message naming this
+        # setting (see run.py)
+        ddp_find_unused_parameters=t.find_unused_parameters,
     )
 
 
@@ -441,16 +446,16 @@ class StopRequested(Exception):
     pass
 
 
-def _any_process(flag: bool) -> bool:
-    """Whether ``flag`` holds in any process of the launch (one all-reduce; every process calls it at
-    the same step)."""
+def _any_process(*flags: bool) -> tuple[bool, ...]:
+    """For each flag, whether it holds in any process of the launch: one all-reduce and one read back
+    to the host for all of them (every process calls it at the same step)."""
     import torch
     import torch.distributed as dist
     from accelerate import PartialState
 
-    value = torch.tensor([int(flag)], device=PartialState().device)
+    value = torch.tensor([int(f) for f in flags], device=PartialState().device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return tuple(bool(v) for v in value.tolist())
 
 
 class EventBridge:
@@ -508,14 +513,21 @@ class EventBridge:
     # -- hooks ----------------------------------------------------------------------------------
     def step_end(self, state, control):
         step = state.global_step
-        if self._folder_deleted(control, check=step % 5 == 0):
-            return control
+        check = step % 5 == 0
+        look = self._looks_for_folder(control, check)
+        gone = look and self.run_dir.gone()
         asked = (self.stop_event is not None and self.stop_event.is_set()) or \
-            (step % 5 == 0 and self.run_dir.stop_file.exists())
+            (check and self.run_dir.stop_file.exists())
         if self.processes > 1:
             # the processes of a launch stop at one step together (one stopping alone would leave the
-            # others waiting in their next gradient exchange): they agree every few steps
-            asked = step % 5 == 0 and _any_process(asked)
+            # others waiting in their next gradient exchange): they agree every few steps, on a stop
+            # request and a deleted folder in one exchange
+            gone, asked = _any_process(gone, asked) if check or look else (False, False)
+        if look:
+            self.folder_deleted = gone
+        if self.folder_deleted:
+            self._end_for_deleted_folder(state, control)
+            return control
         if asked:
             self.stopped = True
             control.should_training_stop = True
@@ -534,7 +546,7 @@ class EventBridge:
     def epoch_end(self, state, control):
         # Trainer's flow callback asks for the epoch's evaluation and checkpoint here, after the last
         # step's check
-        self._folder_deleted(control)
+        self._folder_deleted(state, control)
         if self.stopped:
             # a stop ends the epoch early: its checkpoint was written at the stop's step already, and the
             # run ends without a test, so the epoch's evaluation would only delay the stop asked for
@@ -542,19 +554,28 @@ class EventBridge:
             control.should_save = control.should_save and self.saved_step != state.global_step
         return control
 
-    def _folder_deleted(self, control, check: bool = False) -> bool:
+    def _looks_for_folder(self, control, check: bool) -> bool:
+        # every process looks at the same steps (Trainer's save and evaluation steps are theirs too)
+        return not self.folder_deleted and (check or control.should_save or control.should_evaluate)
+
+    def _folder_deleted(self, state, control, check: bool = False) -> bool:
         """Whether the run's folder was deleted by its user; if so, training stops before a checkpoint
         or an evaluation brings a partial folder back. Looked at every few steps (``check``) and
         before each save or evaluation Trainer's flow callback asks for; a progress write in between
         finds it gone too (RunFolderDeleted)."""
-        if not self.folder_deleted and (check or control.should_save or control.should_evaluate):
-            # every process looks at the same steps (Trainer's save and evaluation steps are theirs too)
+        if self._looks_for_folder(control, check):
             gone = self.run_dir.gone()
-            self.folder_deleted = _any_process(gone) if self.processes > 1 else gone
+            self.folder_deleted = _any_process(gone)[0] if self.processes > 1 else gone
         if self.folder_deleted:
-            control.should_training_stop = True
-            control.should_save = control.should_evaluate = control.should_log = False
+            self._end_for_deleted_folder(state, control)
         return self.folder_deleted
+
+    @staticmethod
+    def _end_for_deleted_folder(state, control):
+        control.should_training_stop = True
+        control.should_save = control.should_evaluate = control.should_log = False
+        # the best checkpoint went with the folder: Trainer would try to load it back at the end
+        state.best_model_checkpoint = None
 
     def log(self, state, control, logs: dict):
         if "loss" not in logs:
@@ -576,7 +597,7 @@ class EventBridge:
     def saved(self, args, state, control):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         # deleted while the checkpoint was written (which made the folders anew): not a checkpoint of this run
-        if self._folder_deleted(control, check=True):
+        if self._folder_deleted(state, control, check=True):
             return control
         if path.is_dir():
             # Trainer has finished writing this folder: mark it complete (readers ignore unmarked ones).
