@@ -447,15 +447,31 @@ class StopRequested(Exception):
 
 
 def _any_process(*flags: bool) -> tuple[bool, ...]:
-    """For each flag, whether it holds in any process of the launch: one all-reduce and one read back
-    to the host for all of them (every process calls it at the same step)."""
+    """For each flag, whether it holds in any process of the launch: one all-reduce for all of them
+    (every process calls it at the same step). It goes through a gloo group of its own, on the host:
+    over the launch's NCCL group it would be a GPU tensor whose read-back makes the host wait for
+    every kernel already queued, so the GPU would idle while the host prepares the next step."""
     import torch
     import torch.distributed as dist
-    from accelerate import PartialState
 
-    value = torch.tensor([int(f) for f in flags], device=PartialState().device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    value = torch.tensor([int(f) for f in flags])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_host_group())
     return tuple(bool(v) for v in value.tolist())
+
+
+_HOST_GROUPS: dict = {}
+
+
+def _host_group():
+    """A gloo process group over the launch's processes, for small agreements on the host (made by
+    every process at its first agreement, at the same step; one per default group, which a script
+    could tear down and set up again between runs)."""
+    import torch.distributed as dist
+
+    world = dist.group.WORLD
+    if world not in _HOST_GROUPS:
+        _HOST_GROUPS[world] = dist.new_group(backend="gloo")
+    return _HOST_GROUPS[world]
 
 
 class EventBridge:
