@@ -31,11 +31,12 @@ def output(tmp_path, name):
 
 def first_step(runs):
     """The launched run's folder, once its first training step is done."""
-    deadline, info = time.time() + 240, {}
+    deadline, info, found = time.time() + 240, {}, []
     while time.time() < deadline and not (info.get("progress") or {}).get("step"):
         found = list(runs.glob("*/run.json"))
         info = json.loads(found[0].read_text()) if found else {}
         time.sleep(0.5)
+    assert found, f"no run folder under {runs} after 240 s"
     return found[0].parent
 
 

@@ -530,19 +530,10 @@ class EventBridge:
     def step_end(self, state, control):
         step = state.global_step
         check = step % 5 == 0
-        look = self._looks_for_folder(control, check)
-        gone = look and self.run_dir.gone()
         asked = (self.stop_event is not None and self.stop_event.is_set()) or \
             (check and self.run_dir.stop_file.exists())
-        if self.processes > 1:
-            # the processes of a launch stop at one step together (one stopping alone would leave the
-            # others waiting in their next gradient exchange): they agree every few steps, on a stop
-            # request and a deleted folder in one exchange
-            gone, asked = _any_process(gone, asked) if check or look else (False, False)
-        if look:
-            self.folder_deleted = gone
-        if self.folder_deleted:
-            self._end_for_deleted_folder(state, control)
+        deleted, asked = self._folder_deleted(state, control, check, stop=asked)
+        if deleted:
             return control
         if asked:
             self.stopped = True
@@ -570,28 +561,28 @@ class EventBridge:
             control.should_save = control.should_save and self.saved_step != state.global_step
         return control
 
-    def _looks_for_folder(self, control, check: bool) -> bool:
-        # every process looks at the same steps (Trainer's save and evaluation steps are theirs too)
-        return not self.folder_deleted and (check or control.should_save or control.should_evaluate)
-
-    def _folder_deleted(self, state, control, check: bool = False) -> bool:
+    def _folder_deleted(self, state, control, check: bool = False, stop: bool | None = None) -> tuple[bool, bool]:
         """Whether the run's folder was deleted by its user; if so, training stops before a checkpoint
         or an evaluation brings a partial folder back. Looked at every few steps (``check``) and
         before each save or evaluation Trainer's flow callback asks for; a progress write in between
-        finds it gone too (RunFolderDeleted)."""
-        if self._looks_for_folder(control, check):
-            gone = self.run_dir.gone()
-            self.folder_deleted = _any_process(gone)[0] if self.processes > 1 else gone
+        finds it gone too (RunFolderDeleted). Also returns the stop request ``stop`` (step_end's): the
+        processes of a launch stop at one step together (one stopping alone would leave the others
+        waiting in their next gradient exchange), so they agree on it at the checked steps, in the same
+        exchange as on the folder."""
+        # every process looks at the same steps (Trainer's save and evaluation steps are theirs too)
+        look = not self.folder_deleted and (check or control.should_save or control.should_evaluate)
+        gone = look and self.run_dir.gone()
+        if self.processes > 1:
+            agree = look or (check and stop is not None)
+            gone, stop = _any_process(gone, bool(stop)) if agree else (False, False)
+        if look:
+            self.folder_deleted = gone
         if self.folder_deleted:
-            self._end_for_deleted_folder(state, control)
-        return self.folder_deleted
-
-    @staticmethod
-    def _end_for_deleted_folder(state, control):
-        control.should_training_stop = True
-        control.should_save = control.should_evaluate = control.should_log = False
-        # the best checkpoint went with the folder: Trainer would try to load it back at the end
-        state.best_model_checkpoint = None
+            control.should_training_stop = True
+            control.should_save = control.should_evaluate = control.should_log = False
+            # the best checkpoint went with the folder: Trainer would try to load it back at the end
+            state.best_model_checkpoint = None
+        return self.folder_deleted, bool(stop)
 
     def log(self, state, control, logs: dict):
         if "loss" not in logs:
@@ -613,7 +604,7 @@ class EventBridge:
     def saved(self, args, state, control):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         # deleted while the checkpoint was written (which made the folders anew): not a checkpoint of this run
-        if self._folder_deleted(state, control, check=True):
+        if self._folder_deleted(state, control, check=True)[0]:
             return control
         if path.is_dir():
             # Trainer has finished writing this folder: mark it complete (readers ignore unmarked ones).
