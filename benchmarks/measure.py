@@ -108,11 +108,14 @@ class Phases:
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}  # outermost entries per phase (an evaluation is one, however nested)
         self._stack: list[list] = []  # [name, start, seconds spent in nested phases]
 
     @contextlib.contextmanager
     def __call__(self, name: str):
         frame = [name, time.perf_counter(), 0.0]
+        if not any(f[0] == name for f in self._stack):
+            self.calls[name] = self.calls.get(name, 0) + 1
         self._stack.append(frame)
         try:
             yield

@@ -147,6 +147,7 @@ def result(spec: dict, variant: str, phases: Phases, clock: Clock, counter: Coun
             "warmup": clock.warmup, "steps": clock.steps, "window_seconds": clock.window(),
             "step_times": clock.durations(),
             "batches": counter.train_batches(clock.warmup + clock.steps), "phases": phases.seconds,
+            "phase_calls": phases.calls,
             "wall_seconds": wall, "metric": metric, "memory": peak_memory(dev == "cuda"),
             "shape": model_shape(model)}
 
@@ -308,7 +309,10 @@ def workbench_config(spec: dict, runs_dir: str) -> dict:
                           "test": spec["data"]["eval"], "text_column": "text",
                           # one held-out file serves as both (every variant scores the same rows): not leakage here
                           "overlap": "warn"},
+                 # evaluated once after training, on the test split, as the other variants are (a validation
+                 # pass at the last step as well would count twice in the evaluation column)
                  "train": {"max_steps": spec["warmup"] + spec["steps"], "batch_size": spec["batch_size"],
+                           "eval_strategy": "no",
                            "max_length": spec["max_length"], "learning_rate": spec["learning_rate"],
                            "weight_decay": WEIGHT_DECAY, "warmup_ratio": WARMUP_RATIO, "seed": 42}}
     if not lm:

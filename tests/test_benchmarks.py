@@ -99,6 +99,8 @@ def test_smoke_suite_end_to_end(bench_dir, tmp_path):
                       "P": os.environ.get(_onednn.CACHE_VARIABLE, str(_onednn.CACHE_CAPACITY))}
     assert rows["B0"]["pad_fraction"] > 0.4 > rows["P"]["pad_fraction"]  # B0 pads every text to max_length
     assert rows["B0"]["precision"] == "fp32" and rows["P"]["precision"] == rows["B1"]["precision"]
+    # each variant evaluates the held-out rows once, after training (workbench: no validation pass as well)
+    assert {r["variant"]: r["phase_calls"]["eval"] for r in result["records"]} == {v: 1 for v in rows}
     for r in rows.values():
         assert r["tokens_per_second"] > 0 and r["split"]["train"] > 0 and r["metric"]["name"] == "accuracy"
     magic = result["magic"]
