@@ -109,6 +109,31 @@ def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_
     assert again.read_info()["resumed_from"]["run"] == run.id
 
 
+def test_ctrl_c_on_torchrun_stops_every_process_with_a_checkpoint(tiny_bert, clf_csv, tmp_path):
+    """torchrun passes Ctrl-C on to its processes (once: they run in a session of their own), and they
+    stop as after `runs stop`, well within the 30 seconds torchrun gives them before killing them."""
+    import signal
+
+    from workbench.runs import RunDir
+
+    runs = tmp_path / "runs"
+    proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.epochs=500",
+                     "baseline=false"], tmp_path, "ctrl-c")
+    try:
+        run = RunDir(first_step(runs))
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    shown = output(tmp_path, "ctrl-c")
+    info = run.read_info()
+    assert info["status"] == "interrupted" and info["error"] == "stopped on request", shown[-3000:]
+    assert info["resume_from"] == str(run.complete_checkpoints()[-1])
+    assert shown.count("stopping at the end of this step") == 1 and shown.count("Resume with: ") == 1
+    assert "forcefully exiting" not in shown  # torchrun did not have to kill a process
+
+
 def test_a_run_folder_deleted_during_a_launch_ends_every_process_and_stays_deleted(tiny_bert, clf_csv, tmp_path):
     import shutil
 
