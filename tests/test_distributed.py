@@ -40,6 +40,19 @@ def first_step(runs):
     return found[0].parent
 
 
+def interrupted_launch(args, tmp_path, name, act):
+    """Launch a run, call ``act(run_folder, process)`` once its first step is done, and wait for the
+    launch to end (killed if it has not within 120 s); returns its exit status and the run folder."""
+    proc = torchrun(args, tmp_path, name)
+    try:
+        folder = first_step(tmp_path / "runs")
+        act(folder, proc)
+        return proc.wait(timeout=120), folder
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_a_launch_is_one_run_with_its_batches_spread_over_the_processes(tiny_bert, clf_csv, tmp_path, launcher):
     runs = tmp_path / "runs"
@@ -86,20 +99,15 @@ def test_stop_ends_every_process_at_one_step_and_the_run_resumes(tiny_bert, clf_
     runs = tmp_path / "runs"
     args = [f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.learning_rate=3e-3",
             "baseline=false"]
-    proc = torchrun([*args, "train.epochs=500"], tmp_path, "long")
-    try:
-        RunDir(first_step(runs)).request_stop()
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    code, _ = interrupted_launch([*args, "train.epochs=500"], tmp_path, "long",
+                                 lambda folder, proc: RunDir(folder).request_stop())
     shown = output(tmp_path, "long")
     # a stop that was asked for is no failure of the launch: torchrun reports none (130 on its own)
     assert code == 0 and "ChildFailedError" not in shown, shown[-3000:]
     assert shown.count("Resume with: workbench train ") == 1 and "launched as this run was, 2 processes" in shown
     (run,) = [RunDir(d) for d in runs.iterdir()]
     info = run.read_info()
-    assert info["status"] == "interrupted" and info["error"] == "stopped on request", output(tmp_path, "long")[-3000:]
+    assert info["status"] == "interrupted" and info["error"] == "stopped on request", shown[-3000:]
     assert info["resume_from"] == str(run.complete_checkpoints()[-1])
     stopped_at = int(info["resume_from"].rsplit("-", 1)[1])
     proc = torchrun([*args, f"train.max_steps={stopped_at + 4}", "train.resume_from=latest"], tmp_path, "resumed")
@@ -116,17 +124,11 @@ def test_ctrl_c_on_torchrun_stops_every_process_with_a_checkpoint(tiny_bert, clf
 
     from workbench.runs import RunDir
 
-    runs = tmp_path / "runs"
-    proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.epochs=500",
-                     "baseline=false"], tmp_path, "ctrl-c")
-    try:
-        run = RunDir(first_step(runs))
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, folder = interrupted_launch([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={tmp_path / 'runs'}",
+                                    "train.epochs=500", "baseline=false"], tmp_path, "ctrl-c",
+                                   lambda folder, proc: proc.send_signal(signal.SIGINT))
     shown = output(tmp_path, "ctrl-c")
+    run = RunDir(folder)
     info = run.read_info()
     assert info["status"] == "interrupted" and info["error"] == "stopped on request", shown[-3000:]
     assert info["resume_from"] == str(run.complete_checkpoints()[-1])
@@ -138,15 +140,10 @@ def test_a_run_folder_deleted_during_a_launch_ends_every_process_and_stays_delet
     import shutil
 
     runs = tmp_path / "runs"
-    proc = torchrun([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.epochs=500",
-                     "baseline=false"], tmp_path, "deleted")
-    try:
-        # moved away at once, then removed: the run writes into its folder while a plain rmtree goes through it
-        shutil.rmtree(first_step(runs).rename(tmp_path / "deleted-run"))
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # moved away at once, then removed: the run writes into its folder while a plain rmtree goes through it
+    code, _ = interrupted_launch([f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}",
+                                  "train.epochs=500", "baseline=false"], tmp_path, "deleted",
+                                 lambda folder, proc: shutil.rmtree(folder.rename(tmp_path / "deleted-run")))
     shown = output(tmp_path, "deleted")
     assert code != 0 and list(runs.iterdir()) == [], shown[-3000:]  # no checkpoint brought a folder back
     assert shown.count("was deleted while the run was going on") == 1, shown[-3000:]
