@@ -148,8 +148,10 @@ def _unknown_message(names: list[str], spec: dict, template: str) -> str:
             "so a typo cannot silently fall back to a default.")
 
 
-def check_values(values: dict, spec: dict, template: str) -> None:
-    """Names must be declared and values of the declared JSON type; raises ParameterError listing all."""
+def check_values(values: dict, spec: dict, template: str, examples: bool = True) -> None:
+    """Names must be declared and values of the declared JSON type; raises ParameterError listing all.
+
+    ``examples`` adds how to pass each value on the command line (off for JSON requests)."""
     unknown = [n for n in values if n not in spec]
     if unknown:
         raise ParameterError(_unknown_message(unknown, spec, template))
@@ -158,8 +160,8 @@ def check_values(values: dict, spec: dict, template: str) -> None:
         annotation = spec[name].get("type")
         if not type_matches(value, allowed_types(annotation)):
             want = annotation or "a JSON value (text, number, true/false, null, list or mapping)"
-            problems.append(f"'{name}' must be {want}, got {value!r} ({type(value).__name__}); "
-                            f"for example {example_value(annotation, name)}")
+            problems.append(f"'{name}' must be {want}, got {value!r} ({type(value).__name__})"
+                            + (f"; for example {example_value(annotation, name)}" if examples else ""))
     if problems:
         raise ParameterError(f"Bad parameter value{'s' if len(problems) > 1 else ''} for template {template}: "
                              + "; ".join(problems) + ".")

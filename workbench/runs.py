@@ -71,9 +71,14 @@ def dumps_strict(obj: Any) -> str:
     return json.dumps(data, allow_nan=False, ensure_ascii=False)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, make_parent: bool = True) -> None:
+    """Write ``text`` through a temporary file in the same folder, so readers never see half of it.
+
+    With ``make_parent`` false a missing folder raises FileNotFoundError instead of being made.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -341,7 +346,8 @@ class RunDir:
                       else -1)
 
     def request_stop(self) -> None:
-        atomic_write_text(self.stop_file, now_iso() + "\n")
+        """Write STOP; FileNotFoundError if the run's folder is gone (a deleted run is not made again)."""
+        atomic_write_text(self.stop_file, now_iso() + "\n", make_parent=False)
 
     def summary(self) -> dict:
         """One row for listings; a corrupt directory yields an ``error`` field instead of raising."""

@@ -223,6 +223,9 @@ export class RunsListModel extends PollingModel {
   private _selected: string | null = null;
 }
 
+/** Metrics replies (of up to 1 MiB each) read in one load of a run's detail. */
+export const MAX_CHUNKS_PER_LOAD = 50;
+
 /** One run: its details and its curves, read incrementally from metrics.jsonl. */
 export class RunDetailModel extends PollingModel {
   constructor(
@@ -287,8 +290,11 @@ export class RunDetailModel extends PollingModel {
   private async _load(): Promise<void> {
     const detail = await this.api.getRun(this.id);
     this._detail = detail; // shown even when the curves cannot be read
+    // up to MAX_CHUNKS_PER_LOAD replies per load, so a long file is drawn as it arrives; what is
+    // left is read at the next poll, which goes on, even for a finished run, until nothing is
+    let caughtUp = false;
     try {
-      for (let i = 0; i < 50; i++) {
+      for (let i = 0; i < MAX_CHUNKS_PER_LOAD; i++) {
         const chunk = await this.api.getMetrics(this.id, this._offset);
         if (chunk.reset) {
           this._series.clear();
@@ -299,6 +305,7 @@ export class RunDetailModel extends PollingModel {
         // `more` is the server's word that a size cap cut the reply short; a reply that moved
         // nothing (an older server counting a half-written last line as more) is not asked again
         if (!chunk.more || !advanced) {
+          caughtUp = true;
           break;
         }
       }
@@ -308,14 +315,22 @@ export class RunDetailModel extends PollingModel {
         throw error; // the run itself is gone
       }
       this._metricsError = error instanceof Error ? error.message : String(error);
+      caughtUp = true; // asked again by hand, not by polling
     }
-    if (!isActive(detail.run.status)) {
+    this._caughtUp = caughtUp;
+    if (!isActive(detail.run.status) && caughtUp) {
       this._stopRequested = false;
       this.stopPolling(); // finished runs do not change; the view can still refresh by hand
     }
   }
 
+  /** False while metrics.jsonl has more complete records than the loads so far have read. */
+  get caughtUp(): boolean {
+    return this._caughtUp;
+  }
+
   private _detail: IRunDetail | null = null;
+  private _caughtUp = false;
   private _metricsError: string | null = null;
   private readonly _series = new RunSeries();
   private _offset = 0;

@@ -283,7 +283,8 @@ async def test_pagination(seeded, jp_fetch):
     assert page["runs"] == [] and page["total"] == 5
 
 
-@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "abc"}, {"offset": "-1"}, {"limit": "100000"}])
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "abc"}, {"offset": "-1"}, {"limit": "100000"},
+                                    {"limit": "1_0"}, {"limit": "\uff11"}])
 async def test_bad_pagination_is_a_400(seeded, jp_fetch, params):
     with pytest.raises(HTTPClientError) as e:
         await jp_fetch("workbench", "api", "runs", params=params)
@@ -586,6 +587,64 @@ async def test_bad_notebook_requests(jp_fetch, jp_root_dir, payload, code):
     assert e.value.code == code
     assert json.loads(e.value.response.body)["message"]
     assert not list(jp_root_dir.rglob("*.ipynb"))
+
+
+async def test_a_notebook_in_a_folder_with_any_characters_is_created_once(jp_fetch, jp_root_dir):
+    folder = jp_root_dir / "日本語 runs" / "emoji 🚀"
+    folder.mkdir(parents=True)
+    r, body = await fetch_json(jp_fetch, "notebooks", method="POST",
+                               body=json.dumps({"template": "notes", "path": "日本語 runs/emoji 🚀"}))
+    assert r.code == 201 and body["path"] == "日本語 runs/emoji 🚀/notes.ipynb"
+    assert r.headers["Location"].endswith("/api/contents/%E6%97%A5%E6%9C%AC%E8%AA%9E%20runs/emoji%20%F0%9F%9A%80/notes.ipynb")
+    assert [p.name for p in folder.glob("*.ipynb")] == ["notes.ipynb"]
+
+
+async def test_a_notebook_path_is_normalised_as_the_file_browser_names_it(jp_fetch, jp_root_dir):
+    (jp_root_dir / "sub").mkdir()
+    _, body = await fetch_json(jp_fetch, "notebooks", method="POST",
+                               body=json.dumps({"template": "notes", "path": "/sub/./"}))
+    assert body["path"] == "sub/notes.ipynb" and (jp_root_dir / "sub" / "notes.ipynb").is_file()
+
+
+async def test_a_hidden_folder_is_refused_before_anything_is_written(jp_fetch, jp_root_dir):
+    (jp_root_dir / ".hidden").mkdir()
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "notebooks", method="POST",
+                       body=json.dumps({"template": "notes", "path": ".hidden"}))
+    assert e.value.code == 400 and "hidden folder" in json.loads(e.value.response.body)["message"]
+    assert not list((jp_root_dir / ".hidden").iterdir())
+
+
+async def test_a_template_whose_parameters_cell_is_broken_says_so(jp_fetch, jp_root_dir, templates_root):
+    nb = json.loads((templates_root / "text-classification.ipynb").read_text())
+    nb["cells"][1]["source"] = "model = 'minilm'\nepochs = (\n"
+    (templates_root / "broken.ipynb").write_text(json.dumps(nb))
+    _, body = await fetch_json(jp_fetch, "templates")
+    broken = {t["name"]: t for t in body["templates"]}["broken"]
+    assert "parameters cell is not valid Python (line 2" in broken["error"]
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "notebooks", method="POST",
+                       body=json.dumps({"template": "broken", "parameters": {"epochs": 2}}))
+    assert e.value.code == 400 and "not valid Python" in json.loads(e.value.response.body)["message"]
+    assert not list(jp_root_dir.glob("*.ipynb"))
+
+
+async def test_a_wrongly_typed_parameter_is_explained_without_command_line_advice(jp_fetch):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("workbench", "api", "notebooks", method="POST",
+                       body=json.dumps({"template": "text-classification", "parameters": {"epochs": "two"}}))
+    message = json.loads(e.value.response.body)["message"]
+    assert "'epochs' must be int, got 'two'" in message and "-p " not in message
+
+
+async def test_a_renamed_run_folder_is_listed_and_opens(seeded, jp_fetch, runs_root):
+    name = "best run (v2) ünï"
+    (runs_root / name).mkdir()
+    (runs_root / name / "run.json").write_bytes(seeded["completed"].run_json.read_bytes())
+    _, page = await fetch_json(jp_fetch, "runs")
+    assert name in {row["id"] for row in page["runs"]}
+    _, detail = await fetch_json(jp_fetch, "runs", name)
+    assert detail["run"]["id"] == name
 
 
 def test_runs_dir_setting_is_honoured(jp_configurable_serverapp, jp_server_config, tmp_path):

@@ -231,3 +231,86 @@ def test_a_run_started_from_a_notebook_leads_back_to_it(tmp_path, monkeypatch):
     nb.unlink()  # moved or deleted since
     rows = {r["id"]: r for r in RunIndex(tmp_path / "runs", contents_root=tmp_path).rows()}
     assert rows[done.id]["notebook"] is None
+
+
+def test_run_folders_with_any_name_are_listed_as_the_cli_lists_them(tmp_path):
+    """A run folder renamed in Lab's file browser (spaces, accents, a leading underscore) stays a run."""
+    from workbench.runs import list_runs
+
+    runs = seed_runs(tmp_path / "runs")
+    root = tmp_path / "runs"
+    names = ["best run (v2)", "légal-ünï", "_kept", "日本語 run"]
+    for name in names:
+        (root / name).mkdir()
+        (root / name / "run.json").write_bytes(runs["completed"].run_json.read_bytes())
+    listed = {row["id"] for row in RunIndex(root).rows()}
+    assert set(names) <= listed
+    assert listed == {row["id"] for row in list_runs(root)}
+    for name in names:
+        assert resolve_run(root, name).id == name
+    for bad in ("", ".", "..", ".hidden", "a/b", "a\\b", "a\x00b", "x" * 256):
+        assert resolve_run(root, bad) is None
+
+
+def test_files_linked_out_of_the_run_folder_are_not_read(tmp_path):
+    from workbench.server.runindex import read_config_text, read_eval
+
+    runs = seed_runs(tmp_path / "runs")
+    root = tmp_path / "runs"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "m.jsonl").write_text('{"event": "step", "step": 1, "loss": 9.5, "note": "SECRET"}\n')
+    (outside / "c.yaml").write_text("secret: SECRET\n")
+    (outside / "e.json").write_text(json.dumps({"finetuned": {"accuracy": 0.123}, "main_metric": "accuracy"}))
+    (outside / "r.json").write_text(runs["completed"].run_json.read_text())
+    run = runs["completed"]
+    for name, target in (("metrics.jsonl", "m.jsonl"), ("config.yaml", "c.yaml"), ("eval.json", "e.json")):
+        (run.path / name).unlink(missing_ok=True)
+        os.symlink(outside / target, run.path / name)
+    with pytest.raises(PermissionError, match="outside the run folder"):
+        read_metrics_chunk(run, 0)
+    assert read_config_text(run) == ""
+    evaluation, problem = read_eval(run)
+    assert evaluation is None and "outside the run folder" in problem
+    row = RunIndex(root).row(run)
+    assert "SECRET" not in json.dumps(row) and row.get("value") != 0.123 and "outside" in row["eval_error"]
+    assert row["loss_sparkline"] == []
+    # a run.json linked from elsewhere makes no run
+    other = root / "20260101-000000-linked-json"
+    other.mkdir()
+    os.symlink(outside / "r.json", other / "run.json")
+    assert resolve_run(root, other.name) is None
+
+
+def test_one_runs_metrics_read_does_not_hold_up_another_run(tmp_path):
+    """The first read of a long metrics.jsonl takes seconds: it waits on its own run's lock only."""
+    import threading
+
+    runs = seed_runs(tmp_path / "runs")
+    index = RunIndex(tmp_path / "runs")
+    slow, other = runs["completed"], runs["failed"]
+    done = threading.Event()
+    with index._sketch_lock(slow.id):  # as while the slow run's file is being read
+        thread = threading.Thread(target=lambda: (index.row(other), done.set()), daemon=True)
+        thread.start()
+        assert done.wait(10), "a row of another run waited for the slow run's read"
+    assert index.row(slow)["id"] == slow.id
+
+
+def test_a_stop_request_never_brings_a_deleted_run_folder_back(tmp_path):
+    import shutil
+
+    runs = seed_runs(tmp_path / "runs")
+    run = runs["running"]
+    shutil.rmtree(run.path)
+    with pytest.raises(FileNotFoundError):
+        run.request_stop()
+    assert not run.path.exists()
+
+
+def test_metrics_lines_that_are_no_json_object_are_corrupt_lines(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    run.metrics_jsonl.write_text('[1, 2]\n"text"\nnull\n{"event": "step", "step": 1, "loss": 1.0}\n')
+    records = read_metrics_chunk(run, 0)["records"]
+    assert records == [{"event": "corrupt_line"}] * 3 + [{"event": "step", "step": 1, "loss": 1.0}]

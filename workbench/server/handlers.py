@@ -2,7 +2,9 @@
 
 Every verb is ``@tornado.web.authenticated`` and ``@authorized``; ``APIHandler`` adds jupyter_server's
 XSRF and origin checks for cookie-authenticated requests. Responses are strict JSON
-(non-finite numbers become null), and no response carries a server-side absolute path.
+(non-finite numbers become null). What the server adds names folders from the Jupyter root (null
+outside it), never by the server's absolute path; a run's own files (run.json, config.yaml,
+metrics.jsonl) are passed on as written, with the paths the run recorded.
 
   GET  info                      version, the runs directory shown and the largest page of runs
   GET  runs?offset=&limit=       one page of run summaries, newest first (ETag: unchanged pages are a 304)
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,7 +29,7 @@ import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
-from jupyter_server.utils import url_path_join
+from jupyter_server.utils import url_escape, url_path_join
 from traitlets import Int, Unicode
 from traitlets.config import Configurable
 
@@ -34,8 +37,8 @@ from .. import _onednn
 from .._version import __version__
 from ..paths import templates_dir as default_templates_dir
 from ..runs import ACTIVE, RunDir, default_runs_dir, dumps_strict
-from .runindex import (RunIndex, confined_file, lab_path, metric_directions, read_eval, read_metrics_chunk,
-                       resolve_run)
+from .runindex import (RunIndex, confined_file, lab_path, metric_directions, read_config_text, read_eval,
+                       read_metrics_chunk, resolve_run)
 from .templates import TemplateError, describe, instantiate, kernel_metadata, read_notebook
 
 AUTH_RESOURCE = "workbench"
@@ -78,10 +81,10 @@ class _Base(APIHandler):
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise tornado.web.HTTPError(400, f"'{name}' must be an integer") from None
+        # plain ASCII digits only: Python's int() also takes "1_0" and other scripts' digits
+        if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+            raise tornado.web.HTTPError(400, f"'{name}' must be an integer between {lo} and {hi}")
+        value = int(raw)
         if not lo <= value <= hi:
             raise tornado.web.HTTPError(400, f"'{name}' must be between {lo} and {hi}")
         return value
@@ -130,10 +133,7 @@ def _run_detail(index: RunIndex, run: RunDir) -> dict:
         detail["info"] = info if isinstance(info, dict) else None
     except Exception:
         pass  # the summary row already carries the error
-    try:
-        detail["config"] = run.read_config_text()
-    except (OSError, UnicodeDecodeError):
-        detail["config"] = ""
+    detail["config"] = read_config_text(run)
     detail["eval"], problem = read_eval(run)
     if problem:  # as a corrupt run.json is reported: in the summary row, beside what could be read
         detail["run"]["eval_error"] = problem
@@ -183,7 +183,10 @@ class StopHandler(_Base):
             raise tornado.web.HTTPError(409, "run.json cannot be read; the run cannot be stopped from here") from None
         if status not in ACTIVE:
             raise tornado.web.HTTPError(409, f"the run is {status}; only pending or running runs can be stopped")
-        await asyncio.to_thread(run.request_stop)
+        try:
+            await asyncio.to_thread(run.request_stop)
+        except FileNotFoundError:  # deleted since the lookup: writing STOP must not bring the folder back
+            raise tornado.web.HTTPError(404, f"no run '{run.id}' in the runs folder") from None
         self.log.info("workbench: stop requested for run %s", run.id)
         self.reply({"id": run.id, "stop_requested": True}, status=202)
 
@@ -262,7 +265,8 @@ def _api_dir(path: Any) -> str:
         raise tornado.web.HTTPError(400, "'path' must be a string")
     if "\\" in path or "\x00" in path or ".." in PurePosixPath(path).parts:
         raise tornado.web.HTTPError(400, "'path' must be a folder inside the server root")
-    return path.strip("/")
+    # "sub/./" and "sub//x" name the folders Lab's file browser calls "sub" and "sub/x"
+    return "/".join(part for part in path.split("/") if part not in ("", "."))
 
 
 def _check_types(template: Path, parameters: Any) -> None:
@@ -271,7 +275,7 @@ def _check_types(template: Path, parameters: Any) -> None:
 
     if isinstance(parameters, dict) and parameters:
         try:
-            check_values(parameters, parameter_spec(template), template.stem)
+            check_values(parameters, parameter_spec(template), template.stem, examples=False)
         except ParameterError as e:
             raise TemplateError(str(e)) from None
 
@@ -299,6 +303,10 @@ class NotebooksHandler(_Base):
         cm = self.contents_manager
         if not await ensure_async(cm.dir_exists(directory)):
             raise tornado.web.HTTPError(404, "no such folder")
+        if directory and not cm.allow_hidden and await ensure_async(cm.is_hidden(directory)):
+            # refused before writing, as the contents API's PUT does (its save would write, then 404)
+            raise tornado.web.HTTPError(400, f"'{directory}' is a hidden folder; choose another folder "
+                                             "(or start the server with --ContentsManager.allow_hidden=True)")
         try:
             nb = instantiate(await asyncio.to_thread(read_notebook, template), body.get("parameters"))
             _check_types(template, body.get("parameters"))
@@ -309,7 +317,8 @@ class NotebooksHandler(_Base):
         path = f"{directory}/{name}" if directory else name
         model = await ensure_async(cm.save({"type": "notebook", "format": "json", "content": nb}, path))
         self.log.info("workbench: created %s from template %s", path, template.stem)
-        self.set_header("Location", url_path_join(self.base_url, "api", "contents", path))
+        # escaped as jupyter_server's contents handler does: a raw non-Latin-1 name is no valid header
+        self.set_header("Location", url_path_join(self.base_url, "api", "contents", url_escape(model["path"])))
         self.reply({"path": model["path"], "name": model["name"], "template": template.stem}, status=201)
 
 

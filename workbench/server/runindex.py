@@ -1,11 +1,13 @@
 """The runs directory as the server sees it: confined lookups and a cached, paginated listing.
 
-Pure Python over :mod:`workbench.runs`, so it is testable without a server. Every path that
-leaves this module was resolved (symlinks included) and checked to lie inside the runs root.
+Pure Python over :mod:`workbench.runs`, so it is testable without a server. Every run folder
+and file it reads was resolved (symlinks included) and checked to lie inside the runs root: a file
+of a run that links elsewhere is treated as unreadable.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -16,30 +18,40 @@ from typing import Any
 
 from ..errors import RunError
 from ..metrics import higher_is_better_in
-from ..runs import ACTIVE, RunDir, is_valid_run_id, validation_value
+from ..runs import ACTIVE, RunDir, validation_value
 
 SPARKLINE_POINTS = 48
 SKETCH_BUCKETS = 256
 METRICS_CHUNK_BYTES = 1 << 20
 
 
+def is_folder_name(run_id: Any) -> bool:
+    """One folder name as ``workbench runs list`` lists them: no separator, NUL or leading dot (which
+    also rules out ``.`` and ``..``). Spaces and any other characters are allowed: a run folder
+    renamed in Lab's file browser is still a run."""
+    return (isinstance(run_id, str) and 0 < len(run_id) <= 255 and not run_id.startswith(".")
+            and not any(c in run_id for c in "/\\\x00"))
+
+
 def resolve_run(root: Path, run_id: str, _is_real: bool = False) -> RunDir | None:
     """The run ``run_id`` under ``root``, or None when the id is malformed, escapes the root or is no run.
 
-    The id is checked syntactically first (no separators, no leading dot, no ``..``), then the
+    The id is checked syntactically first (one folder name, see ``is_folder_name``), then the
     directory is resolved with symlinks followed and must sit directly inside the resolved root,
-    so ``../x``, encoded traversal, sibling roots (``runs-evil``) and symlinks out are all refused.
+    so ``../x``, encoded traversal, sibling roots (``runs-evil``) and symlinks out are all refused,
+    and its run.json must be a file inside it.
     """
-    if not isinstance(run_id, str) or not is_valid_run_id(run_id):
+    if not is_folder_name(run_id):
         return None
     try:
         real_root = Path(root) if _is_real else Path(os.path.realpath(root))
         real = Path(os.path.realpath(real_root / run_id))
     except (OSError, ValueError):
         return None
-    if real.parent != real_root or not (real / "run.json").is_file():
+    if real.parent != real_root:
         return None
-    return RunDir(real)
+    run = RunDir(real)
+    return run if confined_file(run, "run.json") is not None else None
 
 
 def confined_file(run: RunDir, name: str) -> Path | None:
@@ -53,6 +65,23 @@ def confined_file(run: RunDir, name: str) -> Path | None:
     if real.parent != real_run or not real.is_file():
         return None
     return real
+
+
+def linked_out(run: RunDir, name: str) -> bool:
+    """True when the run's file ``name`` exists (a link, maybe) but is no regular file inside the run
+    folder: the server reads it as unreadable rather than follow it out of the runs root."""
+    return os.path.lexists(run.path / name) and confined_file(run, name) is None \
+        and not (run.path / name).is_dir()  # a folder in a file's place is reported as such by the readers
+
+
+def read_config_text(run: RunDir) -> str:
+    """config.yaml's text, or "" when it is missing, unreadable or links out of the run folder."""
+    if linked_out(run, "config.yaml"):
+        return ""
+    try:
+        return run.read_config_text()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def lab_path(path: Path, contents_root: Path | None) -> str | None:
@@ -77,6 +106,8 @@ def read_metrics_chunk(run: RunDir, offset: int, max_bytes: int = METRICS_CHUNK_
     (the file was replaced) restarts from 0 with ``reset`` set, so a client drops what it had.
     """
     path = run.metrics_jsonl
+    if linked_out(run, path.name):
+        raise PermissionError(errno.EACCES, "it links outside the run folder", str(path))
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -112,9 +143,10 @@ def read_metrics_chunk(run: RunDir, offset: int, max_bytes: int = METRICS_CHUNK_
         if not raw.strip():
             continue
         try:
-            records.append(json.loads(raw))
+            record = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            records.append({"event": "corrupt_line"})
+            record = None
+        records.append(record if isinstance(record, dict) else {"event": "corrupt_line"})
     new_offset = offset + end + 1
     # a read shorter than the cap reached the end: what follows its last newline is a partial line
     more = len(chunk) == max_bytes and new_offset < size
@@ -128,6 +160,8 @@ def read_eval(run: RunDir) -> tuple[dict | None, str | None]:
     names a corrupt one; a folder in its place or a file without permission raises there instead,
     and is named here the same way, so a run's figures are never silently absent.
     """
+    if linked_out(run, "eval.json"):
+        return None, "eval.json links outside the run folder and is not read"
     try:
         return run.read_eval(), run.eval_problem()
     except OSError as e:
@@ -211,7 +245,15 @@ class RunIndex:
         self.contents_root = contents_root
         self._rows: dict[str, tuple[tuple, dict]] = {}
         self._sketches: dict[str, LossSketch] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the row cache and the per-run locks; held only briefly
+        self._sketch_locks: dict[str, threading.Lock] = {}  # one run's metrics read waits on no other run
+
+    def _sketch_lock(self, run_id: str) -> threading.Lock:
+        with self._lock:
+            lock = self._sketch_locks.get(run_id)
+            if lock is None:
+                lock = self._sketch_locks[run_id] = threading.Lock()
+            return lock
 
     def _run_dirs(self) -> list[RunDir]:
         try:
@@ -241,7 +283,11 @@ class RunIndex:
             except Exception as e:  # a run directory we cannot make sense of still gets a row
                 row = {"id": run.id, "status": "unknown", "error": f"unreadable run directory: {type(e).__name__}"}
         row.pop("path", None)
-        if not row.get("eval_error"):
+        if linked_out(run, "eval.json"):  # summary() read it: take back what it found there
+            for key in ("value", "baseline"):
+                row.pop(key, None)
+            row["eval_error"] = read_eval(run)[1]
+        elif not row.get("eval_error"):
             problem = read_eval(run)[1]  # one summary() raises on rather than names (a folder for eval.json)
             if problem:
                 row["eval_error"] = problem
@@ -304,7 +350,8 @@ class RunIndex:
 
     def _with_sparkline(self, run: RunDir, summary: dict) -> dict:
         row = dict(summary)
-        with self._lock:
+        # a first read of a long metrics.jsonl takes seconds: it holds this run's lock, not the index's
+        with self._sketch_lock(run.id):
             try:
                 row["loss_sparkline"] = self._sparkline(run)
             except OSError:
@@ -335,6 +382,8 @@ class RunIndex:
                 self._rows.pop(stale, None)
             for stale in set(self._sketches) - alive:
                 self._sketches.pop(stale, None)
+            for stale in set(self._sketch_locks) - alive:
+                self._sketch_locks.pop(stale, None)
         pairs.sort(key=lambda p: (str(p[1].get("created_at") or ""), p[1]["id"]), reverse=True)
         return pairs
 

@@ -61,8 +61,9 @@ def declared_parameters(nb: dict) -> list[dict]:
     source = _source(nb["cells"][index])
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return []
+    except SyntaxError as e:  # listed with this error rather than as a template without parameters
+        raise TemplateError(f"the parameters cell is not valid Python (line {e.lineno}: {e.msg}); "
+                            "fix the template") from None
     lines = source.splitlines()
     found: dict[str, dict] = {}
     for node in tree.body:

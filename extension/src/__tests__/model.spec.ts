@@ -6,7 +6,7 @@ import {
   IWorkbenchAPI,
   WorkbenchAPIError
 } from '../api';
-import { RunDetailModel, RunsListModel } from '../model';
+import { MAX_CHUNKS_PER_LOAD, RunDetailModel, RunsListModel } from '../model';
 
 function run(id: string, status: IRunSummary['status'] = 'completed'): IRunSummary {
   return { id, status, name: id };
@@ -225,6 +225,30 @@ describe('RunDetailModel', () => {
     expect(api.metricOffsets).toEqual([0, 40]);
     expect(model.series.loss).toEqual([[1, 2]]);
     expect(model.metricsError).toBeNull();
+    model.dispose();
+  });
+
+  it('reads the rest of a long finished run at the next poll instead of stopping short', async () => {
+    const api = new FakeAPI();
+    api.details = [detail('completed')];
+    const n = MAX_CHUNKS_PER_LOAD + 7;
+    api.chunks = Array.from({ length: n }, (_, i) => ({
+      records: [{ event: 'step', step: i + 1, loss: 1 / (i + 1) }],
+      offset: 100 * (i + 1),
+      size: 100 * n,
+      more: i + 1 < n,
+      reset: false
+    }));
+    const model = new RunDetailModel(api, 'r1', { autoStart: false });
+    await model.refresh();
+    expect(model.series.loss.length).toBe(MAX_CHUNKS_PER_LOAD);
+    expect(model.caughtUp).toBe(false);
+    expect(model.polling).toBe(true); // finished, but not read to the end yet
+    await model.refresh();
+    expect(model.series.loss.length).toBe(n);
+    expect(model.series.loss[n - 1][0]).toBe(n);
+    expect(model.caughtUp).toBe(true);
+    expect(model.polling).toBe(false);
     model.dispose();
   });
 

@@ -1,4 +1,4 @@
-import { extent, linePath, RunSeries, sparklinePath, stepTicks, ticks } from '../series';
+import { extent, linePath, RunSeries, sparklinePath, stepTicks, thin, Point, ticks } from '../series';
 
 describe('RunSeries', () => {
   it('collects finite losses, learning rates and eval metrics across chunks', () => {
@@ -42,6 +42,25 @@ describe('paths', () => {
       0
     );
     expect(d).toBe('M0.0,50.0L100.0,0.0');
+  });
+  it('draws a long curve with a few points per pixel column, keeping its spikes', () => {
+    const points: Point[] = Array.from({ length: 200000 }, (_, i): Point => [i + 1, 1 + Math.sin(i / 5000) / 10]);
+    points[123456][1] = 9; // one spike
+    points[54321][1] = -3; // one dip
+    const kept = thin(points, 1, 400 / 200000);
+    expect(kept.length).toBeLessThanOrEqual(4 * 401);
+    expect(kept.length).toBeGreaterThan(400);
+    expect(kept).toContainEqual([123457, 9]);
+    expect(kept).toContainEqual([54322, -3]);
+    expect(kept[0]).toEqual(points[0]);
+    expect(kept[kept.length - 1]).toEqual(points[points.length - 1]);
+    const xs = kept.map(p => p[0]);
+    expect(xs).toEqual([...xs].sort((a, b) => a - b));
+    const d = linePath(points, 400, 100); // its scale: (400 - 2 * pad) pixels over steps 1 to 200,000
+    expect(d.split('L').length).toBe(thin(points, 1, 398 / 199999).length);
+    expect(d.split('L').length).toBeLessThanOrEqual(4 * 400);
+    const short: Point[] = [[1, 2], [2, 1], [3, 3]];
+    expect(thin(short, 1, 100)).toBe(short);
   });
   it('draws a flat series at mid height', () => {
     const d = sparklinePath([2, 2, 2], 84, 26);
