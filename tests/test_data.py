@@ -381,3 +381,95 @@ def test_unquoted_separators_in_texts_are_refused_with_their_lines(tmp_path):
     with pytest.raises(DataError, match=r"tabs.tsv, line 3: more fields than the header's 2 \(text, label\), so a "
                                         r"tab inside a text splits it"):
         load_frame(str(tsv))
+
+
+# ---- where rows came from, and files that are not read --------------------------------------------
+
+def test_label_folders_read_documents_without_a_suffix_and_refuse_other_files(tmp_path):
+    """20 Newsgroups names its documents by number; a CSV or PDF among them is refused, not skipped."""
+    for label in ("sport", "money"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            (tmp_path / label / f"{49960 + i}").write_text(f"{label} document {i}\n")
+        (tmp_path / label / "extra.txt").write_text(f"{label} extra\n")
+        (tmp_path / label / ".DS_Store").write_bytes(b"\x00\x01")
+    got = load_frame(str(tmp_path))
+    assert len(got) == 8 and sorted(got["label"].unique()) == ["money", "sport"]
+    (tmp_path / "sport" / "notes.csv").write_text("a,b\n")
+    with pytest.raises(DataError, match=r"besides 8 text files the label folders hold 1 other file "
+                                        r"\(sport/notes.csv\).*Move them out") as e:
+        load_frame(str(tmp_path))
+    assert e.value.problems[0]["files"] == ["sport/notes.csv"]
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.json"])
+def test_json_files_with_a_byte_order_mark_load(tmp_path, name):
+    df = frame(30)
+    text = df.to_json(orient="records", lines=name.endswith("l"))
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_frame(str(tmp_path / name))["text"].tolist() == df["text"].tolist()
+
+
+def test_a_broken_json_line_names_the_column(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"text": "a", "label": "x"}\n{"text": "b, "label": "y"}\n')
+    with pytest.raises(DataError, match=r"d.jsonl, line 2: not valid JSON \(Expecting ',' delimiter, column 15\)"):
+        load_frame(str(tmp_path / "d.jsonl"))
+
+
+def test_a_utf16_csv_is_told_to_convert_from_utf16(tmp_path):
+    p = tmp_path / "u.csv"
+    p.write_bytes("text,label\nfine,a\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"It is UTF-16 text \(Excel's 'Unicode Text'\).*iconv -f utf-16") as e:
+        load_frame(str(p))
+    assert "latin" not in str(e.value).lower()
+
+
+def test_rows_of_a_filtered_dataframe_are_named_by_its_own_index():
+    df = frame(120)
+    df.loc[99, "text"] = ""
+    sub = df[df.index % 3 != 1]  # an ordinary filter: the index has gaps
+    assert sub.index.get_loc(99) != 99
+    with pytest.raises(DataError, match=r"DataFrame given as data.train: index 99: empty text"):
+        load(sub)
+    with pytest.raises(DataError, match=r"data.train: index 'r7': no label"):
+        named = frame(60).set_axis([f"r{i}" for i in range(60)])
+        named.loc["r7", "label"] = None
+        load(named)
+
+
+def test_rows_of_a_glob_or_folder_of_files_are_named_by_file_and_line(tmp_path):
+    df = frame(60)
+    (tmp_path / "parts").mkdir()
+    df.iloc[:30].to_csv(tmp_path / "parts" / "part1.csv", index=False)
+    second = df.iloc[30:].copy()
+    second.iloc[4, 0] = ""
+    second.to_csv(tmp_path / "parts" / "part2.csv", index=False)
+    for ref in (str(tmp_path / "parts" / "*.csv"), str(tmp_path / "parts")):
+        with pytest.raises(DataError, match=r"part2.csv line 6: empty text in column 'text'"):
+            load(ref)
+    with pytest.raises(DataError) as e:
+        load(str(tmp_path / "parts"), label_column="lable")
+    assert "Available columns: text, label." in str(e.value)
+
+
+def test_dropping_every_overlapping_evaluation_text_is_an_error_not_an_empty_split():
+    df = frame(60)
+    val = frame(12, seed=7).assign(text=lambda d: d.text + " v")
+    with pytest.raises(DataError, match=r"^10 test texts also appear in train \(.*\): dropping them "
+                                        r"\(data.overlap: drop\) leaves no test split. Give a data.test file") as e:
+        load(df, validation=val, test=df.iloc[:10].copy(), overlap="drop")
+    assert e.value.problems[0]["emptied"]
+    # dropped in two steps: those in train, then the rest, which are in validation
+    test = pd.concat([df.iloc[:4], val.iloc[:2]], ignore_index=True)
+    with pytest.raises(DataError, match=r"^2 test texts also appear in validation \(.*\): dropping them \(data.overlap: "
+                                        r"drop\) leaves no test split \(its other 4 were dropped as they also appear "
+                                        r"in train\)"):
+        load(df, validation=val, test=test, overlap="drop")
+
+
+def test_validation_and_test_sizes_are_split_as_asked():
+    df = frame(200)
+    _, s = load(df, validation_size=0.45, test_size=0.45)
+    assert abs(len(s.validation) - 90) <= 2 and abs(len(s.test) - 90) <= 2
+    with pytest.raises(DataError, match=r"data.validation_size \(0.6\) and data.test_size \(0.4\) add up"):
+        load(df, validation_size=0.6, test_size=0.4)

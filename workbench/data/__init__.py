@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .loaders import POSITION_COLUMN, load_frame, where
+from .loaders import INTERNAL_PREFIX, POSITION_COLUMN, load_frame, where
 
 __all__ = ["Splits", "load_splits", "load_frame", "where", "require_columns", "DataError"]
 
@@ -48,7 +48,9 @@ _COLUMN_SYNONYMS = {
 def require_columns(frame: pd.DataFrame, columns: dict[str, str]) -> None:
     """``columns`` maps config field -> column name; a missing one gets the list and the nearest match
     (by spelling, else by what such a column is often called)."""
-    available = [str(c) for c in frame.columns]
+    # the columns of the data as given: not those workbench adds to remember where rows came from
+    location = frame.attrs.get("location_column")
+    available = [str(c) for c in frame.columns if not str(c).startswith(INTERNAL_PREFIX) and c != location]
     for fieldname, col in columns.items():
         if col in frame.columns:
             continue
@@ -189,7 +191,11 @@ def load_splits(cfg: Any, *, key_column: str, label_column: str | None,
                                "duplicates kept together)")
     if frames["validation"] is None:
         size = d.validation_size / (1 - d.test_size) if report.get("test_from") else d.validation_size
-        train, frames["validation"], stratified = _group_split(train, min(size, 0.5), key_column, strat, seed + 1,
+        if size >= 1:
+            raise DataError(f"data.validation_size ({d.validation_size}) and data.test_size ({d.test_size}) add up "
+                            "to the whole of data.train, leaving nothing to train on. Make them add up to less "
+                            "than 1 (e.g. 0.1 each), or give data.validation or data.test files.")
+        train, frames["validation"], stratified = _group_split(train, size, key_column, strat, seed + 1,
                                                                "validation",
                                                                frames["test"] if report.get("test_from") else None)
         report["validation_from"] = f"{d.validation_size:.0%} of the data (seeded{', stratified' if stratified else ''})"
@@ -278,6 +284,17 @@ def _overlap(splits: Splits, key: str, policy: str) -> None:
             raise DataError(msg + f": {why}. Remove them from one side, or set "
                             "data.overlap: drop (remove them from the evaluation split) or warn (keep).",
                             [{"kind": "overlap", "split": name, "with": where_seen, "rows": rows[:100], "count": n}])
+        if policy == "drop" and n == len(frame):
+            given = splits.report["sources"].get(name)
+            earlier = splits.report["dropped"].get(f"{name}_overlap", 0) if where_seen != "train" else 0
+            raise DataError(msg + f": dropping them (data.overlap: drop) leaves no {name} split"
+                            + (f" (its other {earlier} were dropped as they also appear in train)" if earlier else "")
+                            + ". "
+                            + (f"Give a data.{name} file with texts that are not in {where_seen}, leave data.{name} "
+                               f"out to split one off train, or set data.overlap: warn to keep them."
+                               if given else "Give more data, or set data.overlap: warn to keep them."),
+                            [{"kind": "overlap", "split": name, "with": where_seen, "rows": rows[:100], "count": n,
+                              "emptied": True}])
         if policy == "drop":
             kept = frame[~hit].reset_index(drop=True)
             kept.attrs.update(frame.attrs)

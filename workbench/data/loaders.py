@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError
@@ -24,6 +25,11 @@ CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2", ".bioes", ".iobes")
 DATA_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq", ".gz") + TEXT_SUFFIXES \
     + CONLL_SUFFIXES
 
+# a column load_splits adds to frames read from files: each row's 0-based place in its file
+POSITION_COLUMN = "_workbench_row"
+# where a row of several files or of a re-indexed DataFrame came from, as messages name it
+LOCATION_COLUMN = "_workbench_location"
+INTERNAL_PREFIX = "_workbench_"
 
 def _bbc_news() -> pd.DataFrame:
     import importlib.util
@@ -71,13 +77,32 @@ def read_text_file(path: Path) -> str:
         return raw.decode("latin-1")  # the classic corpora mix in a few Latin-1 files
 
 
+def _is_document(path: Path) -> bool:
+    """A text document in a label folder: a .txt/.text/.md file, or one without a suffix (20 Newsgroups
+    names its documents by number)."""
+    return path.suffix.lower() in TEXT_SUFFIXES or not path.suffix
+
+
 def read_label_folders(root: Path) -> pd.DataFrame:
-    """A folder with one sub-folder per label, each holding text files."""
-    rows = []
+    """A folder with one sub-folder per label, each holding text files.
+
+    A label folder that also holds other files (a CSV, a PDF) is refused with their names rather
+    than read in part; hidden files (.DS_Store) are no documents."""
+    rows, others = [], []
     for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
         for f in sorted(label_dir.iterdir()):
-            if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES:
+            if not f.is_file() or f.name.startswith("."):
+                continue
+            if _is_document(f):
                 rows.append({"text": read_text_file(f).strip(), "label": label_dir.name, "file": str(f)})
+            else:
+                others.append(f"{label_dir.name}/{f.name}")
+    if others:
+        raise DataError(f"{root}: besides {len(rows)} text files the label folders hold {len(others)} other "
+                        f"file{'s' if len(others) > 1 else ''} ({', '.join(others[:5])}"
+                        f"{', …' if len(others) > 5 else ''}), which are not read as text. Move them out of the "
+                        "label folders (documents are .txt, .text, .md or files without a suffix); nothing was read.",
+                        [{"kind": "other_files", "file": str(root), "files": others[:100]}])
     if not rows:
         raise DataError(f"{root}: no text files found in label sub-folders. Expected {root}/<label>/<doc>.txt.")
     frame = pd.DataFrame(rows)
@@ -87,14 +112,15 @@ def read_label_folders(root: Path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: Notepad and PowerShell 5 write a byte-order mark
         for i, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {i}: not valid JSON ({e.msg}). Each line must be one JSON object.",
+                raise DataError(f"{path}, line {i}: not valid JSON ({e.msg}, column {e.colno}). Each line must be "
+                                "one JSON object.",
                                 [{"kind": "bad_json", "file": str(path), "rows": [i]}]) from None
             if not isinstance(obj, dict):
                 # named as JSON names them: the line holds null or a list, not Python's NoneType
@@ -161,6 +187,22 @@ def _first_bad_byte(path: Path) -> str:
         line = raw[:e.start].count(b"\n") + 1
         return f", line {line} (byte 0x{raw[e.start]:02x})"
     return ""
+
+
+def _encoding_hint(path: Path, suffix: str) -> str:
+    """How to make ``path`` UTF-8, for the encoding its first bytes suggest and the kind of file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
+    spreadsheet = suffix.startswith((".csv", ".tsv", ".tab"))
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text", Notepad's "Unicode"
+        return ("It is UTF-16 text" + (" (Excel's 'Unicode Text')" if spreadsheet else "") + ": save it as "
+                + ("'CSV UTF-8' in Excel, or " if spreadsheet else "UTF-8, or ")
+                + f"iconv -f utf-16 -t utf-8 {path.name} > out{suffix}, and run again.")
+    return ("Save the file as UTF-8 (" + ("in Excel: 'CSV UTF-8'; or " if spreadsheet else "")
+            + f"from Latin-1/Windows-1252: iconv -f cp1252 -t utf-8 {path.name} > out{suffix}) and run again.")
 
 
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
@@ -257,7 +299,7 @@ def read_file(path: Path) -> pd.DataFrame:
             frame = _read_jsonl(path)
             word = "line"
         elif suffix == ".json":
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
             data = json.loads(text)
             if isinstance(data, dict):
                 for key in ("data", "rows", "examples", "train"):
@@ -285,8 +327,9 @@ def read_file(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}: the file is empty. Give it a header line naming the columns (for example "
                             "text,label) and one line per example.") from None
         if isinstance(e, UnicodeDecodeError):
-            raise DataError(f"{path}{_first_bad_byte(path)}: not UTF-8 text. Save the file as UTF-8 (in Excel: "
-                            "'CSV UTF-8'; or iconv -f latin1 -t utf-8 in.csv > out.csv) and run again.") from None
+            raise DataError(f"{path}{_first_bad_byte(path)}: not UTF-8 text. {_encoding_hint(path, suffix)}") from None
+        if isinstance(e, json.JSONDecodeError):
+            raise DataError(f"{path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg}).") from None
         raise DataError(f"{path}: could not be read ({type(e).__name__}: {str(e).splitlines()[0]}).") from None
     frame.attrs.update(source=str(path), row_offset=offset, row_word=word)
     return frame
@@ -297,6 +340,11 @@ def load_frame(ref: Any, field: str = "data.train") -> pd.DataFrame:
     if isinstance(ref, pd.DataFrame):
         frame = ref.reset_index(drop=True).copy()
         frame.attrs.update(source=f"DataFrame given as {field}", row_offset=0, row_word="index")
+        if not ref.index.equals(pd.RangeIndex(len(ref))):
+            # a filtered or re-indexed frame: messages name its own index labels (df.loc[...]), not positions
+            frame[LOCATION_COLUMN] = [f"index {label!r}" if not isinstance(label, (int, np.integer)) else
+                                      f"index {int(label)}" for label in ref.index]
+            frame.attrs["location_column"] = LOCATION_COLUMN
         return frame
     if type(ref).__module__.startswith("datasets") and hasattr(ref, "to_pandas"):
         frame = ref.to_pandas()
@@ -316,21 +364,29 @@ def load_frame(ref: Any, field: str = "data.train") -> pd.DataFrame:
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
         if not files:
             raise DataError(f"{field}: folder {p} is empty.")
-        return _concat([read_file(f) for f in files], str(p))
+        return _concat([read_file(f) for f in files], str(p), [f.name for f in files])
     if p.is_file():
         return read_file(p)
     matches = sorted(glob.glob(ref))
     if matches:
-        return _concat([read_file(Path(m)) for m in matches], ref)
+        return _concat([read_file(Path(m)) for m in matches], ref, matches)
     if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl", ".parquet",
                                                                       ".txt", ".conll"):
         raise DataError(f"{field}: file not found: {ref}.")
     return _load_hub(ref, field)
 
 
-def _concat(frames: list[pd.DataFrame], source: str) -> pd.DataFrame:
+def _concat(frames: list[pd.DataFrame], source: str, names: list[str]) -> pd.DataFrame:
+    """Several files as one frame whose rows remember their file and line ("part2.csv line 6")."""
+    for name, frame in zip(names, frames):
+        if frame.attrs.get("location_column"):  # CoNLL sentences know their line already
+            places = [f"{name} {v}" for v in frame[frame.attrs["location_column"]]]
+        else:
+            offset, word = frame.attrs.get("row_offset", 0), frame.attrs.get("row_word", "row")
+            places = [f"{name} {word} {i + offset}" for i in range(len(frame))]
+        frame[LOCATION_COLUMN] = places
     out = pd.concat(frames, ignore_index=True)
-    out.attrs.update(source=source, row_offset=0, row_word="row")
+    out.attrs.update(source=source, row_offset=0, row_word="row", location_column=LOCATION_COLUMN)
     return out
 
 
@@ -352,8 +408,6 @@ def _load_hub(ref: str, field: str) -> pd.DataFrame:
     return frame
 
 
-# a column load_splits adds to frames read from files: each row's 0-based place in its file
-POSITION_COLUMN = "_workbench_row"
 
 
 def where(frame: pd.DataFrame, rows: list[int], limit: int = 8) -> str:
