@@ -834,7 +834,7 @@ def test_find_run_prefers_a_whole_run_name_to_ids_that_contain_it(tmp_path):
     assert find_run("base-lora", tmp_path).id == made["base-lora"][0]
     assert find_run("exp 1", tmp_path).id == made["exp 1"][0]  # a name that is no id
     assert find_run(made["base"][0], tmp_path).id == made["base"][0]
-    with pytest.raises(RunError, match="matches several runs"):
+    with pytest.raises(RunError, match=r"matches 3 runs \(\S+base\S+, \S+base\S+, \S+base\S+\); give more"):
         find_run("bas", tmp_path)
     with pytest.raises(RunError, match=r"No run named 'exp 2' under .*, and it is not a run id"):
         find_run("exp 2", tmp_path)
@@ -866,3 +866,27 @@ def test_a_keyboard_interrupt_after_a_checkpoint_records_it_to_resume_from(tiny_
     (run,) = [RunDir(d) for d in (tmp_path / "runs").iterdir()]
     info = run.read_info()
     assert info["status"] == "interrupted" and info["resume_from"] == str(run.complete_checkpoints()[-1])
+
+
+def test_an_ambiguous_run_reference_counts_every_run_it_matches(tmp_path):
+    from workbench.errors import RunError
+    from workbench.runs import find_run
+
+    for _ in range(7):
+        RunDir.create(tmp_path, "sweep", "text-classification").update_info(name="sweep")
+    with pytest.raises(RunError, match=r"'swee' matches 7 runs \((\S+sweep\S+, ){4}\S+sweep\S+ and 2 more\)"):
+        find_run("swee", tmp_path)
+
+
+def test_a_corrupt_model_marker_is_named_with_the_fix(finished, tmp_path):
+    import shutil
+
+    from workbench.api import Run
+    from workbench.errors import RunError
+
+    copy = tmp_path / finished.dir.name
+    shutil.copytree(finished.dir, copy)
+    marker = copy / "model" / "workbench.json"
+    marker.write_text(marker.read_text()[:20])
+    with pytest.raises(RunError, match=r"workbench.json cannot be read \(JSONDecodeError: .*\): it records which task"):
+        Run(copy).predict("a text")

@@ -227,7 +227,7 @@ def test_a_corpus_folder_is_read_with_its_sub_folders_and_other_files_are_named(
     assert "2024/1.txt line 5" in set(splits.train["location"]) | set(splits.test["location"]) | set(
         splits.validation["location"])
     (corpus / "2024" / "stats.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match=r"corpus: besides 7 text files the folder holds 1 other file\(s\) "
+    with pytest.raises(DataError, match=r"corpus: besides 7 text files the folder holds 1 other file "
                                         r"\(2024/stats.csv\).*a glob such as .*corpus/\*\*/\*.txt"):
         get("masked-lm")(cfg).load_data()
     # the suggested glob reads the text files; corpus/** matches the folders too, which are no documents
@@ -238,6 +238,6 @@ def test_a_corpus_folder_is_read_with_its_sub_folders_and_other_files_are_named(
     splits = get("masked-lm")(resolve(inline=mlm_config(tiny_bert, f"{corpus}/**", tmp_path / "runs"))).load_data()
     assert sum(len(f) for _, f in splits.items()) == 2 * 3 * 20 + 2
     (corpus / "2024" / "stats.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match=r"corpus/\*\*: besides 7 text files the pattern matches 1 other file\(s\) "
+    with pytest.raises(DataError, match=r"corpus/\*\*: besides 7 text files the pattern matches 1 other file "
                                         r"\(.*2024/stats.csv\).*End the pattern with the text files' suffix"):
         get("masked-lm")(resolve(inline=mlm_config(tiny_bert, f"{corpus}/**", tmp_path / "runs"))).load_data()

@@ -112,8 +112,48 @@ def test_multilabel_csv_with_separated_labels_and_bad_rows(tiny_bert, tmp_path):
     assert set(counts) == {"money", "sport", "tech"} and sum(counts.values()) > run.info["data"]["sizes"]["train"]
     frame.loc[4, "label"] = ""
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"ml.csv, line 6: no label in column 'label'"):
+    with pytest.raises(DataError, match=r"ml.csv, line 6: no label in column 'label'. Label these rows or remove "
+                                        r"them \(a row with none of the labels is written \[\] in the cell"):
         finetune(cfg, progress=False)
+    frame.loc[4, "label"] = "[]"
+    frame.to_csv(path, index=False)
+    from workbench.tasks import get
+
+    from workbench.config import resolve
+
+    task = get("text-classification")(resolve(inline=cfg))
+    assert task.load_data().report["sizes"]["train"] > 0  # "[]" is a row without labels, as the message says
+
+
+def test_joined_labels_of_a_single_label_run_suggest_multi_label(tiny_bert, tmp_path):
+    from workbench.config import resolve
+    from workbench.tasks import get
+
+    rows = make_multilabel_rows(60)
+    frame = pd.DataFrame({"text": [t for t, _ in rows], "label": [",".join(labels) for _, labels in rows]})
+    frame.to_csv(tmp_path / "ml.csv", index=False)
+    cfg = config(tiny_bert, tmp_path / "ml.csv", tmp_path / "runs", "single-label")
+    splits = get("text-classification")(resolve(inline=cfg)).load_data()
+    hints = [w for w in splits.report["warnings"] if "task_options.problem: multi-label" in w]
+    assert len(hints) == 1 and "classes hold ','" in hints[0]
+
+
+def test_labels_written_as_text_in_one_file_and_numbers_in_another_are_told_apart(tiny_bert, clf_csv, tmp_path):
+    from workbench.config import resolve
+    from workbench.tasks import get
+
+    train = pd.read_csv(clf_csv)
+    codes = {label: i for i, label in enumerate(sorted(train["label"].unique()))}
+    train["label"] = train["label"].map(codes)
+    train.iloc[:100].to_csv(tmp_path / "train.csv", index=False)
+    test = train.iloc[100:].copy()
+    test["label"] = test["label"].astype(str)
+    test.to_json(tmp_path / "test.jsonl", orient="records", lines=True)
+    cfg = config(tiny_bert, tmp_path / "train.csv", tmp_path / "runs", "single-label")
+    cfg["data"]["test"] = str(tmp_path / "test.jsonl")
+    with pytest.raises(DataError, match=r"test split: labels '0', '1'.* never occur in train \(.*test.jsonl, lines .*\)\. "
+                                        r"Train has 0 \(int\) where test has '0' \(str\): write the labels the same way"):
+        get("text-classification")(resolve(inline=cfg)).load_data()
 
 
 def test_regression_needs_numbers(tiny_bert, tmp_path):

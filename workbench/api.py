@@ -98,8 +98,15 @@ class Run:
                 why = f" ({error})" if status == "failed" and error else ""
                 raise RunError(f"run {self.id} has no saved model: its status is {status}{why}. Load a completed "
                                "run (`workbench runs list` shows each run's status).")
-            info = json.loads(marker.read_text(encoding="utf-8"))
-            task_cls = get(info["task"])
+            try:
+                info = json.loads(marker.read_text(encoding="utf-8"))
+                task_cls = get(info["task"])
+            except (ValueError, KeyError, TypeError) as e:  # truncated, hand-edited, or of another version
+                from .errors import RunError
+
+                raise RunError(f"{marker} cannot be read ({type(e).__name__}: {e}): it records which task saved "
+                               f"the model. Copy it back from a backup of the run, or train the run again "
+                               f"(its config: {self.run_dir.path / 'config.yaml'}).") from None
             from transformers import AutoTokenizer
 
             from .engine.run import quiet_libraries

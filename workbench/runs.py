@@ -473,7 +473,8 @@ def find_run(ref: str | Path, root: Path | str | None = None) -> RunDir:
     if not candidates:
         raise RunError(f"No run '{ref}' under {root}. `workbench runs list` shows the runs.")
     names = ", ".join(sorted(c.name for c in candidates)[:5])
-    raise RunError(f"'{ref}' matches several runs ({names}); give more of the id.")
+    more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
+    raise RunError(f"'{ref}' matches {len(candidates)} runs ({names}{more}); give more of the id.")
 
 
 def _name_and_created(d: Path) -> tuple[str | None, str]:

@@ -244,7 +244,7 @@ def _duplicates(splits: Splits, key: str, label: str | None, policy: str) -> Non
         if label and _hashable(frame[label]):
             per_key = frame.assign(_k=keys).groupby("_k")[label].nunique()
             conflicts = int((per_key > 1).sum())
-        msg = (f"{name} split: {n} exact duplicate texts ({where(frame, rows, 3)})"
+        msg = (f"{name} split: {n} exact duplicate text{'s' if n > 1 else ''} ({where(frame, rows, 3)})"
                + (f", {conflicts} of them with conflicting labels" if conflicts else ""))
         if policy == "error":
             raise DataError(msg + ". Remove the duplicates, or set data.duplicates: warn (keep) or drop "

@@ -98,7 +98,7 @@ def read_label_folders(root: Path) -> pd.DataFrame:
             else:
                 others.append(f"{label_dir.name}/{f.name}")
     if others:
-        raise DataError(f"{root}: besides {len(rows)} text files the label folders hold {len(others)} other "
+        raise DataError(f"{root}: besides {len(rows)} text file{'s' if len(rows) != 1 else ''} the label folders hold {len(others)} other "
                         f"file{'s' if len(others) > 1 else ''} ({', '.join(others[:5])}"
                         f"{', …' if len(others) > 5 else ''}), which are not read as text. Move them out of the "
                         "label folders (documents are .txt, .text, .md or files without a suffix); nothing was read.",

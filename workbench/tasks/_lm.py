@@ -45,7 +45,7 @@ def _text_files(ref: Any) -> list[Path] | None:
             return None
         others = [str(f.relative_to(p)) for f in files if f.suffix.lower() not in TEXT_SUFFIXES]
         if others:
-            raise DataError(f"{p}: besides {len(texts)} text files the folder holds {len(others)} other file(s) "
+            raise DataError(f"{p}: besides {len(texts)} text file{'s' if len(texts) != 1 else ''} the folder holds {len(others)} other file{'s' if len(others) != 1 else ''} "
                             f"({', '.join(others[:5])}{', …' if len(others) > 5 else ''}), which are not read as "
                             f"text. Move them out, or name the text files with a glob such as {p}/**/*.txt.",
                             [{"kind": "other_files", "file": str(p), "files": others[:100]}])
@@ -57,7 +57,7 @@ def _text_files(ref: Any) -> list[Path] | None:
         return None
     others = [str(m) for m in matches if m.suffix.lower() not in TEXT_SUFFIXES]
     if others:
-        raise DataError(f"{ref}: besides {len(texts)} text files the pattern matches {len(others)} other file(s) "
+        raise DataError(f"{ref}: besides {len(texts)} text file{'s' if len(texts) != 1 else ''} the pattern matches {len(others)} other file{'s' if len(others) != 1 else ''} "
                         f"({', '.join(others[:5])}{', …' if len(others) > 5 else ''}), which are not read as text. "
                         "End the pattern with the text files' suffix, such as **/*.txt.",
                         [{"kind": "other_files", "file": str(ref), "files": others[:100]}])

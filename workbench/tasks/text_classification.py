@@ -114,15 +114,28 @@ class TextClassification(Task):
             unseen = sorted({v for v in pd.unique(frame[d.label_column]) if v not in known}, key=str)
             if unseen:
                 rows = [int(i) for i in np.flatnonzero(frame[d.label_column].isin(unseen).to_numpy())]
+                by_text = {str(v): v for v in known}
+                respelled = [u for u in unseen if str(u) in by_text]
+                if respelled:  # "1" in a JSONL test file against 1 in a CSV: the same class, another type
+                    u, t = json_label(respelled[0]), json_label(by_text[str(respelled[0])])
+                    fix = (f"Train has {t!r} ({type(t).__name__}) where {name} has {u!r} ({type(u).__name__}): "
+                           "write the labels the same way in both files (quote them in JSON, or none).")
+                else:
+                    fix = "The model cannot learn them. Add training examples or remove these rows."
                 raise DataError(f"{name} split: labels {', '.join(map(repr, unseen))} never occur in train "
-                                f"({where(frame, rows, 5)}); the model cannot learn them. Add training examples "
-                                "or remove these rows.",
+                                f"({where(frame, rows, 5)}). {fix}",
                                 [{"kind": "unseen_labels", "split": name, "labels": [json_label(u) for u in unseen],
                                   "rows": rows[:100]}])
         self.labels = sorted((json_label(v) for v in train_labels), key=lambda v: (str(type(v)), v))
         self.label2id = {v: i for i, v in enumerate(self.labels)}
         counts = splits.train[d.label_column].value_counts()
         splits.report["labels"] = {str(k): int(v) for k, v in counts.items()}
+        sep = self.options["label_separator"]
+        joined = [str(v) for v in counts.index if isinstance(v, str) and sep in v]
+        if joined and type(self) is TextClassification:  # "money,sport" as a class of its own
+            splits.report["warnings"].append(
+                f"{len(joined)} of the {len(counts)} classes hold '{sep}' (e.g. {joined[0]!r}), each trained as one "
+                "class of its own. If a text can have several labels, set task_options.problem: multi-label.")
         if d.augment == "eda":
             from ..data.augment import augment_frame
 
@@ -287,15 +300,17 @@ def probe_baseline(score: Any, test_y: np.ndarray, probe_pred: np.ndarray, trivi
 
 
 def _check_targets(task: TextClassification, split: str, frame: pd.DataFrame, convert: Any, kind: str,
-                   rule: str) -> None:
-    """Texts present, targets present, and every target readable by ``convert`` (else name the rows)."""
+                   rule: str, none_hint: str = "") -> None:
+    """Texts present, targets present, and every target readable by ``convert`` (else name the rows);
+    ``none_hint`` says how to write a row that has no target on purpose."""
     col = task.cfg.data.label_column
     check_texts(frame, task.cfg.data.text_column, f"data.{split}")
     values = frame[col]
     missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v))]
     if missing:
-        raise DataError(f"{where(frame, missing)}: no label in column '{col}'. Label these rows or remove them; "
-                        "nothing was dropped.", [{"kind": "missing_label", "column": col, "rows": missing[:100]}])
+        raise DataError(f"{where(frame, missing)}: no label in column '{col}'. Label these rows or remove them"
+                        f"{none_hint}; nothing was dropped.",
+                        [{"kind": "missing_label", "column": col, "rows": missing[:100]}])
     bad = [i for i, v in enumerate(values) if convert(v) is None]
     if bad:
         raise DataError(f"{where(frame, bad)}: column '{col}' {rule}; got e.g. {values.iloc[bad[0]]!r}. Fix these "
@@ -346,7 +361,9 @@ class MultiLabelClassification(TextClassification):
         sep = self.options["label_separator"]
         _check_targets(self, split, frame, self._parse, "bad_labels",
                        "must hold the labels of each row as a list (JSON/JSONL/parquet), a JSON list in text, or "
-                       f"text separated by '{sep}' (task_options.label_separator)")
+                       f"text separated by '{sep}' (task_options.label_separator)",
+                       none_hint=" (a row with none of the labels is written [] in the cell, or an empty list in "
+                                 "JSON)")
 
     def load_data(self) -> Splits:
         d = self.cfg.data
