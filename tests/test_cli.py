@@ -440,3 +440,83 @@ def test_predict_fills_masks_of_a_masked_lm_run_and_needs_a_mask(tiny_bert, clf_
     assert not {c["token"] for c in mask} & set(specials)  # [CLS], [SEP], [MASK] are no answers
     with pytest.raises(DataError, match="predict: top_k 0: give a whole number of 1 or more"):
         Run.load("latest", tmp_path).predict(text, top_k=0)
+
+
+# ---- the config file word, and a dry run that checks what the run checks before training ---------------
+
+def test_a_config_file_of_any_suffix_is_read_and_a_word_that_is_none_is_named(tmp_path, capsys):
+    good = tmp_path / "good.cfg"
+    good.write_text("model: some/model\ntrain:\n  epochs: 2\n")
+    assert main(["config", str(good), "name=007", "--format", "cli"]) == 0
+    assert capsys.readouterr().out.split() == ["workbench", "train", "model=some/model", "name=007", "train.epochs=2"]
+    assert main(["train", "train.epochs:2", "--dry-run"]) == 2
+    assert capsys.readouterr().err == ("error: 'train.epochs:2' is neither a config file nor a key=value setting "
+                                       "(did you mean train.epochs=2?).\n")
+    # the first word names no file: said as such, not as "Only one config file" for the second
+    assert main(["train", str(tmp_path / "good"), "train.epochs:", "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: config file '{tmp_path / 'good'}' not found. ")
+    assert main(["config", str(good), "train.epochs:", "model:x"]) == 2
+    assert "'train.epochs:' is neither a config file nor a key=value setting (did you mean train.epochs=VALUE?)" \
+        in capsys.readouterr().err
+
+
+def test_dry_run_refuses_a_checkpoint_that_does_not_exist_without_a_run_folder(tmp_path, tiny_bert, clf_csv, capsys):
+    runs = tmp_path / "runs"
+    code = main(["train", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}",
+                 "train.resume_from=nonexistent", "--dry-run"])
+    assert code == 2
+    assert f"error: train.resume_from: No run 'nonexistent' under {runs}." in capsys.readouterr().err
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("task,model,message", [
+    ("masked-lm", "tiny_gpt2", "has no mask token, so it cannot do masked-LM"),
+    ("causal-lm", "tiny_bert", "has no end-of-sequence token; a causal LM needs one"),
+])
+def test_dry_run_refuses_a_model_the_task_cannot_train(task, model, message, request, tmp_path, clf_csv, capsys):
+    path = request.getfixturevalue(model)
+    runs = tmp_path / "runs"
+    code = main(["train", f"task={task}", f"model={path}", f"data.train={clf_csv}", f"runs_dir={runs}", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"error: model: the tokenizer of '{path}' {message}" in err and "Traceback" not in err
+    assert not runs.exists()
+
+
+def test_dry_run_says_it_lowers_max_length_to_the_models_positions(tmp_path, tiny_bert, clf_csv, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.max_length=1000",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert ("  adjusted: train.max_length: 1000 -> 128: the model takes at most 128 tokens per sequence (its position "
+            "embeddings)") in out
+    assert "max_length: 1000" in out  # the config as given; the run keeps that under `adjusted`
+    assert re.search(r"^  train: \d+ examples of up to 128 tokens$", out, re.M)
+    assert not runs.exists()
+    # within the limit: nothing adjusted
+    assert main(["train", f"model={tiny_bert}", f"data.train={clf_csv}", f"runs_dir={runs}", "train.max_length=64",
+                 "--dry-run"]) == 0
+    assert "adjusted" not in capsys.readouterr().out
+
+
+def test_dry_run_checks_the_checkpoint_it_would_resume_from_against_the_data(tmp_path, tiny_bert, clf_csv, capsys):
+    import csv
+
+    from builders import make_texts
+
+    runs = tmp_path / "runs"
+    common = [f"model={tiny_bert}", f"runs_dir={runs}", "train.max_length=32"]
+    assert main(["train", *common, f"data.train={clf_csv}", "train.max_steps=3", "baseline=false", "--quiet"]) == 0
+    capsys.readouterr()
+    (before,) = [p.name for p in runs.iterdir()]
+    assert main(["train", *common, f"data.train={clf_csv}", "train.max_steps=6", "train.resume_from=latest",
+                 "--dry-run"]) == 0
+    assert f"resumes from: {runs / before / 'checkpoints' / 'checkpoint-3'}\n" in capsys.readouterr().out
+    two = tmp_path / "two.csv"  # other labels than the checkpoint's head was trained for
+    with open(two, "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label")] + [(t, "sport" if y == "sport" else "other")
+                                                       for t, y in make_texts(90)])
+    assert main(["train", *common, f"data.train={two}", "train.max_steps=6", "train.resume_from=latest",
+                 "--dry-run"]) == 2
+    assert "error: train.resume_from: checkpoint-3 of run " in capsys.readouterr().err
+    assert [p.name for p in runs.iterdir()] == [before]  # no run folder for either

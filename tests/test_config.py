@@ -212,3 +212,101 @@ def test_settings_the_config_does_not_use_are_named_with_the_reason():
         "train.eval_steps": ("train.eval_strategy is epoch, not steps", "train.eval_strategy")}
     with_lora = resolve(inline={"lora": {"enabled": True, "r": 16}, "train": {"freeze": "embeddings"}})
     assert list(unused_settings(with_lora)) == ["train.freeze"]
+
+
+# ---- text settings keep their text; numbers stay finite; splits leave data to train on -----------------
+
+@pytest.mark.parametrize("override,key,text", [
+    ("name=007", "name", "007"),                        # YAML: the integer 7
+    ("name=0x1F", "name", "0x1F"),                      # YAML: 31
+    ("data.label_column=010", "data.label_column", "010"),  # YAML 1.1: octal 8
+    ("name=2024-01-01", "name", "2024-01-01"),          # YAML: a date
+    ("name=1.50", "name", "1.50"),
+    ("name=run #2", "name", "run #2"),                  # YAML: a comment after 'run'
+    ("data.train=2024-01-01.csv", "data.train", "2024-01-01.csv"),
+    ("data.train=007", "data.train", "007"),
+    ("train.resume_from=20260101", "train.resume_from", "20260101"),
+    ("name='007'", "name", "007"),                      # quoted: the text in the quotes
+])
+def test_a_text_setting_takes_the_text_as_typed(override, key, text):
+    from workbench.config import value_at
+
+    assert parse_override(override) == (key, text)
+    assert value_at(resolve(overrides=[override]), key) == text
+
+
+def test_overrides_of_numbers_flags_and_nothing_still_read_as_yaml():
+    assert parse_override("train.epochs=2") == ("train.epochs", 2)
+    assert parse_override("train.learning_rate=3e-5") == ("train.learning_rate", "3e-5")
+    assert resolve(overrides=["train.learning_rate=3e-5"]).train.learning_rate == 3e-5
+    assert parse_override("lora.enabled=true") == ("lora.enabled", True)
+    assert parse_override("name=null") == ("name", None) and parse_override("data.test=~") == ("data.test", None)
+    assert resolve(overrides=["name=null", "data.validation=null"]).name is None
+    cfg = resolve(overrides=["train.eval_strategy=no", "lora.target_modules=query,value"])
+    assert cfg.train.eval_strategy == "no" and cfg.lora.target_modules == ["query", "value"]
+
+
+def test_a_number_or_date_in_a_yaml_file_for_a_text_setting_is_its_text(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: 2024-01-01\nmodel: 0x1F\ndata:\n  label_column: 010\n  text_column: 1.50\n"
+                 "  train: 2024-01-01 10:00:00\ntrain:\n  seed: 010\n  epochs: 2\n  resume_from: 007\n")
+    cfg = resolve(file=f)
+    assert (cfg.name, cfg.model, cfg.data.label_column, cfg.data.text_column, cfg.data.train) == \
+        ("2024-01-01", "0x1F", "010", "1.50", "2024-01-01 10:00:00")
+    assert cfg.train.resume_from == "007"
+    assert cfg.train.seed == 8 and cfg.train.epochs == 2.0  # number settings: YAML's numbers, as before
+    assert resolve(inline="name: '007'\n").name == "007" and resolve(inline="name: null\n").name is None
+    assert resolve(inline=cfg.to_yaml()) == cfg  # and back: quoted where YAML would read a number or a date
+    # where the spelling is gone (a date object in a dict), the error says to quote it
+    import datetime
+
+    with pytest.raises(ConfigError, match=r'^name: expected text, got the date 2024-01-01 .*quote it, '
+                                          r'name: "2024-01-01"\.$'):
+        resolve(inline={"name": datetime.date(2024, 1, 1)})
+
+
+def test_a_config_file_of_any_name_is_read_and_a_word_that_is_none_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.cfg").write_text("model: some/model\ntrain:\n  epochs: 2\n")
+    for source in ("good.cfg", str(tmp_path / "good.cfg"), tmp_path / "good.cfg"):
+        cfg = resolve(file=source)
+        assert cfg.model == "some/model" and cfg.train.epochs == 2.0
+    assert resolve(inline="good.cfg").model == "some/model"  # finetune("good.cfg")
+    with pytest.raises(ConfigError, match=re.escape("'train.epochs:2' is neither a config file nor a key=value "
+                                                    "setting (did you mean train.epochs=2?)")):
+        resolve(file="train.epochs:2")
+    with pytest.raises(ConfigError, match=r"^config file 'good' not found\. Give the path of an existing YAML file"):
+        resolve(file="good")
+    with pytest.raises(ConfigError, match=r"^Config file not found: missing\.yaml\.$"):
+        resolve(file="missing.yaml")
+    assert resolve(file="model: x").model == "x"  # YAML text still does
+
+
+@pytest.mark.parametrize("override", ["train.epochs=.inf", "train.epochs=inf", "train.weight_decay=.inf",
+                                      "train.weight_decay=inf", "train.warmup_ratio=-.inf", "train.epochs=nan",
+                                      "lora.dropout=.nan"])
+def test_a_float_setting_must_be_finite(override):
+    key, _, value = override.partition("=")
+    shown = "nan" if "nan" in value else "-inf" if value.startswith("-") else "inf"
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: {shown} is not a finite number; give an ordinary "
+                                          r"number"):
+        resolve(overrides=[override])
+
+
+def test_an_infinite_number_in_a_yaml_file_is_refused_too():
+    with pytest.raises(ConfigError, match=r"^train.epochs: inf is not a finite number"):
+        resolve(inline="train:\n  epochs: .inf\n")
+
+
+@pytest.mark.parametrize("validation,test", [(0.6, 0.6), (0.5, 0.5), (0.9, 0.2)])
+def test_validation_and_test_shares_that_leave_no_training_data_are_refused(validation, test):
+    with pytest.raises(ConfigError, match=rf"^data.validation_size {validation:g} and data.test_size {test:g} add up "
+                                          rf"to {validation + test:g}: both are shares of data.train"):
+        resolve(overrides=[f"data.validation_size={validation}", f"data.test_size={test}"])
+
+
+def test_validation_and_test_shares_below_one_or_one_of_them_given_as_a_file_are_accepted():
+    cfg = resolve(overrides=["data.validation_size=0.4", "data.test_size=0.5"])
+    assert (cfg.data.validation_size, cfg.data.test_size) == (0.4, 0.5)
+    # with a test file only validation is split off train: test_size is not used
+    assert resolve(overrides=["data.validation_size=0.6", "data.test_size=0.6", "data.test=t.csv"]).data.test == "t.csv"

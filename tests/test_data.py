@@ -471,5 +471,14 @@ def test_validation_and_test_sizes_are_split_as_asked():
     df = frame(200)
     _, s = load(df, validation_size=0.45, test_size=0.45)
     assert abs(len(s.validation) - 90) <= 2 and abs(len(s.test) - 90) <= 2
-    with pytest.raises(DataError, match=r"data.validation_size \(0.6\) and data.test_size \(0.4\) add up"):
+    from workbench.errors import ConfigError
+
+    # the config refuses it; the split itself refuses it too, for a config that skipped the check
+    with pytest.raises(ConfigError, match=r"data.validation_size 0.6 and data.test_size 0.4 add up to 1"):
         load(df, validation_size=0.6, test_size=0.4)
+    from workbench.data import load_splits
+
+    cfg = resolve(inline={"data": {"train": df}})
+    cfg.data.validation_size, cfg.data.test_size = 0.6, 0.4
+    with pytest.raises(DataError, match=r"data.validation_size \(0.6\) and data.test_size \(0.4\) add up"):
+        load_splits(cfg, key_column="text", label_column="label")

@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value",
                    help="a YAML config file, then overrides such as train.epochs=2")
-    t.add_argument("--dry-run", action="store_true", help="print the resolved config and data report, don't train")
+    t.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config and data report, and make the checks the run makes before "
+                        "training (the checkpoint to resume from, the tokenizer, max_length); don't train")
     t.add_argument("--quiet", action="store_true", help="no progress output")
 
     se = sub.add_parser("search", help="hyperparameter search: optuna proposes settings, each trial is a run",
@@ -184,6 +186,8 @@ def _data_suffixes() -> tuple[str, ...]:
 
 
 def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
+    from .config import config_file_problem
+
     file = None
     overrides = []
     for it in items:
@@ -192,6 +196,10 @@ def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
         elif Path(it).suffix.lower() in _data_suffixes():
             raise WorkbenchError(f"{it} looks like a data file, not a config file (YAML); give it as "
                                  f"data.train={it} (or data.validation=/data.test=).")
+        elif problem := config_file_problem(it):  # a mistyped path, or key:value for key=value
+            from .errors import ConfigError
+
+            raise ConfigError(problem)
         elif file is None:
             file = it
         else:
@@ -284,12 +292,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _dry_run(cfg) -> int:
+    """What the run checks before it trains, without a run folder: the config, the model, the checkpoint to
+    resume from, the data, and the tokens (the model's tokenizer on the data, and its length limit)."""
     from . import tasks
-    from .models import resolve_model
+    from .config import unused_settings, value_at
+    from .engine.run import (_check_steps_left, check_resume_labels, local_paths_absolute, preflight,
+                             resume_checkpoint, truncation_notices)
+    from .models import load_tokenizer, max_positions, resolve_model
     from .render import augmentation_text
 
     print(cfg.to_yaml())  # resolve() has checked every key, task_options included
     print(f"model: {resolve_model(cfg.model)}")  # an unknown alias or a missing folder stops here (no network)
+    cfg = preflight(local_paths_absolute(cfg))  # as the run: the checkpoint to resume from, train.freeze's depth
+    resume = resume_checkpoint(cfg)
+    if resume:
+        print(f"resumes from: {resume}")
+    for key, (why, _) in unused_settings(cfg).items():
+        print(f"unused setting: {key} {value_at(cfg, key)} is not used: {why}")
     task = tasks.get(cfg.task)(cfg)
     splits = task.load_data()
     print("data:")
@@ -302,6 +321,25 @@ def _dry_run(cfg) -> int:
     if splits.report.get("augmented"):
         print(f"  augmentation: {augmentation_text(splits.report['augmented'])}; the train rows above include "
               "them, the label counts do not")
+    # the run's next steps before training: its tokenizer (a masked-LM needs a mask token, a causal LM an
+    # end-of-sequence token) and the model's position limit on train.max_length
+    tokenizer = load_tokenizer(cfg)
+    limit = max_positions(cfg, tokenizer)
+    print("tokens:")
+    if limit and cfg.train.max_length > limit:
+        # the run lowers it the same way, says so and keeps it in run.json under `adjusted`
+        print(f"  adjusted: train.max_length: {cfg.train.max_length} -> {limit}: the model takes at most {limit} "
+              "tokens per sequence (its position embeddings)")
+        cfg.train.max_length = limit
+    datasets = task.tokenize(splits, tokenizer)
+    for name, rep in task.length_report.items():
+        print(f"  {name}: {len(datasets[name])} {'blocks' if rep.get('packed') else 'examples'} of up to "
+              f"{cfg.train.max_length} tokens")
+    for notice in truncation_notices(task.length_report, cfg.train.max_length):
+        print(f"  truncation: {notice}")
+    if resume:
+        check_resume_labels(task, resume)
+        _check_steps_left(cfg, resume, len(datasets["train"]))
     return 0
 
 

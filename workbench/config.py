@@ -8,9 +8,11 @@ panel and the docs are generated from the same place. YAML is read with ``safe_l
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
@@ -367,14 +369,20 @@ def _coerce(value: Any, tp: Any, key: str, choices: tuple | None) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {value!r}.")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}.")
+        if number is None:
+            raise ConfigError(f"{key}: expected a number, got {value!r}.")
+        if not math.isfinite(number):  # an epoch count of inf passed every range check, then broke the step count
+            raise ConfigError(f"{key}: {number!r} is not a finite number; give an ordinary number (inf and nan "
+                              "are no settings).")
+        return number
     if tp is str:
         if isinstance(value, bool):
             # YAML 1.1 (PyYAML) reads an unquoted no/off/yes/on as a boolean: give a choice among
@@ -384,6 +392,9 @@ def _coerce(value: Any, tp: Any, key: str, choices: tuple | None) -> Any:
                 return words[0]
             raise ConfigError(f"{key}: expected text, got {value!r} (YAML reads an unquoted yes/no/on/off/true/"
                               "false as a boolean: quote the text).")
+        if isinstance(value, datetime.date):  # where its spelling is gone (a dict, a YAML merge key)
+            raise ConfigError(f"{key}: expected text, got the date {value} (YAML reads an unquoted date as a date): "
+                              f"quote it, {key.rsplit('.', 1)[-1]}: \"{value}\".")
         if not isinstance(value, (str, int, float)):
             raise ConfigError(f"{key}: expected text, got {value!r}.")
         value = str(value)
@@ -433,9 +444,49 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _takes_text(tp: Any) -> bool:
+    """Whether a field of type ``tp`` holds text (or nothing): names, columns, paths, the data references."""
+    if tp is str or tp is Any:
+        return True
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return {a for a in typing.get_args(tp) if a is not type(None)} == {str}
+    return False
+
+
+def _text_keys() -> set[str]:
+    return {s["key"] for s in schema() if _takes_text(s["type"])}
+
+
+# what YAML makes of an unquoted 007, 0x1F, 1.50 or 2024-01-01: a number or a date, its spelling gone
+_SPELLING_LOST = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
+
+
+def _text_as_written(node: Any, data: Any, text_keys: set[str], prefix: str = "") -> None:
+    """In ``data``, what YAML made of ``node``: each text setting written unquoted as a number or a date
+    gets back the text as written (``name: 007`` is '007', not 7; ``name: 2024-01-01`` is no date)."""
+    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
+        return
+    last = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}  # a repeated key: the last wins
+    for name, value in last.items():
+        key = prefix + name
+        if name not in data:
+            continue
+        if key in ("data", "train", "lora"):
+            _text_as_written(value, data[name], text_keys, key + ".")
+        elif key in text_keys and isinstance(value, yaml.ScalarNode) and value.style is None \
+                and value.tag in _SPELLING_LOST:
+            data[name] = value.value
+
+
 def _load_yaml_text(text: str, where: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+        _text_as_written(node, data, _text_keys())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -464,7 +515,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     if parsed in (None, "") and value.strip() not in ("", "null", "Null", "NULL", "~", "''", '""'):
         # a YAML indicator on its own (| > & !) reads as an empty block, anchor or tag: the user meant the text
         parsed = value.strip()
+    elif key in _text_keys() and parsed is not None and not isinstance(parsed, bool) and not _quoted(value):
+        # a text setting takes the text as typed: name=007 is '007' (YAML: 7), data.label_column=010 is '010'
+        # (YAML 1.1: octal 8), name=2024-01-01 is no date. null, a quoted text and the YAML words for true and
+        # false (eval_strategy=no) read as in a config file.
+        parsed = value
     return key, parsed
+
+
+def _quoted(value: str) -> bool:
+    v = value.strip()
+    return len(v) >= 2 and v[0] == v[-1] and v[0] in "'\""
 
 
 def _as_mapping(source: Any, where: str) -> dict:
@@ -475,14 +536,48 @@ def _as_mapping(source: Any, where: str) -> dict:
     if isinstance(source, dict):
         return source
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and
-                                     source.strip().endswith((".yaml", ".yml", ".json"))):
+                                     (source.strip().endswith((".yaml", ".yml", ".json")) or _is_file(source))):
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"Config file not found: {path}.")
         return _load_yaml_text(path.read_text(encoding="utf-8"), str(path))
     if isinstance(source, str):
+        if where == "the config file" and source.strip() and "\n" not in source.strip():
+            # one word where a config file goes, and no file of that name: a typo in a path or in key=value
+            try:
+                data = yaml.safe_load(source)
+            except yaml.YAMLError:
+                data = None
+            if not isinstance(data, dict):
+                raise ConfigError(config_file_problem(source) or f"Config file not found: {source}.")
         return _load_yaml_text(source, where)
     raise ConfigError(f"{where}: expected a dict, YAML text, a path or a RunConfig, got {type(source).__name__}.")
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a name too long for the system, a NUL byte
+        return False
+
+
+def config_file_problem(item: str) -> str | None:
+    """Why ``item``, a word given where the config file goes (not key=value), is no config file: the
+    setting it looks like (``train.epochs:2``), a folder, or no such file; None for an existing file."""
+    if _is_file(item):
+        return None
+    m = re.fullmatch(r"\s*([A-Za-z_][\w.]*)\s*:\s*(.*)", item, re.S)
+    if m and (m.group(1) in _all_keys() or m.group(1).startswith("task_options.")):
+        meant = f"{m.group(1)}={m.group(2).strip() or 'VALUE'}"
+        return f"'{item}' is neither a config file nor a key=value setting (did you mean {meant}?)."
+    try:
+        folder = Path(item).is_dir()
+    except (OSError, ValueError):
+        folder = False
+    if folder:
+        return f"config file '{item}' is a folder; give the YAML file itself (a run's folder holds its config.yaml)."
+    return (f"config file '{item}' not found. Give the path of an existing YAML file, or settings as key=value "
+            "(train.epochs=2).")
 
 
 def resolve(file: Any = None, inline: Any = None, overrides: list[str] | dict | None = None,
@@ -611,6 +706,14 @@ def _check(cfg: RunConfig) -> None:
     ):
         if not ok:
             raise ConfigError(f"{key}: {value!r} is out of range; it must be {allowed}.")
+    d = cfg.data
+    if d.validation is None and d.test is None and 0 < d.validation_size < 1 and 0 < d.test_size < 1 \
+            and d.validation_size + d.test_size >= 1:
+        # both split off data.train: the validation share is taken of the whole, after the test share
+        raise ConfigError(f"data.validation_size {d.validation_size:g} and data.test_size {d.test_size:g} add up to "
+                          f"{d.validation_size + d.test_size:g}: both are shares of data.train, so nothing would be "
+                          "left to train on. Keep their sum below 1 (the defaults are 0.1 each), or give "
+                          "data.validation or data.test files.")
     # counts that may be left unset; 0 is no way to say "all" or "none" here, so it is refused as well
     for key, value in (("train.max_steps", t.max_steps), ("train.eval_batch_size", t.eval_batch_size),
                        ("train.eval_steps", t.eval_steps), ("train.early_stopping_patience", t.early_stopping_patience),
