@@ -520,3 +520,22 @@ def test_dry_run_checks_the_checkpoint_it_would_resume_from_against_the_data(tmp
                  "--dry-run"]) == 2
     assert "error: train.resume_from: checkpoint-3 of run " in capsys.readouterr().err
     assert [p.name for p in runs.iterdir()] == [before]  # no run folder for either
+
+
+def test_runs_list_of_a_folder_that_does_not_exist_says_so(tmp_path, capsys, monkeypatch):
+    assert main(["runs", "list", "--dir", str(tmp_path / "nope")]) == 2
+    assert f"no folder {tmp_path / 'nope'} (--dir)" in capsys.readouterr().err
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path / "fresh"))
+    assert main(["runs", "list"]) == 0
+    assert "No runs yet: " in capsys.readouterr().out
+    (tmp_path / "fresh").mkdir()
+    assert main(["runs", "list"]) == 0
+    assert "No runs under " in capsys.readouterr().out
+
+
+def test_an_empty_continuation_is_said_not_printed_as_a_blank_line():
+    from workbench.cli import _prediction_text
+
+    assert _prediction_text("causal-lm", "", 0.5) == "(no text: the model continued with only special tokens or spaces)"
+    assert _prediction_text("causal-lm", "  ", 0.5) == "'  '"
+    assert _prediction_text("causal-lm", "a\nb", 0.5) == "a\\nb"

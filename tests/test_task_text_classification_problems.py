@@ -186,3 +186,10 @@ def test_task_options_from_key_value_overrides():
     assert cfg.task_options == {"problem": "multi-label", "threshold": 0.3, "label_separator": ";"}
     again = resolve(overrides=shlex.split(cfg.to_cli())[2:])  # the "copy as CLI" line round-trips
     assert again.task_options == cfg.task_options
+
+
+@pytest.mark.parametrize("threshold,code", [("0.3", 0), ("1", 2), ("0", 2)])
+def test_predict_threshold_takes_what_task_options_threshold_takes(multilabel, capsys, threshold, code):
+    assert main(["predict", str(multilabel.dir), "money and sport", "--threshold", threshold]) == code
+    if code:
+        assert "give a probability between 0 and 1" in capsys.readouterr().err

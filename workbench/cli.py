@@ -347,9 +347,15 @@ def cmd_runs_list(root: str | None) -> int:
     from .runs import default_runs_dir, list_runs, validation_text
 
     root_path = Path(root) if root else default_runs_dir()
+    if root and not root_path.is_dir():  # a mistyped --dir is no empty runs folder
+        print(f"error: no folder {root_path} (--dir). Give the runs folder, the runs_dir of the runs' config.",
+              file=sys.stderr)
+        return 2
     rows = list_runs(root_path, validation=True)
     if not rows:
-        print(f"No runs under {root_path}.")
+        print(f"No runs under {root_path}." if root_path.is_dir() else
+              f"No runs yet: {root_path} does not exist (runs are written there; $WORKBENCH_RUNS_DIR or --dir "
+              "for another folder).")
         return 0
     table = [("id", "task", "model", "status", "main metric", "created")]
     for r in rows:
@@ -449,8 +455,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             wanted = " or ".join(t + (f" ({p})" if p else "") for t, p in runs)
             raise RunError(f"{flag} is for {wanted} runs; {rd.id} is a {kind} run. Leave {flag} out.")
         options[key] = value
-    if "threshold" in options and not 0 <= options["threshold"] <= 1:
-        raise RunError(f"--threshold {options['threshold']:g}: give a probability between 0 and 1.")
+    if "threshold" in options and not 0 < options["threshold"] < 1:  # as task_options.threshold
+        raise RunError(f"--threshold {options['threshold']:g}: give a probability between 0 and 1 (0.5 turns on "
+                       "the labels the model finds more likely than not).")
     for key in ("top_k", "max_new_tokens"):
         if key in options and options[key] < 1:
             raise RunError(f"{_PREDICT_OPTIONS[key][0]} {options[key]}: give a whole number of 1 or more.")
@@ -533,6 +540,8 @@ def _prediction_text(task: str | None, p, threshold: float) -> str:
         # one group of candidates per mask, best first
         return " | ".join(", ".join(f"{c['token']} ({c['score']:.3f})" for c in mask) for mask in p)
     if isinstance(p, str):  # a causal-lm continuation
+        if not p.strip():  # a blank line would read as a failure
+            return "(no text: the model continued with only special tokens or spaces)" if p == "" else repr(p)
         return p.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
     return json.dumps(p, ensure_ascii=False)
 
