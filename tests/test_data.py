@@ -482,3 +482,17 @@ def test_validation_and_test_sizes_are_split_as_asked():
     cfg.data.validation_size, cfg.data.test_size = 0.6, 0.4
     with pytest.raises(DataError, match=r"data.validation_size \(0.6\) and data.test_size \(0.4\) add up"):
         load_splits(cfg, key_column="text", label_column="label")
+
+
+def test_a_relative_path_that_is_not_there_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    from workbench.errors import ModelError
+    from workbench.models import resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=rf"data.train: file not found: data/nope.csv \(read from the current "
+                                        rf"folder, {re.escape(str(tmp_path))}\)"):
+        load_frame("data/nope.csv")
+    with pytest.raises(ModelError, match=rf"model: folder ../bert does not exist \(read from the current folder"):
+        resolve_model("../bert")
+    with pytest.raises(DataError, match=r"file not found: /no/such.csv\.$"):
+        load_frame("/no/such.csv")

@@ -29,6 +29,12 @@ def is_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
+def relative_to_cwd(ref: str) -> str:
+    """' (from the current folder, /x)' for a relative path: config files name paths from where the
+    command runs, not from their own folder."""
+    return "" if Path(ref).expanduser().is_absolute() else f" (read from the current folder, {Path.cwd()})"
+
+
 def resolve_model(ref: str) -> str:
     """Return a local folder for an alias or path, or the hub id unchanged."""
     if ref in ALIASES:
@@ -42,7 +48,7 @@ def resolve_model(ref: str) -> str:
                              "(save_pretrained output)?")
         return str(p.resolve())
     if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
-        raise ModelError(f"model: folder {ref} does not exist.")
+        raise ModelError(f"model: folder {ref} does not exist{relative_to_cwd(ref)}.")
     if is_offline():
         raise ModelError(f"model: '{ref}' is not a bundled alias ({', '.join(ALIASES)}) nor a local folder, and "
                          "the Hugging Face Hub is off (HF_HUB_OFFLINE=1). Give a local folder that holds the "

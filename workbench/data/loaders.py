@@ -372,7 +372,9 @@ def load_frame(ref: Any, field: str = "data.train") -> pd.DataFrame:
         return _concat([read_file(Path(m)) for m in matches], ref, matches)
     if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl", ".parquet",
                                                                       ".txt", ".conll"):
-        raise DataError(f"{field}: file not found: {ref}.")
+        from ..models import relative_to_cwd
+
+        raise DataError(f"{field}: file not found: {ref}{relative_to_cwd(ref)}.")
     return _load_hub(ref, field)
 
 
