@@ -890,3 +890,22 @@ def test_a_corrupt_model_marker_is_named_with_the_fix(finished, tmp_path):
     marker.write_text(marker.read_text()[:20])
     with pytest.raises(RunError, match=r"workbench.json cannot be read \(JSONDecodeError: .*\): it records which task"):
         Run(copy).predict("a text")
+
+
+def test_a_model_folder_that_does_not_exist_is_refused_before_a_run_folder_is_made(clf_csv, tmp_path):
+    """preflight, which the magic, the panel, the report templates and finetune() run before making the
+    run folder, checks the model reference too: no failed run is left behind for a typo in a path."""
+    from workbench import resolve
+    from workbench.engine.run import preflight
+    from workbench.errors import ModelError
+    from workbench.events import Phase
+
+    missing = tmp_path / "nomodel"
+    cfg = tiny_config(missing, clf_csv, tmp_path / "runs")
+    with pytest.raises(ModelError, match=rf"model: folder {missing} does not exist"):
+        preflight(resolve(inline=cfg))
+    seen = []
+    with pytest.raises(ModelError, match="does not exist"):
+        finetune(cfg, progress=False, sinks=[seen.append])
+    assert not [e for e in seen if isinstance(e, Phase) and e.name == "loading data"]
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []

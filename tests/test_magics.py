@@ -335,3 +335,81 @@ def test_a_mistake_found_without_the_data_leaves_no_failed_run_folder(ip, tiny_b
         with capture_output(), pytest.raises(FinetuneError, match=message):
             cell(ip, "--background" if background else "", body_for(tiny_bert, clf_csv, runs_dir, **train))
         assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
+
+
+# ---- nothing configured: the usage, not the default hour-long run ----------------------------------
+
+def test_a_finetune_that_names_no_setting_shows_the_usage_and_trains_nothing(ip, tiny_bert, clf_csv, runs_dir,
+                                                                             monkeypatch):
+    """A bare `%finetune` (what IPython suggests for an empty `%%finetune` cell, and what a user types to
+    see the usage) and a body of only comments would train the bundled MiniLM on BBC News for an hour."""
+    from workbench import magics
+
+    started = []
+    monkeypatch.setattr(magics.WorkbenchMagics, "_blocking", lambda self, cfg: started.append(cfg) or "run")
+    monkeypatch.setattr(magics.WorkbenchMagics, "_background", lambda self, cfg: started.append(cfg) or "run")
+    for line, body in (("", None), ("--background", None), ("--name news -o r", None),
+                       ("", "# TODO fill in the config\n\n"), ("--name news", "   # nothing yet\n"), ("", "{}\n")):
+        with pytest.raises(FinetuneError, match=r"Nothing to fine-tune: .*%finetune --help.*"
+                                                r"%finetune model=minilm data.train=bbc-news.*workbench demo") as e:
+            cell(ip, line, body)
+        assert e.value.kind == "UsageError"
+    assert started == [] and not runs_dir.exists()
+    # a dry run with nothing shows the defaults; settings on the line, in the body or in a file still run
+    monkeypatch.setattr(magics, "dry_run_html", lambda cfg: started.append(cfg) or "<p>dry</p>")
+    with capture_output():
+        cell(ip, "--dry-run", "# only a comment\n")
+    assert started.pop().model == "minilm"
+    assert cell(ip, f"model={tiny_bert} data.train={clf_csv}") == "run" and started.pop().model == str(tiny_bert)
+    assert cell(ip, "--name x", f"model: {tiny_bert}\n# and a comment\n") == "run" and started.pop().name == "x"
+    config = runs_dir.parent / "base.yaml"
+    config.write_text(f"model: {tiny_bert}\n")
+    assert cell(ip, f"--config {config}", "# the file says it all\n") == "run" and started.pop().model == str(tiny_bert)
+    assert started == []
+
+
+# ---- %finetune_compare's chart keeps its description in an HTML export ----------------------------
+
+def test_compare_chart_keeps_its_alt_text_in_plain_nbconvert_html(ip, tmp_path):
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from workbench.runs import RunDir, atomic_write_json
+
+    dirs = []
+    for name, loss in (("a", 1.0), ("b", 0.8)):
+        rd = RunDir.create(tmp_path, name, "text-classification")
+        rd.update_info(name=name, task="text-classification", status="completed", main_metric="accuracy")
+        atomic_write_json(rd.eval_json, {"main_metric": "accuracy", "finetuned": {"accuracy": 0.9},
+                                         "baseline": {"accuracy": 0.5}})
+        with open(rd.path / "metrics.jsonl", "w") as f:
+            for step in (1, 2, 3):
+                f.write(f'{{"event": "step", "step": {step}, "total_steps": 3, "epoch": {step / 3}, '
+                        f'"loss": {loss / step}, "learning_rate": 0.001}}\n')
+        dirs.append(rd)
+    with capture_output() as cap:
+        ip.run_line_magic("finetune_compare", f"{dirs[0].id} {dirs[1].id} --dir {tmp_path}")
+    alt = f"loss and validation metric against steps for {dirs[0].id}, {dirs[1].id}"
+    chart = cap.outputs[1]
+    assert chart.data["image/png"] and chart.metadata["image/png"]["alt"] == alt  # JupyterLab's alt
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("%finetune_compare a b")
+    code.outputs = [nbformat.v4.new_output("display_data", data=o.data, metadata=o.metadata) for o in cap.outputs]
+    nb.cells = [code]
+    page, _ = HTMLExporter().from_notebook_node(nb)  # what `jupyter nbconvert --to html` writes
+    assert f'alt="{alt}"' in page.replace("'", '"') and "No description has been provided" not in page
+    assert "data:image/png;base64," in page
+
+
+# ---- a model folder that does not exist is found before the run folder is made ---------------------
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_missing_model_folder_leaves_no_failed_run_folder(ip, clf_csv, runs_dir, tmp_path, background,
+                                                            monkeypatch):
+    from workbench import magics
+
+    monkeypatch.setattr(magics, "interactive", lambda: True)
+    missing = tmp_path / "nomodel"
+    with capture_output(), pytest.raises(FinetuneError, match=rf"model: folder {missing} does not exist"):
+        cell(ip, "--background" if background else "", body_for(missing, clf_csv, runs_dir))
+    assert not runs_dir.exists() or list(runs_dir.iterdir()) == []

@@ -445,3 +445,88 @@ def test_a_run_without_a_baseline_shows_no_empty_baseline_columns():
     ev.update(baseline={"accuracy": 0.5, "f1_macro": 0.4}, delta={"accuracy": 0.4, "f1_macro": 0.4},
               baseline_method="logistic regression")
     assert "<th>baseline</th>" in metrics_table_html(ev)
+
+
+def test_new_names_paths_inside_lists_and_mappings_and_runs_dir_from_the_notebooks_folder(tmp_path, monkeypatch):
+    """`workbench new compare_runs notebooks/c.ipynb -p runs '["../runs_rep/<run>"]' -p runs_dir myruns`:
+    a run folder inside the list, a file inside `config`, and a runs_dir not made yet are all named as
+    `workbench report` run from here would read them (its kernel works here, the notebook's in notebooks/)."""
+    import ast
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs_rep" / "20260101-000000-tc-abcd").mkdir(parents=True)
+    (tmp_path / "test.csv").write_text("text,label\na,b\n")
+    (tmp_path / "bbc-news").mkdir()  # the bundled alias is read before any folder of that name
+
+    def injected(path):
+        nb = nbformat.read(str(tmp_path / path), as_version=4)
+        (cell,) = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        return {t.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
+                if isinstance(n, ast.Assign) for t in n.targets}
+
+    assert cli.main(["new", "compare_runs", "notebooks/c.ipynb", "-p", "runs",
+                     '["runs_rep/20260101-000000-tc-abcd", "20260101-000000-tc", "latest"]',
+                     "-p", "runs_dir", "myruns"]) == 0
+    got = injected("notebooks/c.ipynb")
+    assert got["runs"] == ["../runs_rep/20260101-000000-tc-abcd", "20260101-000000-tc", "latest"]
+    assert got["runs_dir"] == "../myruns"  # not there yet: ./myruns, where `workbench report` would put runs
+    assert (tmp_path / "notebooks" / got["runs"][0]).is_dir()
+    assert cli.main(["new", "text_classification", "notebooks/t.ipynb", "-p", "data", "bbc-news", "-p", "config",
+                     '{"data.test": "test.csv", "train.epochs": 2, "data.validation": "nowhere.csv", '
+                     '"task_options": {"labels": ["test.csv"]}}']) == 0
+    got = injected("notebooks/t.ipynb")
+    assert got["data"] == "bbc-news"
+    assert got["config"] == {"data.test": "../test.csv", "train.epochs": 2, "data.validation": "nowhere.csv",
+                             "task_options": {"labels": ["../test.csv"]}}
+
+
+def test_reproduce_commands_name_local_paths_absolutely(tmp_path, monkeypatch):
+    """The re-run commands live in the report, in the run folder: relative paths as typed worked only from
+    the folder the report was made in."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "clf.csv").write_text("text,label\na,b\n")
+    (tmp_path / "bert").mkdir()
+    params = {k: p["value"] for k, p in rs.parameter_spec("text_classification").items()}
+    params.update(model="bert", data="data/clf.csv", runs_dir="myruns", name="tc",
+                  config={"data.test": "data/clf.csv", "train.epochs": 2})
+    cmds = rs.reproduce_commands("text_classification", params)
+    wb = shlex.split(cmds["workbench"])
+    pairs = dict(zip(wb[4::3], wb[5::3]))
+    assert pairs["model"] == str(tmp_path / "bert") and pairs["data"] == str(tmp_path / "data" / "clf.csv")
+    assert pairs["runs_dir"] == str(tmp_path / "myruns") and pairs["name"] == "tc"
+    assert json.loads(pairs["config"]) == {"data.test": str(tmp_path / "data" / "clf.csv"), "train.epochs": 2}
+    pm = shlex.split(cmds["papermill"])
+    assert ["-r", "model", str(tmp_path / "bert")] == pm[pm.index("model") - 1:pm.index("model") + 2]
+    assert f"config: {json.dumps({'data.test': str(tmp_path / 'data' / 'clf.csv'), 'train.epochs': 2})}" in pm
+
+
+def test_a_workbench_error_in_a_report_cell_is_one_line_other_errors_keep_their_traceback(capsys, monkeypatch):
+    """What a report's failing cell keeps (the kernel's error output, which report.html shows): the
+    message of a workbench error, as %%finetune shows it, not frames of workbench's own code."""
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    saved = shell.custom_exceptions, shell.CustomTB
+    rs.show_workbench_errors_as_one_line()
+    assert shell.custom_exceptions == saved[0]  # a kernel's only: not this test process's shell
+    monkeypatch.setattr(rs, "_in_kernel", lambda shell: shell is not None)  # as the report's kernel is
+    try:
+        rs.show_workbench_errors_as_one_line()
+        capsys.readouterr()
+        result = shell.run_cell("from workbench.errors import DataError\n"
+                                "def load():\n    raise DataError(\"clf.csv: no column 'queue'\")\nload()")
+        assert type(result.error_in_exec).__name__ == "DataError"
+        out = "".join(capsys.readouterr())
+        assert "DataError: clf.csv: no column 'queue'" in out and "Traceback" not in out and "load()" not in out
+        result = shell.run_cell("def broken():\n    raise ValueError('a bug')\nbroken()")
+        out = "".join(capsys.readouterr())
+        assert isinstance(result.error_in_exec, ValueError) and "Traceback" in out and "broken()" in out
+        # a handler the notebook set itself stays
+        shell.set_custom_exc((KeyError,), lambda *a, **k: ["mine"])
+        rs.show_workbench_errors_as_one_line()
+        assert shell.custom_exceptions == (KeyError,)
+    finally:
+        shell.custom_exceptions, shell.CustomTB = saved

@@ -268,3 +268,16 @@ def test_report_follows_its_runs_progress_and_puts_them_in_workbench_runs_dir(wo
     assert re.search(r"\[#+ *\] \d+/\d+ epoch", err) and "eval (validation) at step" in err
     assert "  testing: " in err and "without encryption" not in err  # no kernel start-up notice
     assert run_cli(["runs", "list"], capsys)[1].count("env-dir") == 1  # where `workbench runs list` looks
+
+
+def test_a_workbench_error_shows_in_the_report_as_its_message_not_a_traceback(workdir, tiny_bert, clf_csv, capsys):
+    code, out, err = run_cli(["report", "text_classification", "-p", "model", str(tiny_bert), "-p", "data",
+                              str(clf_csv), "-p", "label_column", "queue"], capsys)
+    assert code == 1 and "DataError: " in err
+    page = report_path(out)
+    shown = html.unescape(re.sub("<[^>]+>", "", page.read_text()))
+    assert "DataError: " in shown and "no column 'queue' (data.label_column)" in shown
+    assert "Traceback" not in shown and "report_sections.py" not in shown and "data/__init__.py" not in shown
+    nb = nbformat.read(str(page.parent / "report.ipynb"), as_version=4)
+    (error,) = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert error.ename == "DataError" and len(error.traceback) == 1 and error.traceback[0].startswith("DataError: ")

@@ -273,7 +273,7 @@ def test_failure_and_interruption_are_shown_with_what_to_do(run_dir):
     assert "Failed:" in final and "no column &#x27;lbl&#x27; &lt;here&gt;" in final
     # failed before training: the reason alone, no empty progress bar and stats, no promise of curves
     assert "step 0/" not in final and "train loss" not in final
-    assert shown.handles[1].objects[-1].data == ""
+    assert len(shown.handles) == 1  # and no output left empty where the curves would have been
 
     shown = FakeDisplay()
     view = NotebookProgress(display=shown)
@@ -508,3 +508,54 @@ def test_a_background_cell_leaves_plain_html_of_its_final_state(clock, run_dir):
     final = settle.handle.shown[0].data
     assert "completed" in final and "step 20/20" in final
     assert "<img" in final and "wb-confusion" in final  # the curves and the confusion matrices
+
+
+def test_a_run_that_fails_before_training_shows_what_it_was_and_leaves_no_empty_output(run_dir):
+    """finetune() in a cell gets its events only: a run that fails loading its data says no blank task
+    and model ("new run · on ·"), and no chart output is left empty (nbconvert keeps it as an empty
+    output); a front end that named the run (``describe``) gets its id, task and model in the header."""
+    from types import SimpleNamespace
+
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown)
+    view(Phase("loading data", "x.csv"))
+    view(RunFailed(status="failed", error="data.label_column: no column 'queue'"))
+    final = shown.handles[0].objects[-1].data
+    assert "<code></code>" not in final and " on " not in final and "&middot;  " not in final
+    assert "new run</b> &middot; <span" in final and "no column" in final
+    assert len(shown.handles) == 1 and all(h.objects[-1].data for h in shown.handles)
+
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown)
+    view.state.describe(run_dir, SimpleNamespace(task="text-classification", model="/m/bert"))
+    view(RunFailed(status="failed", error="no column"))
+    final = shown.handles[0].objects[-1].data
+    assert f"<b>{run_dir.id}</b> &middot; text-classification on <code>/m/bert</code>" in final
+    assert len(shown.handles) == 1
+
+    # failed once training began, before a step was logged: the curves' place says so, rather than empty
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown)
+    view(started(run_dir))
+    assert "curves appear" in shown.handles[1].objects[-1].data
+    view(RunFailed(status="failed", error="CUDA out of memory"))
+    assert len(shown.handles) == 2 and "No curves" in shown.handles[1].objects[-1].data
+
+
+def test_finetune_names_the_run_task_and_model_in_its_view_when_the_data_fails(tmp_path, tiny_bert, clf_csv):
+    """finetune() makes the run folder inside execute(): the view still learns the run, task and model
+    before the data is read."""
+    from workbench import finetune
+    from workbench.errors import DataError
+
+    from builders import tiny_config
+
+    shown = FakeDisplay()
+    view = NotebookProgress(display=shown)
+    cfg = tiny_config(tiny_bert, clf_csv, tmp_path / "runs")
+    cfg["data"]["label_column"] = "queue"
+    with pytest.raises(DataError, match="no column 'queue'"):
+        finetune(cfg, sinks=[view], progress=False)
+    final = shown.handles[0].objects[-1].data
+    run_id = next((tmp_path / "runs").iterdir()).name
+    assert f"<b>{run_id}</b> &middot; text-classification on <code>{tiny_bert}</code>" in final

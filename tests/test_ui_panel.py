@@ -358,3 +358,24 @@ def test_an_empty_runs_dir_field_is_refused_by_name_not_the_working_folder(tiny_
     assert "runs_dir: empty" in panel.status.value and panel.job is None
     assert list(work.iterdir()) == []
     assert panel.comparison.runs_dir == default_runs_dir()  # the comparison lists the default folder meanwhile
+
+
+def test_workbench_ui_is_reachable_after_a_plain_import():
+    """docs/notebook.md writes `workbench.ui.Panel(...)` after `import workbench`, in a fresh kernel."""
+    import subprocess
+    import sys
+
+    code = "import sys, workbench; print(workbench.ui.Panel.__name__, 'ipywidgets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Panel", "False"]  # and still light: the widgets load with the first panel
+
+
+def test_a_model_folder_that_does_not_exist_is_refused_before_a_run_folder_is_made(tiny_bert, frame, tmp_path):
+    runs = tmp_path / "runs"
+    panel = filled(tiny_bert, runs, frame)
+    panel.fields["model"].widget.value = str(tmp_path / "nomodel")
+    panel.start_button.click()
+    assert f"model: folder {tmp_path / 'nomodel'} does not exist" in panel.status.value
+    assert panel.job is None and not panel.start_button.disabled
+    assert not runs.exists() or list(runs.iterdir()) == []  # no failed run left in the comparison's list

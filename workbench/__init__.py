@@ -32,6 +32,10 @@ def __getattr__(name: str) -> Any:
         from .ui.panel import Panel
 
         return Panel
+    if name == "ui":  # workbench.ui.Panel(...) after a plain `import workbench`, as the docs write it
+        from importlib import import_module
+
+        return import_module(".ui", __name__)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 

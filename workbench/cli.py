@@ -296,9 +296,9 @@ def _dry_run(cfg) -> int:
     resume from, the data, and the tokens (the model's tokenizer on the data, and its length limit)."""
     from . import tasks
     from .config import unused_settings, value_at
-    from .engine.run import (_check_steps_left, check_resume_labels, local_paths_absolute, preflight,
+    from .engine.run import (check_resume_labels, check_steps_left, local_paths_absolute, max_length_limit, preflight,
                              resume_checkpoint, truncation_notices)
-    from .models import load_tokenizer, max_positions, resolve_model
+    from .models import load_tokenizer, resolve_model
     from .render import augmentation_text
 
     print(cfg.to_yaml())  # resolve() has checked every key, task_options included
@@ -324,13 +324,11 @@ def _dry_run(cfg) -> int:
     # the run's next steps before training: its tokenizer (a masked-LM needs a mask token, a causal LM an
     # end-of-sequence token) and the model's position limit on train.max_length
     tokenizer = load_tokenizer(cfg)
-    limit = max_positions(cfg, tokenizer)
     print("tokens:")
-    if limit and cfg.train.max_length > limit:
-        # the run lowers it the same way, says so and keeps it in run.json under `adjusted`
-        print(f"  adjusted: train.max_length: {cfg.train.max_length} -> {limit}: the model takes at most {limit} "
-              "tokens per sequence (its position embeddings)")
-        cfg.train.max_length = limit
+    lowered = max_length_limit(cfg, tokenizer)
+    if lowered:  # the run lowers it the same way, says so and keeps it in run.json under `adjusted`
+        print(f"  adjusted: train.max_length: {cfg.train.max_length} -> {lowered[0]}: {lowered[1]}")
+        cfg.train.max_length = lowered[0]
     datasets = task.tokenize(splits, tokenizer)
     for name, rep in task.length_report.items():
         print(f"  {name}: {len(datasets[name])} {'blocks' if rep.get('packed') else 'examples'} of up to "
@@ -339,7 +337,7 @@ def _dry_run(cfg) -> int:
         print(f"  truncation: {notice}")
     if resume:
         check_resume_labels(task, resume)
-        _check_steps_left(cfg, resume, len(datasets["train"]))
+        check_steps_left(cfg, resume, len(datasets["train"]))
     return 0
 
 

@@ -111,6 +111,30 @@ def help_text() -> str:
     return usage.rstrip() + "\n" + BODY_HELP + "\n" + _config_help()
 
 
+NOTHING_GIVEN = ("Nothing to fine-tune: the cell gives no settings, and the defaults alone would fine-tune the "
+                 "bundled MiniLM on all of BBC News for 3 epochs (an hour or more on a CPU). Give settings in the "
+                 "cell body or as key=value words (%finetune --help lists them; %finetune --dry-run shows the "
+                 "defaults), or ask for the bundled model and corpus by name: %finetune model=minilm "
+                 "data.train=bbc-news train.epochs=1 (`workbench demo` trains that example from a terminal).")
+
+
+def nothing_given(args: Any, body: str | None) -> bool:
+    """Whether the magic names no setting at all: no --config, no key=value words, and a cell body that
+    holds nothing once read as YAML (blank, or only comments). Run as it stands, that is the whole
+    default run, which nobody asks for by typing ``%finetune`` alone to see how it works."""
+    import yaml
+
+    if args.config or args.overrides:
+        return False
+    if body is None or not body.strip():
+        return True
+    try:
+        parsed = yaml.safe_load(body)
+    except yaml.YAMLError:  # build_config says where the YAML is wrong
+        return False
+    return parsed is None or parsed == {}
+
+
 def build_config(args: Any, body: str | None, namespace: dict | None = None) -> RunConfig:
     """``resolve(file=--config, inline=body, overrides=key=value words, objects=namespace)``."""
     overrides = list(args.overrides)
@@ -224,6 +248,8 @@ class WorkbenchMagics(Magics):
         if args.help:
             print(help_text())
             return None
+        if not args.dry_run and nothing_given(args, cell):  # --dry-run with nothing shows the defaults
+            raise FinetuneError(NOTHING_GIVEN)
         cfg = build_config(args, cell, self.shell.user_ns)
         if args.dry_run:
             from IPython.display import HTML, display
@@ -328,7 +354,7 @@ class WorkbenchMagics(Magics):
         from .errors import RunError
         from .runs import find_run
         from .ui.compare import compare_html, compare_png
-        from .ui.live import png_image
+        from .ui.live import PngChart
 
         words = shlex.split(line)
         root = _take_runs_dir(words)
@@ -340,7 +366,7 @@ class WorkbenchMagics(Magics):
         except RunError as e:
             raise FinetuneError.of(e) from None
         display(HTML(compare_html(dirs)))
-        display(png_image(compare_png(dirs), "loss and validation metric against steps for "
+        display(PngChart(compare_png(dirs), "loss and validation metric against steps for "
                                              + ", ".join(d.id for d in dirs)))
 
 

@@ -28,7 +28,7 @@ import yaml
 from .errors import WorkbenchError
 from .paths import PACKAGE_DIR, list_templates
 from .report_sections import (RUN_MIMETYPE, ParameterError, allowed_types, check_values, example_value,
-                              parameter_spec, template_path)
+                              parameter_spec, rebase_local_paths, template_path)
 from .runs import RunDir, atomic_write_text, default_runs_dir
 
 KERNEL = "python3"
@@ -380,11 +380,13 @@ def new_notebook(template: str | Path, path: str | Path, parameters: dict | None
     parameters = dict(parameters or {})
     check_values(parameters, parameter_spec(template), template_path(template).stem)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Jupyter runs a notebook in its own folder: a file named from here is named from there instead
-    for name, value in parameters.items():
-        if isinstance(value, str) and value and not os.path.isabs(value) and os.path.exists(value) \
-                and not (target.parent / value).exists():
-            parameters[name] = os.path.relpath(os.path.abspath(value), os.path.abspath(target.parent))
+    # Jupyter runs a notebook in its own folder: a file named from here is named from there instead, also
+    # inside a list or a mapping (compare_runs' runs, config's data.test), and runs_dir even before it
+    # exists (`workbench report -p runs_dir myruns` would use ./myruns too). A path that names a file
+    # from the notebook's folder as well is kept as written.
+    parameters = rebase_local_paths(
+        parameters, lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(target.parent)),
+        keep=lambda p: (target.parent / p).exists())
     with tempfile.TemporaryDirectory(prefix="workbench-new-") as tmp:
         source = Path(tmp) / "input.ipynb"
         nb = prepared_notebook(template, parameters)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import is_stand_in
-from .errors import ConfigError
+from .errors import ConfigError, WorkbenchError
 from .paths import list_templates, templates_dir
 from .render import (fmt_delta, fmt_parameters, fmt_seconds, metric_rows, metrics_table_html, table_html,
                      test_size_text)
@@ -193,6 +193,7 @@ def check_parameters(namespace: dict, template: str) -> dict:
     Call it in the cell right after the parameters cell: papermill only warns on unknown names and
     never checks types, so ``-p epoch 3`` or ``-p epochs three`` would otherwise run with defaults.
     """
+    show_workbench_errors_as_one_line()
     spec = parameter_spec(template)
     injected = injected_names(namespace) or set()
     unknown = sorted(n for n in injected if n not in spec)
@@ -204,6 +205,74 @@ def check_parameters(namespace: dict, template: str) -> dict:
     values = {n: namespace[n] for n in spec}
     check_values(values, spec, template)
     return values
+
+
+# parameters that always name a folder, made by the run if it is not there yet: read from the folder the
+# notebook runs in, like any relative path (`workbench report -p runs_dir myruns` writes to ./myruns)
+FOLDER_PARAMETERS = ("runs_dir",)
+
+
+def rebase_local_paths(params: dict, rebase: Any, keep: Any = None) -> dict:
+    """``params`` with each relative path passed through ``rebase`` (a function of the path as written):
+    a string that names a file or folder that exists from the current folder (or a glob that matches
+    one), as a whole value, a list item or a mapping's value at any depth (``runs``' run folders,
+    ``config``'s ``data.test``), and a folder parameter (``runs_dir``) even before it exists. Absolute
+    paths, ``~`` paths, run ids, bundled aliases (``minilm``, ``bbc-news``, read before any folder of
+    that name) and text that names nothing here are kept; so is a path, other than a folder parameter's,
+    for which ``keep(path)`` is true."""
+    import glob
+    import os
+
+    from .data.loaders import ALIASES as DATA_ALIASES
+    from .models import ALIASES as MODEL_ALIASES
+
+    def local(text: str, folder: bool) -> bool:
+        if not text or os.path.isabs(text) or text.startswith("~") or text in MODEL_ALIASES or text in DATA_ALIASES:
+            return False
+        if folder:
+            return True
+        return (os.path.exists(text) or bool(glob.glob(text))) and not (keep is not None and keep(text))
+
+    def walk(value: Any, folder: bool = False) -> Any:
+        if isinstance(value, str):
+            return rebase(value) if local(value, folder) else value
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return {name: walk(value, name in FOLDER_PARAMETERS) for name, value in params.items()}
+
+
+def show_workbench_errors_as_one_line() -> None:
+    """From here on, a cell of this kernel that fails with a workbench error (``WorkbenchError``: a
+    ``ConfigError``, ``DataError``, ``ModelError``, ...) shows its one-line message as its error output,
+    as ``%%finetune`` does, not a traceback through workbench's own code: the message names the key,
+    file or column and the fix, and report.html is read by people who never open the code. Any other
+    exception keeps its traceback. ``check_parameters`` calls it, so every template does; it acts in a
+    Jupyter kernel only (papermill's, JupyterLab's), and leaves alone a handler the notebook set itself
+    (``set_custom_exc``)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if not _in_kernel(shell) or getattr(shell, "custom_exceptions", ()) not in ((), (WorkbenchError,)):
+        return
+    shell.set_custom_exc((WorkbenchError,), _one_line_error)
+
+
+def _in_kernel(shell: Any) -> bool:
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _one_line_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+    """IPython's custom exception handler: show the error as ``Name: message`` (no traceback). The
+    kernel's error reply (ename, evalue, this one line) is what papermill and nbconvert keep."""
+    stb = [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 def changed_parameters(params: dict, template: str) -> dict:
@@ -540,7 +609,11 @@ def _file_sha256(path: Path) -> str:
 
 def reproduce_commands(template: str, params: dict) -> dict[str, str]:
     """The exact commands that re-run this report: workbench, plain papermill."""
-    changed = changed_parameters(params, template)
+    import os
+
+    # local files and folders by absolute path (the report's folder, the kernel's, is where they were read
+    # from), as the "same run from a terminal" line names them: the commands work from any folder
+    changed = rebase_local_paths(changed_parameters(params, template), os.path.abspath)
     path = template_path(template).resolve()
     try:
         shown = str(path.relative_to(Path.cwd().resolve()))

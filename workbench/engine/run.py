@@ -57,6 +57,10 @@ def execute(cfg: RunConfig, sinks: list[Callable] | None = None, stop_event: thr
                         status="pending", created_at=now_iso(), pid=os.getpid(), host=socket.gethostname(),
                         config_hash=cfg.hash(), versions=versions(), hardware=hardware(), git_commit=_git_commit(),
                         **_notebook(), **({"processes": launched} if launched > 1 else {}))
+    for sink in sinks or []:  # views that name the run from the start: one failing on its data still says which
+        describe = getattr(getattr(sink, "state", None), "describe", None)
+        if callable(describe):
+            describe(run_dir, cfg)
     try:
         with _one_run_at_a_time(run_dir, emit, stop_event) as started:
             if started:
@@ -184,6 +188,15 @@ def local_paths_absolute(cfg: RunConfig) -> RunConfig:
                    runs_dir=os.path.abspath(Path(cfg.runs_dir).expanduser()))
 
 
+def max_length_limit(cfg: RunConfig, tokenizer: Any) -> tuple[int, str] | None:
+    """The model's position limit and why, when ``train.max_length`` exceeds it (the run lowers it to
+    that): longer sequences would index past the model's position table, a RuntimeError mid-run."""
+    limit = max_positions(cfg, tokenizer)
+    if limit and cfg.train.max_length > limit:
+        return limit, f"the model takes at most {limit} tokens per sequence (its position embeddings)"
+    return None
+
+
 def _adjust(cfg: RunConfig, run_dir: RunDir, emit: Emitter, key: str, value: Any, why: str) -> None:
     """Change one setting the run cannot use as given, say so, and keep config.yaml the config that ran
     (run.json's ``adjusted`` keeps what was asked)."""
@@ -275,17 +288,19 @@ def _notebook() -> dict:
 
 def preflight(cfg: RunConfig) -> RunConfig:
     """The checks that need neither the data nor the model's weights, made before a run folder exists,
-    so a mistake in them leaves no failed run behind: the checkpoint to resume from and whether it
-    continues this task and model, and the depth of ``train.freeze: layers:N``. Returns ``cfg`` with
+    so a mistake in them leaves no failed run behind: the model (a local folder that does not exist or
+    is no model folder, an unknown name while the Hub is off), the checkpoint to resume from and whether
+    it continues this task and model, and the depth of ``train.freeze: layers:N``. Returns ``cfg`` with
     ``train.resume_from: latest`` pinned to the run it means now (the new run's folder would be the
     latest one once made, and its config.yaml then says which run it continued)."""
     from ..config import resolve
 
+    resolve_model(cfg.model)  # reads no weights and asks no network: aliases, folders and hub ids by name
     resume = resume_checkpoint(cfg)
     if resume:
         check_resume_source(cfg, resume)
         if cfg.train.max_steps and cfg.train.max_steps > 0:
-            _check_steps_left(cfg, resume, n_train=0)  # the end step needs no data when max_steps sets it
+            check_steps_left(cfg, resume, n_train=0)  # the end step needs no data when max_steps sets it
         if cfg.train.resume_from == "latest":
             cfg = resolve(inline=cfg, overrides={"train.resume_from": resume.parent.parent.name})
     check_freeze_layers(cfg)
@@ -331,11 +346,9 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     # 2. tokenizer and tokens (no padding here: the collator pads each batch to its longest text)
     resolve_model(cfg.model)
     tokenizer = load_tokenizer(cfg)
-    limit = max_positions(cfg, tokenizer)
-    if limit and cfg.train.max_length > limit:
-        # longer sequences would index past the model's position table (a RuntimeError mid-run)
-        _adjust(cfg, run_dir, emit, "train.max_length", limit,
-                f"the model takes at most {limit} tokens per sequence (its position embeddings)")
+    lowered = max_length_limit(cfg, tokenizer)
+    if lowered:
+        _adjust(cfg, run_dir, emit, "train.max_length", *lowered)
     datasets = task.tokenize(splits, tokenizer)
     for detail in truncation_notices(task.length_report, cfg.train.max_length):
         emit(Phase("truncation", detail, notice=True))
@@ -345,7 +358,7 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     run_dir.update_info(data=data_info, data_fingerprint=data_info["fingerprint"], main_metric=task.main_metric)
     if resume:
         check_resume_labels(task, resume)
-        _check_steps_left(cfg, resume, len(datasets["train"]))
+        check_steps_left(cfg, resume, len(datasets["train"]))
 
     if _stopped_before_training(run_dir, emit, stop_event, "after loading and tokenizing the data"):
         return
@@ -659,7 +672,7 @@ def _checkpoint_step(checkpoint: Path) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def _check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
+def check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
     """A checkpoint already at the last step these settings train to would train nothing and test the
     old weights again under a new run's name: say so before the baseline's work."""
     step = _checkpoint_step(checkpoint)

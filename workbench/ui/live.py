@@ -3,8 +3,9 @@
 ``NotebookProgress`` is an events sink: ``finetune(cfg, sinks=[NotebookProgress()], progress=False)``.
 It shows two outputs, each created once with ``display(..., display_id=True)`` and updated in place:
 an HTML block (progress bar with ETA, loss, learning rate, throughput, a table of evaluations, and
-at the end the test metrics against the baseline) and a chart of the loss and metric curves (an SVG
-image in HTML, see ``workbench.ui.charts``); classification runs add their confusion matrices as an
+at the end the test metrics against the baseline) and, once training begins, a chart of the loss and
+metric curves (an SVG image in HTML, see ``workbench.ui.charts``; a run that fails before it leaves no
+empty chart output); classification runs add their confusion matrices as an
 HTML table at the end. Papermill (nbclient) applies those updates to the stored outputs, so the
 executed notebook and its ``nbconvert --to html`` export show the final state as plain HTML: no
 widget state, no script, no network.
@@ -146,7 +147,10 @@ class LiveState:
     def progress_html(self, summary: bool = True) -> str:
         frac = self.step / self.total_steps if self.total_steps else (1.0 if self.status == "completed" else 0.0)
         color = STATUS_COLORS.get(self.status, "#2f7ed8")
-        head = (f"<b>{esc(self.run_id or 'new run')}</b> &middot; {esc(self.task)} on <code>{esc(self.model)}</code>"
+        # a run that failed before it started names its task and model only where the front end said them
+        # (``describe``); blanks ("· on ·") say nothing
+        what = " ".join(p for p in (esc(self.task), f"on <code>{esc(self.model)}</code>" if self.model else "") if p)
+        head = (f"<b>{esc(self.run_id or 'new run')}</b>" + (f" &middot; {what}" if what else "")
                 + (f" &middot; {esc(self.device)}, {esc(self.precision)}" if self.device else "")
                 + f" &middot; <span style='color:{color}'><b>{esc(self.status)}</b></span>")
         timing = (f"{frac:.0%} &middot; step {self.step}/{self.total_steps} &middot; epoch {self.epoch:.2f} &middot; "
@@ -315,6 +319,7 @@ class LiveView:
 
 CHART_ALT = "training loss and validation metric against steps"
 CHART_PLACEHOLDER = f"<div style='color:{FAINT}'>Loss and metric curves appear after the first logged steps.</div>"
+CHART_NONE = f"<div style='color:{FAINT}'>No curves: the run ended before its first logged step.</div>"
 
 
 class NotebookProgress(LiveView):
@@ -342,16 +347,25 @@ class NotebookProgress(LiveView):
     def put_html(self, text: str) -> None:
         from IPython.display import HTML
 
-        if self._html_handle is None:  # both outputs are placed on the first event, so their order is fixed
+        if self._html_handle is None:
             self._html_handle = self._show(HTML(text))
-            self._chart_handle = self._show(HTML(CHART_PLACEHOLDER))
         else:
             self._html_handle.update(HTML(text))
+        if self._chart_handle is None and self.state.status == "running":
+            # the curves' place is made once training begins, right below the progress: a run that fails
+            # before (data, model, options, the common case) leaves no empty output behind
+            self._chart_handle = self._show(HTML(CHART_PLACEHOLDER))
 
     def put_chart(self, tag: str) -> None:
         from IPython.display import HTML
 
-        self._chart_handle.update(HTML(tag))
+        if self._chart_handle is None:
+            if tag:
+                self._chart_handle = self._show(HTML(tag))
+            return
+        # a run that failed after training began but before its first logged step: say so, rather than
+        # keep a promise of curves or leave an empty output
+        self._chart_handle.update(HTML(tag or CHART_NONE))
 
     def put_extra(self, text: str) -> None:
         from IPython.display import HTML
@@ -363,3 +377,20 @@ def png_image(png: bytes, alt: str) -> Any:
     from IPython.display import Image
 
     return Image(data=png, format="png", metadata={"alt": alt})
+
+
+class PngChart:
+    """A PNG chart as a cell output that keeps its description wherever it is shown: ``image/png`` with
+    the alt in its metadata (as ``png_image``; the report page reads it), and the same image as an HTML
+    ``<img>`` with a data URI and that alt, which plain ``jupyter nbconvert --to html`` shows (it reads
+    no image metadata, and prefers the HTML)."""
+
+    def __init__(self, png: bytes, alt: str):
+        self.png, self.alt = png, alt
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        import base64
+
+        data = base64.b64encode(self.png).decode()
+        tag = f"<img src='data:image/png;base64,{data}' alt='{esc(self.alt)}' style='max-width:100%;height:auto'>"
+        return {"image/png": data, "text/html": tag, "text/plain": self.alt}, {"image/png": {"alt": self.alt}}
