@@ -310,3 +310,10 @@ def test_validation_and_test_shares_below_one_or_one_of_them_given_as_a_file_are
     assert (cfg.data.validation_size, cfg.data.test_size) == (0.4, 0.5)
     # with a test file only validation is split off train: test_size is not used
     assert resolve(overrides=["data.validation_size=0.6", "data.test_size=0.6", "data.test=t.csv"]).data.test == "t.csv"
+
+
+def test_a_key_in_the_wrong_case_is_pointed_at_its_spelling():
+    with pytest.raises(ConfigError, match=r"Unknown config key 'TRAIN.EPOCHS'. Did you mean 'train.epochs'\? Keys are lower"):
+        resolve(overrides=["TRAIN.EPOCHS=1"])
+    with pytest.raises(ConfigError, match=r"Unknown config key 'Model'. Did you mean 'model'\?"):
+        resolve(inline={"Model": "minilm"})

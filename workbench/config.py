@@ -321,6 +321,9 @@ def _suggest(key: str, candidates: list[str]) -> str:
         return f" Did you mean '{_SYNONYMS[leaf]}'?"
     # a section's own name is no answer for a key inside it ("train.lr" is not "train")
     candidates = [c for c in candidates if not key.startswith(c + ".")]
+    by_case = [c for c in candidates if c.lower() == key.lower()]
+    if by_case:  # keys are lower case: TRAIN.EPOCHS is train.epochs
+        return f" Did you mean '{by_case[0]}'? Keys are lower case."
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
     if not close:
         # also try the last component alone ("epoch" -> "train.epochs")
