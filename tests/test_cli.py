@@ -96,6 +96,16 @@ def test_odd_run_json_and_eval_json_are_named_and_leave_other_runs_reachable(tmp
     assert main(["runs", "--dir", str(tmp_path), "show", "badeval"]) == 0
     shown = capsys.readouterr().out
     assert f"run:         {broken.name}" in shown and "test metrics: eval.json cannot be read (Expecting" in shown
+    # a truncated run.json, or one that is no object: what else the folder holds is still shown
+    truncated = make("cut", "20260101-000005", ev=json.dumps({"finetuned": {"accuracy": 0.9}}))
+    (truncated / "run.json").write_text('{"id": "cut", "stat')
+    (truncated / "config.yaml").write_text("task: text-classification\n")
+    assert main(["runs", "--dir", str(tmp_path), "show", truncated.name]) == 0
+    shown = capsys.readouterr().out
+    assert "run.json:    " in shown and "corrupt" in shown and "  task: text-classification" in shown
+    assert main(["runs", "--dir", str(tmp_path), "show", "abcdef"]) == 0
+    shown = capsys.readouterr().out
+    assert "run.json:    corrupt run.json (it is not a JSON object)" in shown and "(no config.yaml: the run stopped" in shown
 
 
 def test_unknown_key_is_a_clear_error(capsys):

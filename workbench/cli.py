@@ -398,10 +398,19 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
     from .render import metrics_table_text, test_size_text
     from .runs import find_run
 
+    from .errors import RunError
+
     rd = find_run(ref, root)
-    info = rd.read_info()
+    try:
+        info = rd.read_info()
+        problem = None if isinstance(info, dict) else "run.json is not a JSON object"
+    except RunError as e:  # a truncated run.json: what else the folder holds is still worth showing
+        info, problem = {}, str(e)
+    info = info if isinstance(info, dict) else {}
     print(f"{'run:':<13}{rd.id}")
     print(f"{'path:':<13}{rd.path}")
+    if problem:
+        print(f"{'run.json:':<13}{problem}")
     for k in ("task", "model", "status", "created_at", "finished_at", "device", "processes", "precision", "error"):
         if info.get(k):
             print(f"{k + ':':<13}{info[k]}")
@@ -415,7 +424,14 @@ def cmd_runs_show(ref: str, root: str | None) -> int:
         print(f"{'early stop:':<13}at step {es.get('step')} of {es.get('max_steps')} "
               f"(no better validation result in {es.get('patience')} evaluation(s))")
     print("\nconfig:")
-    print("  " + rd.read_config_text().strip().replace("\n", "\n  "))
+    try:
+        config = rd.read_config_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        config = ""
+        print(f"  (config.yaml cannot be read: {e.strerror or type(e).__name__})")
+    else:
+        print("  " + config.replace("\n", "\n  ") if config else "  (no config.yaml: the run stopped before it "
+              "was written)")
     ev = rd.read_eval()
     if rd.eval_problem():
         print(f"\ntest metrics: {rd.eval_problem()}")
