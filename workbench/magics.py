@@ -111,11 +111,13 @@ def help_text() -> str:
     return usage.rstrip() + "\n" + BODY_HELP + "\n" + _config_help()
 
 
-NOTHING_GIVEN = ("Nothing to fine-tune: the cell gives no settings, and the defaults alone would fine-tune the "
-                 "bundled MiniLM on all of BBC News for 3 epochs (an hour or more on a CPU). Give settings in the "
-                 "cell body or as key=value words (%finetune --help lists them; %finetune --dry-run shows the "
-                 "defaults), or ask for the bundled model and corpus by name: %finetune model=minilm "
-                 "data.train=bbc-news train.epochs=1 (`workbench demo` trains that example from a terminal).")
+def nothing_given_message() -> str:
+    defaults = RunConfig()
+    return (f"Nothing to fine-tune: the cell gives no settings, and the defaults alone would fine-tune "
+            f"{defaults.model} on all of {defaults.data.train} for {defaults.train.epochs:g} epochs (an hour or more "
+            "on a CPU). Give settings in the cell body or as key=value words (%finetune --help lists them; "
+            "%finetune --dry-run shows the defaults), or ask for the bundled model and corpus by name: %finetune "
+            "model=minilm data.train=bbc-news train.epochs=1 (`workbench demo` trains that example from a terminal).")
 
 
 def nothing_given(args: Any, body: str | None) -> bool:
@@ -249,7 +251,7 @@ class WorkbenchMagics(Magics):
             print(help_text())
             return None
         if not args.dry_run and nothing_given(args, cell):  # --dry-run with nothing shows the defaults
-            raise FinetuneError(NOTHING_GIVEN)
+            raise FinetuneError(nothing_given_message())
         cfg = build_config(args, cell, self.shell.user_ns)
         if args.dry_run:
             from IPython.display import HTML, display
