@@ -292,25 +292,25 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _dry_run(cfg) -> int:
-    """What the run checks before it trains, without a run folder: the config, the model, the checkpoint to
-    resume from, the data, and the tokens (the model's tokenizer on the data, and its length limit)."""
-    from . import tasks
-    from .config import unused_settings, value_at
-    from .engine.run import (check_resume_labels, check_steps_left, local_paths_absolute, max_length_limit, preflight,
-                             resume_checkpoint, truncation_notices)
-    from .models import load_tokenizer, resolve_model
+    """What the run checks before it trains, without a run folder: the config, the model, and the run's
+    own steps before training (``prepare``: the checkpoint to resume from, the data, the tokenizer on the
+    data and the model's length limit), which stop a dry run where they would stop the run."""
+    from .engine.run import local_paths_absolute, preflight, prepare
+    from .events import Phase
+    from .models import resolve_model
     from .render import augmentation_text
 
     print(cfg.to_yaml())  # resolve() has checked every key, task_options included
     print(f"model: {resolve_model(cfg.model)}")  # an unknown alias or a missing folder stops here (no network)
-    cfg = preflight(local_paths_absolute(cfg))  # as the run: the checkpoint to resume from, train.freeze's depth
-    resume = resume_checkpoint(cfg)
-    if resume:
-        print(f"resumes from: {resume}")
-    for key, (why, _) in unused_settings(cfg).items():
-        print(f"unused setting: {key} {value_at(cfg, key)} is not used: {why}")
-    task = tasks.get(cfg.task)(cfg)
-    splits = task.load_data()
+    notices: list[Phase] = []
+    cfg = preflight(local_paths_absolute(cfg))
+    prepared = prepare(cfg, lambda e: notices.append(e) if isinstance(e, Phase) and e.notice else None)
+    splits, said = prepared.splits, {"data warning", "augmentation", "adjusted", "truncation"}
+    if prepared.resume:
+        print(f"resumes from: {prepared.resume}")
+    for notice in notices:
+        if notice.name not in said:  # settings the run would not use, a resume's changed settings
+            print(f"{notice.name}: {notice.detail}")
     print("data:")
     for name, frame in splits.items():
         print(f"  {name}: {len(frame)} row{'' if len(frame) == 1 else 's'} from {frame.attrs.get('source')}")
@@ -321,23 +321,16 @@ def _dry_run(cfg) -> int:
     if splits.report.get("augmented"):
         print(f"  augmentation: {augmentation_text(splits.report['augmented'])}; the train rows above include "
               "them, the label counts do not")
-    # the run's next steps before training: its tokenizer (a masked-LM needs a mask token, a causal LM an
-    # end-of-sequence token) and the model's position limit on train.max_length
-    tokenizer = load_tokenizer(cfg)
     print("tokens:")
-    lowered = max_length_limit(cfg, tokenizer)
-    if lowered:  # the run lowers it the same way, says so and keeps it in run.json under `adjusted`
-        print(f"  adjusted: train.max_length: {cfg.train.max_length} -> {lowered[0]}: {lowered[1]}")
-        cfg.train.max_length = lowered[0]
-    datasets = task.tokenize(splits, tokenizer)
-    for name, rep in task.length_report.items():
-        print(f"  {name}: {len(datasets[name])} {'blocks' if rep.get('packed') else 'examples'} of up to "
+    for notice in notices:
+        if notice.name == "adjusted":  # the run lowers it the same way and keeps it in run.json under `adjusted`
+            print(f"  adjusted: {notice.detail}")
+    for name, rep in prepared.task.length_report.items():
+        print(f"  {name}: {len(prepared.datasets[name])} {'blocks' if rep.get('packed') else 'examples'} of up to "
               f"{cfg.train.max_length} tokens")
-    for notice in truncation_notices(task.length_report, cfg.train.max_length):
-        print(f"  truncation: {notice}")
-    if resume:
-        check_resume_labels(task, resume)
-        check_steps_left(cfg, resume, len(datasets["train"]))
+    for notice in notices:
+        if notice.name == "truncation":
+            print(f"  truncation: {notice.detail}")
     return 0
 
 
@@ -395,10 +388,9 @@ def _age(iso: object) -> str:
 
 
 def cmd_runs_show(ref: str, root: str | None) -> int:
+    from .errors import RunError
     from .render import metrics_table_text, test_size_text
     from .runs import find_run
-
-    from .errors import RunError
 
     rd = find_run(ref, root)
     try:

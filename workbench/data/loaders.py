@@ -31,6 +31,7 @@ POSITION_COLUMN = "_workbench_row"
 LOCATION_COLUMN = "_workbench_location"
 INTERNAL_PREFIX = "_workbench_"
 
+
 def _bbc_news() -> pd.DataFrame:
     import importlib.util
 
@@ -98,8 +99,8 @@ def read_label_folders(root: Path) -> pd.DataFrame:
             else:
                 others.append(f"{label_dir.name}/{f.name}")
     if others:
-        raise DataError(f"{root}: besides {len(rows)} text file{'s' if len(rows) != 1 else ''} the label folders hold {len(others)} other "
-                        f"file{'s' if len(others) > 1 else ''} ({', '.join(others[:5])}"
+        raise DataError(f"{root}: besides {len(rows)} text file{'s' if len(rows) != 1 else ''} the label folders "
+                        f"hold {len(others)} other file{'s' if len(others) > 1 else ''} ({', '.join(others[:5])}"
                         f"{', …' if len(others) > 5 else ''}), which are not read as text. Move them out of the "
                         "label folders (documents are .txt, .text, .md or files without a suffix); nothing was read.",
                         [{"kind": "other_files", "file": str(root), "files": others[:100]}])
@@ -408,8 +409,6 @@ def _load_hub(ref: str, field: str) -> pd.DataFrame:
     frame = ds.to_pandas()
     frame.attrs.update(source=f"hub:{ref}", row_offset=0, row_word="row")
     return frame
-
-
 
 
 def where(frame: pd.DataFrame, rows: list[int], limit: int = 8) -> str:

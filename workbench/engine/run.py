@@ -8,6 +8,7 @@ record is the run directory (see ``workbench.runs``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -188,22 +189,15 @@ def local_paths_absolute(cfg: RunConfig) -> RunConfig:
                    runs_dir=os.path.abspath(Path(cfg.runs_dir).expanduser()))
 
 
-def max_length_limit(cfg: RunConfig, tokenizer: Any) -> tuple[int, str] | None:
-    """The model's position limit and why, when ``train.max_length`` exceeds it (the run lowers it to
-    that): longer sequences would index past the model's position table, a RuntimeError mid-run."""
-    limit = max_positions(cfg, tokenizer)
-    if limit and cfg.train.max_length > limit:
-        return limit, f"the model takes at most {limit} tokens per sequence (its position embeddings)"
-    return None
-
-
-def _adjust(cfg: RunConfig, run_dir: RunDir, emit: Emitter, key: str, value: Any, why: str) -> None:
+def _adjust(cfg: RunConfig, run_dir: RunDir | None, emit: Callable, key: str, value: Any, why: str) -> None:
     """Change one setting the run cannot use as given, say so, and keep config.yaml the config that ran
     (run.json's ``adjusted`` keeps what was asked)."""
     section, name = key.split(".")
     asked = getattr(getattr(cfg, section), name)
     setattr(getattr(cfg, section), name, value)
     emit(Phase("adjusted", f"{key}: {asked} -> {value}: {why}", notice=True))
+    if run_dir is None:  # a dry run: said, nothing to record
+        return
     adjusted = {**(run_dir.read_info().get("adjusted") or {}), key: {"asked": asked, "used": value, "why": why}}
     if not isinstance(run_dir, FollowerRunDir):
         atomic_write_text(run_dir.config_yaml, cfg.to_yaml())
@@ -300,33 +294,45 @@ def preflight(cfg: RunConfig) -> RunConfig:
     if resume:
         check_resume_source(cfg, resume)
         if cfg.train.max_steps and cfg.train.max_steps > 0:
-            check_steps_left(cfg, resume, n_train=0)  # the end step needs no data when max_steps sets it
+            _check_steps_left(cfg, resume, n_train=0)  # the end step needs no data when max_steps sets it
         if cfg.train.resume_from == "latest":
             cfg = resolve(inline=cfg, overrides={"train.resume_from": resume.parent.parent.name})
     check_freeze_layers(cfg)
     return cfg
 
 
-def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None) -> None:
-    from transformers import EarlyStoppingCallback, set_seed
+@dataclasses.dataclass
+class Prepared:
+    """What the run has before training: its task, the checked splits, the tokenizer and the tokens."""
 
-    t_start = time.monotonic()
+    task: Any
+    splits: Any
+    tokenizer: Any
+    datasets: dict
+    resume: Path | None
+
+
+def prepare(cfg: RunConfig, emit: Callable, run_dir: RunDir | None = None) -> Prepared:
+    """The run's steps before training, each with its checks: the checkpoint to resume from, the data,
+    the tokenizer and the tokens. Notices (data warnings, a setting adjusted, truncation) go to ``emit`` as
+    phases. A run records what it found in its folder; without ``run_dir`` (``workbench train --dry-run``)
+    nothing is written, and the same checks stop it at the same places."""
     task = tasks.get(cfg.task)(cfg)
     task.emit = emit  # a task reports its own long stages (a baseline that trains a head) as phases
-    set_seed(cfg.train.seed)
     # checked first (again, where a front end made the folder after its preflight): a wrong path fails
     # before minutes of data and baseline work
     resume = resume_checkpoint(cfg, this_run=run_dir)
     if resume:
         check_resume_source(cfg, resume)
-        # the run it continues, for listings and the sidebar (the interrupted run and this one share a name)
-        run_dir.update_info(resumed_from={"run": resume.parent.parent.name, "checkpoint": str(resume),
-                                          "step": _checkpoint_step(resume)})
         changed = resume_differences(cfg, resume)
         if changed:
             emit(Phase("resume warning", f"these settings differ from the checkpoint's run, and training continues "
                                          f"from its step with the new ones: {'; '.join(changed)}", notice=True))
-            run_dir.update_info(resume_differences=changed)
+        if run_dir is not None:
+            # the run it continues, for listings and the sidebar (the interrupted run and this one share a name)
+            run_dir.update_info(resumed_from={"run": resume.parent.parent.name, "checkpoint": str(resume),
+                                              "step": _checkpoint_step(resume)},
+                                **({"resume_differences": changed} if changed else {}))
 
     check_freeze_layers(cfg)  # against the model's config.json, before the data and the baseline
     unused = unused_settings(cfg)
@@ -346,19 +352,33 @@ def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading
     # 2. tokenizer and tokens (no padding here: the collator pads each batch to its longest text)
     resolve_model(cfg.model)
     tokenizer = load_tokenizer(cfg)
-    lowered = max_length_limit(cfg, tokenizer)
-    if lowered:
-        _adjust(cfg, run_dir, emit, "train.max_length", *lowered)
+    limit = max_positions(cfg, tokenizer)
+    if limit and cfg.train.max_length > limit:
+        # longer sequences would index past the model's position table (a RuntimeError mid-run)
+        _adjust(cfg, run_dir, emit, "train.max_length", limit,
+                f"the model takes at most {limit} tokens per sequence (its position embeddings)")
     datasets = task.tokenize(splits, tokenizer)
     for detail in truncation_notices(task.length_report, cfg.train.max_length):
         emit(Phase("truncation", detail, notice=True))
-    data_info = {**splits.report, "fingerprint": fingerprint(splits, [c for c in (
-        cfg.data.text_column, cfg.data.label_column, cfg.data.tokens_column, cfg.data.tags_column,
-        cfg.data.prompt_column, cfg.data.response_column)]), "lengths": task.length_report}
-    run_dir.update_info(data=data_info, data_fingerprint=data_info["fingerprint"], main_metric=task.main_metric)
+    if run_dir is not None:
+        data_info = {**splits.report, "fingerprint": fingerprint(splits, [c for c in (
+            cfg.data.text_column, cfg.data.label_column, cfg.data.tokens_column, cfg.data.tags_column,
+            cfg.data.prompt_column, cfg.data.response_column)]), "lengths": task.length_report}
+        run_dir.update_info(data=data_info, data_fingerprint=data_info["fingerprint"], main_metric=task.main_metric)
     if resume:
         check_resume_labels(task, resume)
-        check_steps_left(cfg, resume, len(datasets["train"]))
+        _check_steps_left(cfg, resume, len(datasets["train"]))
+    return Prepared(task, splits, tokenizer, datasets, resume)
+
+
+def _train(cfg: RunConfig, run_dir: RunDir, emit: Emitter, stop_event: threading.Event | None) -> None:
+    from transformers import EarlyStoppingCallback, set_seed
+
+    t_start = time.monotonic()
+    set_seed(cfg.train.seed)
+    prepared = prepare(cfg, emit, run_dir)
+    task, splits, tokenizer, datasets, resume = (prepared.task, prepared.splits, prepared.tokenizer,
+                                                 prepared.datasets, prepared.resume)
 
     if _stopped_before_training(run_dir, emit, stop_event, "after loading and tokenizing the data"):
         return
@@ -672,7 +692,7 @@ def _checkpoint_step(checkpoint: Path) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
+def _check_steps_left(cfg: RunConfig, checkpoint: Path, n_train: int) -> None:
     """A checkpoint already at the last step these settings train to would train nothing and test the
     old weights again under a new run's name: say so before the baseline's work."""
     step = _checkpoint_step(checkpoint)
